@@ -1,0 +1,1 @@
+//! oxka-broker
