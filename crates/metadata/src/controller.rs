@@ -1,0 +1,347 @@
+//! The controller: validates admin requests against the current image, turns them into
+//! metadata records, makes them durable in the metadata log and publishes the new image.
+//!
+//! Not thread-safe by itself; the broker serialises calls (one change at a time, like KRaft's
+//! single-threaded controller event loop).
+
+use std::collections::BTreeMap;
+use std::path::Path;
+use std::sync::Arc;
+
+use uuid::Uuid;
+
+use crate::image::MetadataImage;
+use crate::record::{ConfigResource, MetadataRecord};
+use crate::store::{MetadataLog, StoreError};
+use crate::{topic_config, unify_collision_chars, validate_topic_name};
+
+/// A refused admin request, one variant per Kafka error code it maps to.
+#[derive(Debug, thiserror::Error)]
+pub enum ControllerError {
+    #[error("Topic '{0}' already exists.")]
+    TopicAlreadyExists(String),
+    #[error("{0}")]
+    InvalidTopic(String),
+    #[error("{0}")]
+    InvalidPartitions(String),
+    #[error("{0}")]
+    InvalidReplicationFactor(String),
+    #[error("{0}")]
+    InvalidReplicaAssignment(String),
+    #[error("{0}")]
+    InvalidConfig(String),
+    #[error("{0}")]
+    InvalidRequest(String),
+    #[error("This server does not host this topic-partition.")]
+    UnknownTopicOrPartition,
+    #[error("metadata log: {0}")]
+    Store(#[from] StoreError),
+}
+
+/// What a CreateTopics entry asks for. `-1` means the broker default.
+#[derive(Debug, Clone, Default)]
+pub struct CreateTopicSpec {
+    pub name: String,
+    pub num_partitions: i32,
+    pub replication_factor: i16,
+    /// Explicit replica assignments, by partition index.
+    pub assignments: Vec<Vec<i32>>,
+    pub configs: BTreeMap<String, String>,
+}
+
+#[derive(Debug)]
+pub struct Controller {
+    node_id: i32,
+    live_brokers: Vec<i32>,
+    log: MetadataLog,
+    image: Arc<MetadataImage>,
+}
+
+impl Controller {
+    /// Opens the metadata log under `dir` and replays it; a new log gets a cluster id
+    /// (`cluster_id`, or a fresh random one).
+    pub fn open(
+        dir: &Path,
+        node_id: i32,
+        cluster_id: Option<String>,
+    ) -> Result<Controller, ControllerError> {
+        let (log, records) = MetadataLog::open(dir)?;
+        let mut image = MetadataImage::default();
+        image.apply(&records);
+        let mut controller = Controller {
+            node_id,
+            live_brokers: vec![node_id],
+            log,
+            image: Arc::new(image),
+        };
+        if controller.image.cluster_id.is_empty() {
+            let cluster_id = cluster_id.unwrap_or_else(random_cluster_id);
+            controller.commit(vec![MetadataRecord::Cluster { cluster_id }])?;
+        }
+        Ok(controller)
+    }
+
+    pub fn image(&self) -> Arc<MetadataImage> {
+        self.image.clone()
+    }
+
+    pub fn node_id(&self) -> i32 {
+        self.node_id
+    }
+
+    /// Validates a topic creation; when `validate_only` is false, also performs it.
+    pub fn create_topic(
+        &mut self,
+        spec: &CreateTopicSpec,
+        default_partitions: i32,
+        default_replication_factor: i16,
+        validate_only: bool,
+    ) -> Result<Arc<MetadataImage>, ControllerError> {
+        validate_topic_name(&spec.name).map_err(ControllerError::InvalidTopic)?;
+        if self.image.topic(&spec.name).is_some() {
+            return Err(ControllerError::TopicAlreadyExists(spec.name.clone()));
+        }
+        let unified = unify_collision_chars(&spec.name);
+        if let Some(other) = self
+            .image
+            .topics
+            .keys()
+            .find(|t| unify_collision_chars(t) == unified)
+        {
+            return Err(ControllerError::InvalidTopic(format!(
+                "Topic '{}' collides with existing topic: {other}",
+                spec.name
+            )));
+        }
+        let assignments = if spec.assignments.is_empty() {
+            let partitions = match spec.num_partitions {
+                -1 => default_partitions,
+                n if n <= 0 => {
+                    return Err(ControllerError::InvalidPartitions(
+                        "Number of partitions was set to an invalid non-positive value."
+                            .into(),
+                    ))
+                }
+                n => n,
+            };
+            let rf = match spec.replication_factor {
+                -1 => default_replication_factor,
+                n if n <= 0 => {
+                    return Err(ControllerError::InvalidReplicationFactor(
+                        "Replication factor must be larger than 0, or -1 to use the default value."
+                            .into(),
+                    ))
+                }
+                n => n,
+            };
+            self.place(partitions, rf)?
+        } else {
+            if spec.num_partitions != -1 || spec.replication_factor != -1 {
+                return Err(ControllerError::InvalidRequest(
+                    "Both numPartitions or replicationFactor and replicasAssignments were set. Both cannot be used at the same time.".into(),
+                ));
+            }
+            for replicas in &spec.assignments {
+                self.check_replicas(replicas)?;
+            }
+            spec.assignments.clone()
+        };
+        for (name, value) in &spec.configs {
+            topic_config::validate(name, value).map_err(ControllerError::InvalidConfig)?;
+        }
+        if validate_only {
+            return Ok(self.image.clone());
+        }
+        let topic_id = Uuid::new_v4();
+        let mut records = vec![MetadataRecord::Topic {
+            name: spec.name.clone(),
+            topic_id,
+        }];
+        records.extend(spec.configs.iter().map(|(name, value)| MetadataRecord::Config {
+            resource: ConfigResource::Topic,
+            resource_name: spec.name.clone(),
+            name: name.clone(),
+            value: Some(value.clone()),
+        }));
+        records.extend(partition_records(topic_id, 0, &assignments));
+        self.commit(records)
+    }
+
+    /// Deletes a topic and its configs.
+    pub fn delete_topic(&mut self, name: &str) -> Result<Arc<MetadataImage>, ControllerError> {
+        let topic = self
+            .image
+            .topic(name)
+            .ok_or(ControllerError::UnknownTopicOrPartition)?;
+        let topic_id = topic.topic_id;
+        self.commit(vec![MetadataRecord::RemoveTopic { topic_id }])
+    }
+
+    /// Grows a topic to `new_total` partitions.
+    pub fn create_partitions(
+        &mut self,
+        name: &str,
+        new_total: i32,
+        assignments: Option<&[Vec<i32>]>,
+        validate_only: bool,
+    ) -> Result<Arc<MetadataImage>, ControllerError> {
+        let topic = self
+            .image
+            .topic(name)
+            .ok_or(ControllerError::UnknownTopicOrPartition)?
+            .clone();
+        let current = topic.partitions.len() as i32;
+        if new_total < current {
+            return Err(ControllerError::InvalidPartitions(format!(
+                "Topic currently has {current} partitions, which is higher than the requested {new_total}."
+            )));
+        }
+        if new_total == current {
+            return Err(ControllerError::InvalidPartitions(format!(
+                "Topic already has {current} partitions."
+            )));
+        }
+        let added = new_total - current;
+        let rf = topic.partitions.first().map_or(1, |p| p.replicas.len()) as i16;
+        let new_assignments = match assignments {
+            Some(given) => {
+                if given.len() as i32 != added {
+                    return Err(ControllerError::InvalidReplicaAssignment(format!(
+                        "Increasing the number of partitions by {added} but {} assignments provided.",
+                        given.len()
+                    )));
+                }
+                for replicas in given {
+                    self.check_replicas(replicas)?;
+                }
+                given.to_vec()
+            }
+            None => self.place(added, rf)?,
+        };
+        if validate_only {
+            return Ok(self.image.clone());
+        }
+        self.commit(partition_records(topic.topic_id, current, &new_assignments).collect())
+    }
+
+    /// Replaces a topic's overrides with `configs` (validated first).
+    pub fn set_topic_configs(
+        &mut self,
+        name: &str,
+        configs: &BTreeMap<String, String>,
+        validate_only: bool,
+    ) -> Result<Arc<MetadataImage>, ControllerError> {
+        if self.image.topic(name).is_none() {
+            return Err(ControllerError::UnknownTopicOrPartition);
+        }
+        for (key, value) in configs {
+            topic_config::validate(key, value).map_err(ControllerError::InvalidConfig)?;
+        }
+        if validate_only {
+            return Ok(self.image.clone());
+        }
+        let current = self.image.topic_overrides(name).clone();
+        let config = |key: &String, value: Option<String>| MetadataRecord::Config {
+            resource: ConfigResource::Topic,
+            resource_name: name.to_owned(),
+            name: key.clone(),
+            value,
+        };
+        let mut records: Vec<MetadataRecord> = current
+            .keys()
+            .filter(|k| !configs.contains_key(*k))
+            .map(|k| config(k, None))
+            .collect();
+        records.extend(
+            configs
+                .iter()
+                .filter(|(k, v)| current.get(*k) != Some(v))
+                .map(|(k, v)| config(k, Some(v.clone()))),
+        );
+        if records.is_empty() {
+            return Ok(self.image.clone());
+        }
+        self.commit(records)
+    }
+
+    fn place(&self, partitions: i32, rf: i16) -> Result<Vec<Vec<i32>>, ControllerError> {
+        let brokers = self.live_brokers.len();
+        if rf as usize > brokers {
+            return Err(ControllerError::InvalidReplicationFactor(format!(
+                "Unable to replicate the partition {rf} time(s): The target replication factor of {rf} cannot be reached because only {brokers} broker(s) are registered."
+            )));
+        }
+        Ok((0..partitions as usize)
+            .map(|p| {
+                (0..rf as usize)
+                    .map(|r| self.live_brokers[(p + r) % brokers])
+                    .collect()
+            })
+            .collect())
+    }
+
+    fn check_replicas(&self, replicas: &[i32]) -> Result<(), ControllerError> {
+        if replicas.is_empty() {
+            return Err(ControllerError::InvalidReplicaAssignment(
+                "The manual partition assignment includes an empty replica list.".into(),
+            ));
+        }
+        let mut seen = replicas.to_vec();
+        seen.sort_unstable();
+        seen.dedup();
+        if seen.len() != replicas.len() {
+            return Err(ControllerError::InvalidReplicaAssignment(
+                "The manual partition assignment includes duplicate replicas.".into(),
+            ));
+        }
+        if let Some(b) = replicas.iter().find(|b| !self.live_brokers.contains(b)) {
+            return Err(ControllerError::InvalidReplicaAssignment(format!(
+                "The manual partition assignment includes broker {b}, but no such broker is registered."
+            )));
+        }
+        Ok(())
+    }
+
+    fn commit(
+        &mut self,
+        records: Vec<MetadataRecord>,
+    ) -> Result<Arc<MetadataImage>, ControllerError> {
+        self.log.append(&records)?;
+        let mut image = (*self.image).clone();
+        image.apply(&records);
+        self.image = Arc::new(image);
+        Ok(self.image.clone())
+    }
+}
+
+fn partition_records(
+    topic_id: Uuid,
+    first_partition: i32,
+    assignments: &[Vec<i32>],
+) -> impl Iterator<Item = MetadataRecord> + '_ {
+    assignments
+        .iter()
+        .enumerate()
+        .map(move |(i, replicas)| MetadataRecord::Partition {
+            topic_id,
+            partition: first_partition + i as i32,
+            replicas: replicas.clone(),
+            isr: replicas.clone(),
+            leader: replicas[0],
+            leader_epoch: 0,
+        })
+}
+
+/// A Kafka-style cluster id: 16 random bytes, URL-safe base64 without padding (22 chars).
+fn random_cluster_id() -> String {
+    const ALPHABET: &[u8] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_";
+    let bytes = Uuid::new_v4().into_bytes();
+    let mut bits = u128::from_be_bytes(bytes);
+    (0..22)
+        .map(|_| {
+            let c = ALPHABET[(bits & 63) as usize] as char;
+            bits >>= 6;
+            c
+        })
+        .collect()
+}

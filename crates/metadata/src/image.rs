@@ -1,0 +1,141 @@
+//! The metadata image: an immutable snapshot of everything the metadata log has said so far.
+//! A new image is made by applying records to a clone; readers hold an `Arc` to the image they
+//! started with, so a request never sees half of a change.
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+
+use uuid::Uuid;
+
+use crate::record::{ConfigResource, MetadataRecord};
+
+#[derive(Debug, Clone, Default)]
+pub struct MetadataImage {
+    pub cluster_id: String,
+    /// How many records have been applied (the next record's offset in the metadata log).
+    pub next_offset: u64,
+    pub topics: BTreeMap<String, Arc<TopicImage>>,
+    pub topic_names: BTreeMap<Uuid, String>,
+    /// Per-topic config overrides (only keys that were set).
+    pub topic_configs: BTreeMap<String, BTreeMap<String, String>>,
+    /// Dynamic broker configs; the key "" holds cluster-wide defaults.
+    pub broker_configs: BTreeMap<String, BTreeMap<String, String>>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TopicImage {
+    pub name: String,
+    pub topic_id: Uuid,
+    pub partitions: Vec<PartitionImage>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PartitionImage {
+    pub partition: i32,
+    pub replicas: Vec<i32>,
+    pub isr: Vec<i32>,
+    pub leader: i32,
+    pub leader_epoch: i32,
+}
+
+impl MetadataImage {
+    pub fn topic(&self, name: &str) -> Option<&Arc<TopicImage>> {
+        self.topics.get(name)
+    }
+
+    pub fn topic_by_id(&self, id: &Uuid) -> Option<&Arc<TopicImage>> {
+        self.topic_names.get(id).and_then(|n| self.topics.get(n))
+    }
+
+    /// The overrides set on `topic`, empty when none.
+    pub fn topic_overrides(&self, topic: &str) -> &BTreeMap<String, String> {
+        static EMPTY: BTreeMap<String, String> = BTreeMap::new();
+        self.topic_configs.get(topic).unwrap_or(&EMPTY)
+    }
+
+    /// Applies records in order. Records about unknown topics are ignored (they can only
+    /// follow a removal in a replayed log).
+    pub fn apply(&mut self, records: &[MetadataRecord]) {
+        for record in records {
+            self.apply_one(record);
+            self.next_offset += 1;
+        }
+    }
+
+    fn apply_one(&mut self, record: &MetadataRecord) {
+        match record {
+            MetadataRecord::Cluster { cluster_id } => self.cluster_id = cluster_id.clone(),
+            MetadataRecord::Topic { name, topic_id } => {
+                self.topic_names.insert(*topic_id, name.clone());
+                self.topics.insert(
+                    name.clone(),
+                    Arc::new(TopicImage {
+                        name: name.clone(),
+                        topic_id: *topic_id,
+                        partitions: Vec::new(),
+                    }),
+                );
+            }
+            MetadataRecord::Partition {
+                topic_id,
+                partition,
+                replicas,
+                isr,
+                leader,
+                leader_epoch,
+            } => {
+                let Some(name) = self.topic_names.get(topic_id) else {
+                    return;
+                };
+                let Some(topic) = self.topics.get_mut(name) else {
+                    return;
+                };
+                let topic = Arc::make_mut(topic);
+                let image = PartitionImage {
+                    partition: *partition,
+                    replicas: replicas.clone(),
+                    isr: isr.clone(),
+                    leader: *leader,
+                    leader_epoch: *leader_epoch,
+                };
+                match topic
+                    .partitions
+                    .binary_search_by_key(partition, |p| p.partition)
+                {
+                    Ok(i) => topic.partitions[i] = image,
+                    Err(i) => topic.partitions.insert(i, image),
+                }
+            }
+            MetadataRecord::RemoveTopic { topic_id } => {
+                if let Some(name) = self.topic_names.remove(topic_id) {
+                    self.topics.remove(&name);
+                    self.topic_configs.remove(&name);
+                }
+            }
+            MetadataRecord::Config {
+                resource,
+                resource_name,
+                name,
+                value,
+            } => {
+                let map = match resource {
+                    ConfigResource::Topic => {
+                        self.topic_configs.entry(resource_name.clone()).or_default()
+                    }
+                    ConfigResource::Broker => self
+                        .broker_configs
+                        .entry(resource_name.clone())
+                        .or_default(),
+                };
+                match value {
+                    Some(v) => {
+                        map.insert(name.clone(), v.clone());
+                    }
+                    None => {
+                        map.remove(name);
+                    }
+                }
+            }
+        }
+    }
+}

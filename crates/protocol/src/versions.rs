@@ -1,0 +1,54 @@
+//! The table of API versions Oxka serves. It is the single source for ApiVersions responses
+//! and for the check that closes a connection on an unsupported (key, version).
+//!
+//! Only versions that are implemented *and* exercised by a real client test are listed; a
+//! client picks the highest common version, so overstating support breaks it.
+
+/// `(api_key, min_version, max_version)` for every API served on client listeners.
+pub const SUPPORTED_APIS: &[(i16, i16, i16)] = &[
+    (0, 3, 11), // Produce: record batches v2 only
+    (1, 4, 16), // Fetch
+    (2, 1, 9),  // ListOffsets
+    (3, 0, 12), // Metadata
+    (18, 0, 4), // ApiVersions
+    (19, 2, 7), // CreateTopics
+    (20, 1, 6), // DeleteTopics
+    (21, 0, 2), // DeleteRecords
+    (23, 2, 4), // OffsetForLeaderEpoch
+    (32, 1, 4), // DescribeConfigs
+    (33, 0, 2), // AlterConfigs
+    (35, 1, 4), // DescribeLogDirs
+    (37, 0, 3), // CreatePartitions
+    (44, 0, 1), // IncrementalAlterConfigs
+    (60, 0, 1), // DescribeCluster
+];
+
+/// The served version range of `api_key`, if it is served at all.
+pub fn supported_range(api_key: i16) -> Option<(i16, i16)> {
+    SUPPORTED_APIS
+        .iter()
+        .find(|(key, _, _)| *key == api_key)
+        .map(|&(_, min, max)| (min, max))
+}
+
+/// Whether `(api_key, api_version)` is served.
+pub fn is_supported(api_key: i16, api_version: i16) -> bool {
+    supported_range(api_key).is_some_and(|(min, max)| (min..=max).contains(&api_version))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn table_is_sorted_and_within_the_codec() {
+        use kafka_protocol::messages::ApiKey;
+        for pair in SUPPORTED_APIS.windows(2) {
+            assert!(pair[0].0 < pair[1].0);
+        }
+        for &(key, min, max) in SUPPORTED_APIS {
+            let range = ApiKey::try_from(key).unwrap().valid_versions();
+            assert!(min <= max && min >= range.min && max <= range.max, "{key}");
+        }
+    }
+}
