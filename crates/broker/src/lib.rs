@@ -1,1 +1,167 @@
-//! oxka-broker
+//! The Oxka broker: partitions, the controller handle, and one handler module per Kafka API.
+//!
+//! The server crate owns sockets and framing; it hands each decoded request to
+//! [`Broker::handle`] and writes back whatever response comes out, in request order.
+
+pub mod config;
+mod errors;
+mod handlers;
+pub mod metrics;
+pub mod partition;
+
+use std::sync::Arc;
+use std::time::{SystemTime, UNIX_EPOCH};
+
+use oxka_metadata::{Controller, ControllerError, MetadataImage};
+use parking_lot::{Mutex, RwLock};
+use tokio::sync::Notify;
+
+pub use config::{BrokerConfig, ConfigSource};
+pub use handlers::RequestContext;
+use partition::PartitionManager;
+
+/// Wall-clock milliseconds since the Unix epoch, Kafka's timestamp unit.
+pub fn now_ms() -> i64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| d.as_millis() as i64)
+}
+
+/// Why the broker could not start.
+#[derive(Debug, thiserror::Error)]
+pub enum StartError {
+    #[error(transparent)]
+    Controller(#[from] ControllerError),
+    #[error(transparent)]
+    Log(#[from] oxka_log::LogError),
+    #[error("log dir {path}: {source}")]
+    LogDir {
+        path: std::path::PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+}
+
+#[derive(Debug)]
+pub struct Broker {
+    pub config: Arc<BrokerConfig>,
+    controller: Mutex<Controller>,
+    image: RwLock<Arc<MetadataImage>>,
+    partitions: PartitionManager,
+    /// Woken after every append, so that long-polling fetches re-check.
+    data_arrived: Notify,
+}
+
+impl Broker {
+    /// Opens the metadata log and every hosted partition (recovering them). Blocking.
+    pub fn open(config: BrokerConfig) -> Result<Arc<Broker>, StartError> {
+        for dir in &config.log_dirs {
+            std::fs::create_dir_all(dir).map_err(|source| StartError::LogDir {
+                path: dir.clone(),
+                source,
+            })?;
+        }
+        let controller = Controller::open(
+            &config.metadata_log_dir.join("__cluster_metadata-0"),
+            config.node_id,
+            config.cluster_id.clone(),
+        )?;
+        let image = controller.image();
+        for dir in &config.log_dirs {
+            write_meta_properties(dir, config.node_id, &image.cluster_id).map_err(|source| {
+                StartError::LogDir {
+                    path: dir.clone(),
+                    source,
+                }
+            })?;
+        }
+        let partitions = PartitionManager::new(config.node_id, config.log_dirs.clone());
+        partitions.remove_orphans(&image);
+        partitions.reconcile(&image, &config)?;
+        Ok(Arc::new(Broker {
+            config: Arc::new(config),
+            controller: Mutex::new(controller),
+            image: RwLock::new(image),
+            partitions,
+            data_arrived: Notify::new(),
+        }))
+    }
+
+    pub fn image(&self) -> Arc<MetadataImage> {
+        self.image.read().clone()
+    }
+
+    pub fn partitions(&self) -> &PartitionManager {
+        &self.partitions
+    }
+
+    /// Runs a controller operation and reconciles partitions with the image it produced.
+    /// Blocking (fsync of the metadata log, log directory creation and deletion).
+    fn change_metadata<T>(
+        &self,
+        f: impl FnOnce(&mut Controller) -> Result<T, ControllerError>,
+    ) -> Result<T, ControllerError> {
+        let mut controller = self.controller.lock();
+        let out = f(&mut controller)?;
+        let image = controller.image();
+        let changed = !Arc::ptr_eq(&image, &self.image());
+        if changed {
+            *self.image.write() = image.clone();
+            if let Err(e) = self.partitions.reconcile(&image, &self.config) {
+                tracing::error!(error = %e, "reconciling partitions with metadata failed");
+            }
+        }
+        Ok(out)
+    }
+
+    /// Periodic log maintenance: time-based rolls and retention. Blocking.
+    pub fn run_log_maintenance(&self) {
+        let now = now_ms();
+        for partition in self.partitions.all() {
+            let result = partition.with_log(|log| {
+                log.maybe_roll(now)?;
+                Ok(log.enforce_retention(now)?)
+            });
+            match result {
+                Ok(0) | Err(partition::PartitionError::Deleted) => {}
+                Ok(deleted) => tracing::info!(
+                    topic = %partition.topic,
+                    partition = partition.index,
+                    deleted,
+                    "retention deleted segments"
+                ),
+                Err(e) => tracing::error!(
+                    topic = %partition.topic,
+                    partition = partition.index,
+                    error = %e,
+                    "log maintenance failed"
+                ),
+            }
+        }
+        metrics::record_log_sizes(self);
+    }
+
+    /// Flushes and closes every log (clean shutdown). Blocking.
+    pub fn shutdown(&self) {
+        for partition in self.partitions.all() {
+            if let Err(e) = partition.with_log(|log| Ok(log.flush()?)) {
+                tracing::warn!(topic = %partition.topic, partition = partition.index, error = %e, "flush on shutdown failed");
+            }
+        }
+    }
+}
+
+/// Writes Kafka's `meta.properties` in a log dir if it is not there yet.
+fn write_meta_properties(
+    dir: &std::path::Path,
+    node_id: i32,
+    cluster_id: &str,
+) -> std::io::Result<()> {
+    let path = dir.join("meta.properties");
+    if path.exists() {
+        return Ok(());
+    }
+    let text =
+        format!("#\n#Written by oxka\nversion=1\nnode.id={node_id}\ncluster.id={cluster_id}\n");
+    std::fs::write(path, text)
+}

@@ -1,1 +1,155 @@
-fn main() {}
+//! `oxka`: a Kafka-protocol broker in one binary.
+
+mod connection;
+mod settings;
+
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use anyhow::Context;
+use clap::{Parser, Subcommand};
+use oxka_broker::Broker;
+use tokio::net::TcpListener;
+
+#[derive(Debug, Parser)]
+#[command(name = "oxka", version, about = "A Kafka-protocol broker")]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Run a broker. With no arguments: a single node on localhost:9092 with data in ./data.
+    Serve {
+        /// A Kafka server.properties file.
+        properties: Option<PathBuf>,
+        /// Override a property, as kafka-server-start's --override (repeatable).
+        #[arg(long = "override", value_name = "KEY=VALUE")]
+        overrides: Vec<String>,
+    },
+}
+
+fn main() -> anyhow::Result<()> {
+    init_tracing();
+    let cli = Cli::parse();
+    match cli.command {
+        Command::Serve {
+            properties,
+            overrides,
+        } => {
+            let runtime = tokio::runtime::Builder::new_multi_thread()
+                .enable_all()
+                .thread_name("oxka")
+                .build()?;
+            runtime.block_on(serve(properties, overrides))
+        }
+    }
+}
+
+/// Log level from `RUST_LOG`, else from the log4j-style `KAFKA_LOG4J_ROOT_LOGLEVEL`.
+fn init_tracing() {
+    use tracing_subscriber::EnvFilter;
+    let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| {
+        let level = std::env::var("KAFKA_LOG4J_ROOT_LOGLEVEL")
+            .map(|l| match l.to_ascii_uppercase().as_str() {
+                "TRACE" | "ALL" => "trace",
+                "DEBUG" => "debug",
+                "WARN" => "warn",
+                "ERROR" | "FATAL" => "error",
+                "OFF" => "off",
+                _ => "info",
+            })
+            .unwrap_or("info");
+        EnvFilter::new(level)
+    });
+    tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .init();
+}
+
+async fn serve(properties: Option<PathBuf>, overrides: Vec<String>) -> anyhow::Result<()> {
+    let started = Instant::now();
+    let (config, _) = settings::load(properties.as_deref(), std::env::vars(), &overrides)?;
+    if let Some(addr) = &config.metrics_listen {
+        install_metrics(addr);
+    }
+    let mut listeners = Vec::new();
+    for l in &config.listeners {
+        let host = if l.host.is_empty() {
+            "0.0.0.0"
+        } else {
+            l.host.as_str()
+        };
+        let listener = TcpListener::bind((host, l.port))
+            .await
+            .with_context(|| format!("binding listener {}://{}:{}", l.name, l.host, l.port))?;
+        listeners.push((l.name.clone(), listener));
+    }
+    let broker = tokio::task::spawn_blocking(move || Broker::open(config)).await??;
+    tracing::info!(
+        node_id = broker.config.node_id,
+        cluster_id = %broker.image().cluster_id,
+        listeners = ?broker.config.listeners,
+        advertised = ?broker.config.advertised_listeners,
+        log_dirs = ?broker.config.log_dirs,
+        elapsed_ms = started.elapsed().as_millis() as u64,
+        "oxka is serving"
+    );
+    let limits = Arc::new(connection::Limits {
+        max_frame_bytes: broker.config.socket_request_max_bytes,
+    });
+    for (name, listener) in listeners {
+        tokio::spawn(connection::accept_loop(
+            listener,
+            name,
+            broker.clone(),
+            limits.clone(),
+        ));
+    }
+    tokio::spawn(log_maintenance(broker.clone()));
+    shutdown_signal().await;
+    tracing::info!("shutting down");
+    tokio::task::spawn_blocking(move || broker.shutdown()).await?;
+    Ok(())
+}
+
+fn install_metrics(addr: &str) {
+    let parsed: std::net::SocketAddr = match addr.parse() {
+        Ok(a) => a,
+        Err(e) => {
+            tracing::warn!(addr, error = %e, "invalid oxka.metrics.listen; metrics disabled");
+            return;
+        }
+    };
+    let result = metrics_exporter_prometheus::PrometheusBuilder::new()
+        .with_http_listener(parsed)
+        .install();
+    if let Err(e) = result {
+        tracing::warn!(addr, error = %e, "metrics endpoint not started");
+    }
+}
+
+async fn log_maintenance(broker: Arc<Broker>) {
+    let period = Duration::from_millis(broker.config.retention_check_interval_ms.max(10));
+    let mut ticker = tokio::time::interval(period);
+    ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        ticker.tick().await;
+        let b = broker.clone();
+        if let Err(e) = tokio::task::spawn_blocking(move || b.run_log_maintenance()).await {
+            tracing::error!(error = %e, "log maintenance task failed");
+        }
+    }
+}
+
+async fn shutdown_signal() {
+    use tokio::signal::unix::{signal, SignalKind};
+    let mut term = signal(SignalKind::terminate()).expect("SIGTERM handler");
+    tokio::select! {
+        _ = tokio::signal::ctrl_c() => {}
+        _ = term.recv() => {}
+    }
+}

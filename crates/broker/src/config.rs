@@ -1,0 +1,411 @@
+//! Broker configuration: Kafka's keys with Kafka's defaults, each value tagged with where it
+//! came from so that DescribeConfigs can report its source. Loading (files, environment,
+//! flags) is the binary's job; this module types and checks the merged result.
+
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+
+use oxka_log::{LogConfig, TimestampType};
+use oxka_metadata::topic_config::{self, TopicConfigDef};
+
+/// Where a config value came from; the numbers are DescribeConfigs' ConfigSource codes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ConfigSource {
+    DynamicTopic = 1,
+    DynamicBroker = 2,
+    DynamicDefaultBroker = 3,
+    StaticBroker = 4,
+    Default = 5,
+}
+
+/// Built-in defaults for broker keys that Oxka reads or reports. Where Kafka has no default
+/// that works on a laptop (listeners, log.dirs, node.id) Oxka's single-node choice is used.
+pub const BROKER_DEFAULTS: &[(&str, &str)] = &[
+    ("advertised.listeners", ""),
+    ("auto.create.topics.enable", "true"),
+    ("broker.id", "1"),
+    ("compression.type", "producer"),
+    ("controller.listener.names", "CONTROLLER"),
+    ("default.replication.factor", "1"),
+    ("delete.topic.enable", "true"),
+    ("group.initial.rebalance.delay.ms", "3000"),
+    ("inter.broker.listener.name", "PLAINTEXT"),
+    ("inter.broker.protocol.version", "3.9-IV0"),
+    ("listener.security.protocol.map", "PLAINTEXT:PLAINTEXT,CONTROLLER:PLAINTEXT,SSL:SSL,SASL_PLAINTEXT:SASL_PLAINTEXT,SASL_SSL:SASL_SSL"),
+    ("listeners", "PLAINTEXT://localhost:9092"),
+    ("log.cleaner.delete.retention.ms", "86400000"),
+    ("log.cleaner.max.compaction.lag.ms", "9223372036854775807"),
+    ("log.cleaner.min.cleanable.ratio", "0.5"),
+    ("log.cleaner.min.compaction.lag.ms", "0"),
+    ("log.cleanup.policy", "delete"),
+    ("log.dirs", "./data"),
+    ("log.flush.interval.messages", "9223372036854775807"),
+    ("log.flush.interval.ms", "9223372036854775807"),
+    ("log.index.interval.bytes", "4096"),
+    ("log.index.size.max.bytes", "10485760"),
+    ("log.local.retention.bytes", "-2"),
+    ("log.local.retention.ms", "-2"),
+    ("log.message.timestamp.after.max.ms", "3600000"),
+    ("log.message.timestamp.before.max.ms", "9223372036854775807"),
+    ("log.message.timestamp.type", "CreateTime"),
+    ("log.preallocate", "false"),
+    ("log.retention.bytes", "-1"),
+    ("log.retention.check.interval.ms", "300000"),
+    ("log.retention.hours", "168"),
+    ("log.roll.hours", "168"),
+    ("log.roll.jitter.ms", "0"),
+    ("log.segment.bytes", "1073741824"),
+    ("log.segment.delete.delay.ms", "60000"),
+    ("message.max.bytes", "1048588"),
+    ("metadata.log.dir", ""),
+    ("min.insync.replicas", "1"),
+    ("node.id", "1"),
+    ("num.io.threads", "8"),
+    ("num.network.threads", "3"),
+    ("num.partitions", "1"),
+    ("offsets.topic.num.partitions", "50"),
+    ("offsets.topic.replication.factor", "1"),
+    ("oxka.metrics.listen", "127.0.0.1:9404"),
+    ("process.roles", "broker,controller"),
+    ("remote.log.storage.system.enable", "false"),
+    ("socket.request.max.bytes", "104857600"),
+    ("transaction.state.log.min.isr", "1"),
+    ("transaction.state.log.replication.factor", "1"),
+    ("unclean.leader.election.enable", "false"),
+];
+
+/// A listener from `listeners` / `advertised.listeners`: `NAME://host:port`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Listener {
+    pub name: String,
+    pub host: String,
+    pub port: u16,
+}
+
+/// A configuration value that cannot be used.
+#[derive(Debug, thiserror::Error)]
+#[error("invalid value {value:?} for configuration {key}: {reason}")]
+pub struct ConfigError {
+    pub key: String,
+    pub value: String,
+    pub reason: String,
+}
+
+/// The broker's effective static configuration.
+#[derive(Debug, Clone)]
+pub struct BrokerConfig {
+    values: BTreeMap<String, (String, ConfigSource)>,
+    pub node_id: i32,
+    pub cluster_id: Option<String>,
+    pub listeners: Vec<Listener>,
+    pub advertised_listeners: Vec<Listener>,
+    pub log_dirs: Vec<PathBuf>,
+    pub metadata_log_dir: PathBuf,
+    pub num_partitions: i32,
+    pub default_replication_factor: i16,
+    pub auto_create_topics_enable: bool,
+    pub socket_request_max_bytes: usize,
+    pub retention_check_interval_ms: u64,
+    pub metrics_listen: Option<String>,
+}
+
+impl BrokerConfig {
+    /// Builds the effective config from explicitly set keys (all reported as
+    /// STATIC_BROKER_CONFIG) over the built-in defaults.
+    pub fn from_properties(set: &BTreeMap<String, String>) -> Result<BrokerConfig, ConfigError> {
+        let mut values: BTreeMap<String, (String, ConfigSource)> = BROKER_DEFAULTS
+            .iter()
+            .map(|(k, v)| (k.to_string(), (v.to_string(), ConfigSource::Default)))
+            .collect();
+        for (k, v) in set {
+            values.insert(k.clone(), (v.trim().to_owned(), ConfigSource::StaticBroker));
+        }
+        // node.id and broker.id are synonyms; whichever was set wins.
+        if set.contains_key("broker.id") && !set.contains_key("node.id") {
+            let v = values["broker.id"].clone();
+            values.insert("node.id".into(), v);
+        }
+        let get = |k: &str| values.get(k).map(|(v, _)| v.as_str()).unwrap_or("");
+        let node_id = parse(get("node.id"), "node.id")?;
+        let listeners = parse_listeners("listeners", get("listeners"))?;
+        let advertised_listeners = if get("advertised.listeners").is_empty() {
+            listeners
+                .iter()
+                .map(|l| Listener {
+                    host: if l.host.is_empty() || l.host == "0.0.0.0" {
+                        "localhost".into()
+                    } else {
+                        l.host.clone()
+                    },
+                    ..l.clone()
+                })
+                .collect()
+        } else {
+            parse_listeners("advertised.listeners", get("advertised.listeners"))?
+        };
+        let dirs = if set.contains_key("log.dirs") {
+            get("log.dirs").to_owned()
+        } else if let Some(dir) = set.get("log.dir") {
+            dir.clone()
+        } else {
+            get("log.dirs").to_owned()
+        };
+        let log_dirs: Vec<PathBuf> = dirs
+            .split(',')
+            .map(str::trim)
+            .filter(|d| !d.is_empty())
+            .map(PathBuf::from)
+            .collect();
+        if log_dirs.is_empty() {
+            return Err(ConfigError {
+                key: "log.dirs".into(),
+                value: dirs,
+                reason: "at least one log directory is required".into(),
+            });
+        }
+        let metadata_log_dir = match get("metadata.log.dir") {
+            "" => log_dirs[0].clone(),
+            d => PathBuf::from(d),
+        };
+        let metrics_listen = match get("oxka.metrics.listen") {
+            "" | "none" | "disabled" => None,
+            addr => Some(addr.to_owned()),
+        };
+        let config = BrokerConfig {
+            node_id,
+            cluster_id: set.get("cluster.id").cloned(),
+            listeners,
+            advertised_listeners,
+            log_dirs,
+            metadata_log_dir,
+            num_partitions: parse(get("num.partitions"), "num.partitions")?,
+            default_replication_factor: parse(
+                get("default.replication.factor"),
+                "default.replication.factor",
+            )?,
+            auto_create_topics_enable: parse(
+                get("auto.create.topics.enable"),
+                "auto.create.topics.enable",
+            )?,
+            socket_request_max_bytes: parse(
+                get("socket.request.max.bytes"),
+                "socket.request.max.bytes",
+            )?,
+            retention_check_interval_ms: parse(
+                get("log.retention.check.interval.ms"),
+                "log.retention.check.interval.ms",
+            )?,
+            metrics_listen,
+            values,
+        };
+        // Every topic default must be valid, or topics could not be opened.
+        for def in topic_config::TOPIC_CONFIGS {
+            let (value, _) = config.topic_default(def);
+            topic_config::validate(def.name, &value).map_err(|reason| ConfigError {
+                key: def.broker_synonym.into(),
+                value: value.clone(),
+                reason,
+            })?;
+        }
+        Ok(config)
+    }
+
+    /// Every broker key with its value and source, sorted by key.
+    pub fn entries(&self) -> impl Iterator<Item = (&str, &str, ConfigSource)> {
+        self.values
+            .iter()
+            .map(|(k, (v, s))| (k.as_str(), v.as_str(), *s))
+    }
+
+    /// The value of a broker key, if it is set or has a default.
+    pub fn get(&self, key: &str) -> Option<&str> {
+        self.values.get(key).map(|(v, _)| v.as_str())
+    }
+
+    /// The broker-level value a topic config defaults to, and its source.
+    pub fn topic_default(&self, def: &TopicConfigDef) -> (String, ConfigSource) {
+        let from_key = |key: &str| {
+            self.values
+                .get(key)
+                .filter(|(_, s)| *s != ConfigSource::Default)
+                .cloned()
+        };
+        let derived = match def.name {
+            // Kafka's precedence: *.ms, then *.minutes, then *.hours.
+            "retention.ms" => from_key("log.retention.ms")
+                .or_else(|| scaled(from_key("log.retention.minutes"), 60_000))
+                .or_else(|| scaled(from_key("log.retention.hours"), 3_600_000)),
+            "segment.ms" => {
+                from_key("log.roll.ms").or_else(|| scaled(from_key("log.roll.hours"), 3_600_000))
+            }
+            _ => from_key(def.broker_synonym),
+        };
+        derived.unwrap_or_else(|| (def.default.to_owned(), ConfigSource::Default))
+    }
+
+    /// The effective value of every topic config for a topic with `overrides`.
+    pub fn topic_config_values(
+        &self,
+        overrides: &BTreeMap<String, String>,
+    ) -> Vec<(&'static TopicConfigDef, String, ConfigSource)> {
+        topic_config::TOPIC_CONFIGS
+            .iter()
+            .map(|def| match overrides.get(def.name) {
+                Some(v) => (def, v.clone(), ConfigSource::DynamicTopic),
+                None => {
+                    let (v, s) = self.topic_default(def);
+                    (def, v, s)
+                }
+            })
+            .collect()
+    }
+
+    /// The log settings of a topic with `overrides` (values were validated on the way in).
+    pub fn log_config(&self, overrides: &BTreeMap<String, String>) -> LogConfig {
+        let values = self.topic_config_values(overrides);
+        let get = |name: &str| {
+            values
+                .iter()
+                .find(|(d, _, _)| d.name == name)
+                .map(|(_, v, _)| v.trim().to_owned())
+                .unwrap_or_default()
+        };
+        let defaults = LogConfig::default();
+        LogConfig {
+            segment_bytes: get("segment.bytes")
+                .parse()
+                .unwrap_or(defaults.segment_bytes),
+            segment_ms: get("segment.ms").parse().unwrap_or(defaults.segment_ms),
+            segment_index_bytes: get("segment.index.bytes")
+                .parse()
+                .unwrap_or(defaults.segment_index_bytes),
+            index_interval_bytes: get("index.interval.bytes")
+                .parse()
+                .unwrap_or(defaults.index_interval_bytes),
+            retention_ms: get("retention.ms").parse().unwrap_or(defaults.retention_ms),
+            retention_bytes: get("retention.bytes")
+                .parse()
+                .unwrap_or(defaults.retention_bytes),
+            max_message_bytes: get("max.message.bytes")
+                .parse()
+                .unwrap_or(defaults.max_message_bytes),
+            timestamp_type: if get("message.timestamp.type").eq_ignore_ascii_case("LogAppendTime") {
+                TimestampType::LogAppendTime
+            } else {
+                TimestampType::CreateTime
+            },
+            ..defaults
+        }
+    }
+
+    /// The advertised listener with the same name as the listener a client connected to.
+    pub fn advertised_for(&self, listener_name: &str) -> Option<&Listener> {
+        self.advertised_listeners
+            .iter()
+            .find(|l| l.name == listener_name)
+            .or_else(|| self.advertised_listeners.first())
+    }
+}
+
+/// Whether `key` is the broker-level synonym of a topic config.
+pub fn is_topic_synonym(key: &str) -> bool {
+    topic_config::TOPIC_CONFIGS
+        .iter()
+        .any(|d| d.broker_synonym == key)
+}
+
+fn scaled(value: Option<(String, ConfigSource)>, factor: i64) -> Option<(String, ConfigSource)> {
+    let (v, s) = value?;
+    let n: i64 = v.trim().parse().ok()?;
+    Some(((n.saturating_mul(factor)).to_string(), s))
+}
+
+fn parse<T: std::str::FromStr>(value: &str, key: &str) -> Result<T, ConfigError>
+where
+    T::Err: std::fmt::Display,
+{
+    value.trim().parse().map_err(|e: T::Err| ConfigError {
+        key: key.into(),
+        value: value.into(),
+        reason: e.to_string(),
+    })
+}
+
+/// Parses `NAME://host:port[,NAME://host:port...]`; an empty host means all interfaces.
+pub fn parse_listeners(key: &str, value: &str) -> Result<Vec<Listener>, ConfigError> {
+    let fail = |reason: &str| ConfigError {
+        key: key.into(),
+        value: value.into(),
+        reason: reason.into(),
+    };
+    let mut out = Vec::new();
+    for item in value.split(',').map(str::trim).filter(|s| !s.is_empty()) {
+        let (name, rest) = item
+            .split_once("://")
+            .ok_or_else(|| fail("expected NAME://host:port"))?;
+        let (host, port) = rest
+            .rsplit_once(':')
+            .ok_or_else(|| fail("expected NAME://host:port"))?;
+        let host = host.trim_start_matches('[').trim_end_matches(']');
+        let port = port.parse().map_err(|_| fail("port is not a number"))?;
+        out.push(Listener {
+            name: name.to_owned(),
+            host: host.to_owned(),
+            port,
+        });
+    }
+    if out.is_empty() {
+        return Err(fail("at least one listener is required"));
+    }
+    Ok(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn props(pairs: &[(&str, &str)]) -> BTreeMap<String, String> {
+        pairs
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect()
+    }
+
+    #[test]
+    fn defaults_make_a_laptop_broker() {
+        let c = BrokerConfig::from_properties(&BTreeMap::new()).unwrap();
+        assert_eq!(c.listeners[0].port, 9092);
+        assert_eq!(c.advertised_listeners[0].host, "localhost");
+        assert_eq!(c.log_dirs, vec![PathBuf::from("./data")]);
+        let retention = topic_config::lookup("retention.ms").unwrap();
+        assert_eq!(
+            c.topic_default(retention),
+            ("604800000".into(), ConfigSource::Default)
+        );
+    }
+
+    #[test]
+    fn retention_hours_and_ms_follow_kafka_precedence() {
+        let retention = topic_config::lookup("retention.ms").unwrap();
+        let c = BrokerConfig::from_properties(&props(&[("log.retention.hours", "1")])).unwrap();
+        assert_eq!(c.topic_default(retention).0, "3600000");
+        let c = BrokerConfig::from_properties(&props(&[
+            ("log.retention.hours", "1"),
+            ("log.retention.ms", "5"),
+        ]))
+        .unwrap();
+        assert_eq!(
+            c.topic_default(retention),
+            ("5".into(), ConfigSource::StaticBroker)
+        );
+    }
+
+    #[test]
+    fn listeners_parse_and_bad_ones_fail() {
+        let l = parse_listeners("listeners", "PLAINTEXT://:9092,SSL://[::1]:9093").unwrap();
+        assert_eq!(l[0].host, "");
+        assert_eq!(l[1].host, "::1");
+        assert!(parse_listeners("listeners", "localhost:9092").is_err());
+        assert!(BrokerConfig::from_properties(&props(&[("log.segment.bytes", "x")])).is_err());
+    }
+}

@@ -1,0 +1,41 @@
+//! The one place where internal errors become Kafka error codes.
+
+use kafka_protocol::error::ResponseError;
+use oxka_log::{BatchError, LogError};
+use oxka_metadata::ControllerError;
+use oxka_protocol::kafka_protocol;
+
+use crate::partition::PartitionError;
+
+pub(crate) fn controller_error_code(e: &ControllerError) -> i16 {
+    match e {
+        ControllerError::TopicAlreadyExists(_) => ResponseError::TopicAlreadyExists,
+        ControllerError::InvalidTopic(_) => ResponseError::InvalidTopicException,
+        ControllerError::InvalidPartitions(_) => ResponseError::InvalidPartitions,
+        ControllerError::InvalidReplicationFactor(_) => ResponseError::InvalidReplicationFactor,
+        ControllerError::InvalidReplicaAssignment(_) => ResponseError::InvalidReplicaAssignment,
+        ControllerError::InvalidConfig(_) => ResponseError::InvalidConfig,
+        ControllerError::InvalidRequest(_) => ResponseError::InvalidRequest,
+        ControllerError::UnknownTopicOrPartition => ResponseError::UnknownTopicOrPartition,
+        ControllerError::Store(_) => ResponseError::KafkaStorageError,
+    }
+    .code()
+}
+
+pub(crate) fn partition_error_code(e: &PartitionError) -> i16 {
+    match e {
+        PartitionError::Deleted => ResponseError::UnknownTopicOrPartition,
+        PartitionError::Log(e) => match e {
+            LogError::OffsetOutOfRange { .. } => ResponseError::OffsetOutOfRange,
+            LogError::InvalidBatch(b) => match b {
+                BatchError::CorruptMessage(_) => ResponseError::CorruptMessage,
+                BatchError::MessageTooLarge { .. } => ResponseError::MessageTooLarge,
+                BatchError::UnsupportedMagic(_) | BatchError::InvalidRecord(_) => {
+                    ResponseError::InvalidRecord
+                }
+            },
+            _ => ResponseError::KafkaStorageError,
+        },
+    }
+    .code()
+}

@@ -1,0 +1,411 @@
+//! DescribeConfigs (32), AlterConfigs (33) and IncrementalAlterConfigs (44).
+//!
+//! Topic configs report their source (topic override, static broker config, default) and,
+//! when asked, their synonyms. Broker configs are static: describing them works; altering
+//! them is refused with INVALID_REQUEST, as Kafka refuses keys it cannot update dynamically.
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+
+use kafka_protocol::error::ResponseError;
+use kafka_protocol::messages::describe_configs_response::{
+    DescribeConfigsResourceResult, DescribeConfigsResult, DescribeConfigsSynonym,
+};
+use kafka_protocol::messages::{
+    alter_configs_response, incremental_alter_configs_response, AlterConfigsRequest,
+    AlterConfigsResponse, DescribeConfigsRequest, DescribeConfigsResponse,
+    IncrementalAlterConfigsRequest, IncrementalAlterConfigsResponse,
+};
+use oxka_metadata::topic_config::{self, ConfigKind};
+use oxka_protocol::kafka_protocol;
+
+use super::blocking;
+use crate::config::ConfigSource;
+use crate::errors::controller_error_code;
+use crate::Broker;
+
+const TOPIC: i8 = 2;
+const BROKER: i8 = 4;
+
+/// DescribeConfigs' ConfigType codes.
+fn config_type(kind: ConfigKind) -> i8 {
+    match kind {
+        ConfigKind::Bool => 1,
+        ConfigKind::Enum(_) => 2,
+        ConfigKind::Int { .. } => 3,
+        ConfigKind::Long { .. } => 5,
+        ConfigKind::Double { .. } => 6,
+        ConfigKind::List(_) => 7,
+    }
+}
+
+type ResourceError = (i16, String);
+
+pub(super) fn describe(
+    broker: &Broker,
+    version: i16,
+    request: DescribeConfigsRequest,
+) -> DescribeConfigsResponse {
+    let synonyms = request.include_synonyms && version >= 1;
+    let mut response = DescribeConfigsResponse::default();
+    for resource in request.resources {
+        let mut result = DescribeConfigsResult::default();
+        result.resource_type = resource.resource_type;
+        result.resource_name = resource.resource_name.clone();
+        let keys: Option<Vec<String>> = resource
+            .configuration_keys
+            .map(|k| k.iter().map(|s| s.to_string()).collect());
+        let wanted = |name: &str| keys.as_ref().is_none_or(|k| k.iter().any(|x| x == name));
+        let outcome = match resource.resource_type {
+            TOPIC => describe_topic(broker, &resource.resource_name, synonyms, &wanted),
+            BROKER => describe_broker(broker, &resource.resource_name, synonyms, &wanted),
+            other => Err((
+                ResponseError::InvalidRequest.code(),
+                format!("Unsupported resource type {other}"),
+            )),
+        };
+        match outcome {
+            Ok(configs) => result.configs = configs,
+            Err((code, message)) => {
+                result.error_code = code;
+                result.error_message = Some(message.into());
+            }
+        }
+        response.results.push(result);
+    }
+    response
+}
+
+fn entry(
+    name: &str,
+    value: &str,
+    source: ConfigSource,
+    read_only: bool,
+    sensitive: bool,
+    kind: i8,
+) -> DescribeConfigsResourceResult {
+    let mut c = DescribeConfigsResourceResult::default();
+    c.name = name.to_owned().into();
+    c.value = (!sensitive).then(|| value.to_owned().into());
+    c.read_only = read_only;
+    c.config_source = source as i8;
+    c.is_sensitive = sensitive;
+    c.config_type = kind;
+    c
+}
+
+fn synonym(name: &str, value: &str, source: ConfigSource) -> DescribeConfigsSynonym {
+    let mut s = DescribeConfigsSynonym::default();
+    s.name = name.to_owned().into();
+    s.value = Some(value.to_owned().into());
+    s.source = source as i8;
+    s
+}
+
+fn describe_topic(
+    broker: &Broker,
+    name: &str,
+    with_synonyms: bool,
+    wanted: &dyn Fn(&str) -> bool,
+) -> Result<Vec<DescribeConfigsResourceResult>, ResourceError> {
+    if let Err(message) = oxka_metadata::validate_topic_name(name) {
+        return Err((ResponseError::InvalidTopicException.code(), message));
+    }
+    let image = broker.image();
+    if image.topic(name).is_none() {
+        return Err((
+            ResponseError::UnknownTopicOrPartition.code(),
+            format!("Topic {name} does not exist"),
+        ));
+    }
+    let overrides = image.topic_overrides(name);
+    Ok(broker
+        .config
+        .topic_config_values(overrides)
+        .into_iter()
+        .filter(|(def, _, _)| wanted(def.name))
+        .map(|(def, value, source)| {
+            let mut c = entry(
+                def.name,
+                &value,
+                source,
+                false,
+                def.sensitive,
+                config_type(def.kind),
+            );
+            if with_synonyms {
+                if let Some(v) = overrides.get(def.name) {
+                    c.synonyms
+                        .push(synonym(def.name, v, ConfigSource::DynamicTopic));
+                }
+                let (broker_value, broker_source) = broker.config.topic_default(def);
+                c.synonyms
+                    .push(synonym(def.broker_synonym, &broker_value, broker_source));
+            }
+            c
+        })
+        .collect())
+}
+
+fn describe_broker(
+    broker: &Broker,
+    name: &str,
+    with_synonyms: bool,
+    wanted: &dyn Fn(&str) -> bool,
+) -> Result<Vec<DescribeConfigsResourceResult>, ResourceError> {
+    if name.is_empty() {
+        // Cluster-wide dynamic defaults: none are set.
+        return Ok(Vec::new());
+    }
+    if name != broker.config.node_id.to_string() {
+        return Err((
+            ResponseError::InvalidRequest.code(),
+            format!(
+                "Unexpected broker id, expected {} but received {name}",
+                broker.config.node_id
+            ),
+        ));
+    }
+    Ok(broker
+        .config
+        .entries()
+        .filter(|(key, _, _)| wanted(key))
+        .map(|(key, value, source)| {
+            let kind = topic_config::TOPIC_CONFIGS
+                .iter()
+                .find(|d| d.broker_synonym == key)
+                .map_or(2, |d| config_type(d.kind));
+            let sensitive = key.contains("password") || key.contains("secret");
+            let mut c = entry(key, value, source, true, sensitive, kind);
+            if with_synonyms {
+                c.synonyms.push(synonym(key, value, source));
+            }
+            c
+        })
+        .collect())
+}
+
+/// Refusal of a change to a broker resource: no broker config is dynamic yet.
+fn broker_alter_error(broker: &Broker, name: &str, keys: &[String]) -> ResourceError {
+    if !name.is_empty() && name != broker.config.node_id.to_string() {
+        return (
+            ResponseError::InvalidRequest.code(),
+            format!(
+                "Unexpected broker id, expected {} but received {name}",
+                broker.config.node_id
+            ),
+        );
+    }
+    (
+        ResponseError::InvalidRequest.code(),
+        format!(
+            "Cannot update these configs dynamically: {}",
+            keys.join(", ")
+        ),
+    )
+}
+
+pub(super) async fn alter(
+    broker: &Arc<Broker>,
+    request: AlterConfigsRequest,
+) -> AlterConfigsResponse {
+    let validate_only = request.validate_only;
+    let mut response = AlterConfigsResponse::default();
+    for resource in request.resources {
+        let name = resource.resource_name.to_string();
+        let mut configs = BTreeMap::new();
+        let mut null_key = None;
+        for c in &resource.configs {
+            match &c.value {
+                Some(v) => {
+                    configs.insert(c.name.to_string(), v.to_string());
+                }
+                None => null_key = Some(c.name.to_string()),
+            }
+        }
+        let outcome = match resource.resource_type {
+            _ if null_key.is_some() => Err((
+                ResponseError::InvalidRequest.code(),
+                format!(
+                    "Null value not supported for : {}",
+                    null_key.unwrap_or_default()
+                ),
+            )),
+            TOPIC => set_topic_configs(broker, name, configs, validate_only).await,
+            BROKER => Err(broker_alter_error(
+                broker,
+                &name,
+                &configs.keys().cloned().collect::<Vec<_>>(),
+            )),
+            other => Err((
+                ResponseError::InvalidRequest.code(),
+                format!("Unsupported resource type {other}"),
+            )),
+        };
+        let mut r = alter_configs_response::AlterConfigsResourceResponse::default();
+        r.resource_type = resource.resource_type;
+        r.resource_name = resource.resource_name;
+        if let Err((code, message)) = outcome {
+            r.error_code = code;
+            r.error_message = Some(message.into());
+        }
+        response.responses.push(r);
+    }
+    response
+}
+
+const SET: i8 = 0;
+const DELETE: i8 = 1;
+const APPEND: i8 = 2;
+const SUBTRACT: i8 = 3;
+
+pub(super) async fn incremental_alter(
+    broker: &Arc<Broker>,
+    request: IncrementalAlterConfigsRequest,
+) -> IncrementalAlterConfigsResponse {
+    let validate_only = request.validate_only;
+    let mut response = IncrementalAlterConfigsResponse::default();
+    for resource in request.resources {
+        let name = resource.resource_name.to_string();
+        let ops: Vec<(String, i8, Option<String>)> = resource
+            .configs
+            .iter()
+            .map(|c| {
+                (
+                    c.name.to_string(),
+                    c.config_operation,
+                    c.value.as_ref().map(|v| v.to_string()),
+                )
+            })
+            .collect();
+        let outcome = match resource.resource_type {
+            TOPIC => match incremental_topic_configs(broker, &name, &ops) {
+                Ok(configs) => set_topic_configs(broker, name, configs, validate_only).await,
+                Err(e) => Err(e),
+            },
+            BROKER => Err(broker_alter_error(
+                broker,
+                &name,
+                &ops.iter().map(|o| o.0.clone()).collect::<Vec<_>>(),
+            )),
+            other => Err((
+                ResponseError::InvalidRequest.code(),
+                format!("Unsupported resource type {other}"),
+            )),
+        };
+        let mut r = incremental_alter_configs_response::AlterConfigsResourceResponse::default();
+        r.resource_type = resource.resource_type;
+        r.resource_name = resource.resource_name;
+        if let Err((code, message)) = outcome {
+            r.error_code = code;
+            r.error_message = Some(message.into());
+        }
+        response.responses.push(r);
+    }
+    response
+}
+
+/// Applies SET/DELETE/APPEND/SUBTRACT to a topic's overrides, returning the new overrides.
+fn incremental_topic_configs(
+    broker: &Broker,
+    topic: &str,
+    ops: &[(String, i8, Option<String>)],
+) -> Result<BTreeMap<String, String>, ResourceError> {
+    let image = broker.image();
+    if image.topic(topic).is_none() {
+        return Err((
+            ResponseError::UnknownTopicOrPartition.code(),
+            format!("Topic {topic} does not exist"),
+        ));
+    }
+    let mut seen = std::collections::BTreeSet::new();
+    if let Some((dup, _, _)) = ops.iter().find(|(k, _, _)| !seen.insert(k.clone())) {
+        return Err((
+            ResponseError::InvalidRequest.code(),
+            format!("Error due to duplicate config keys : {dup}"),
+        ));
+    }
+    let mut overrides = image.topic_overrides(topic).clone();
+    for (key, op, value) in ops {
+        let Some(def) = topic_config::lookup(key) else {
+            return Err((
+                ResponseError::InvalidConfig.code(),
+                format!("Unknown topic config name: {key}"),
+            ));
+        };
+        match *op {
+            SET => {
+                let Some(v) = value else {
+                    return Err((
+                        ResponseError::InvalidRequest.code(),
+                        format!("Null value not supported for : {key}"),
+                    ));
+                };
+                overrides.insert(key.clone(), v.clone());
+            }
+            DELETE => {
+                overrides.remove(key);
+            }
+            APPEND | SUBTRACT => {
+                if !matches!(def.kind, ConfigKind::List(_)) {
+                    return Err((
+                        ResponseError::InvalidConfig.code(),
+                        format!("Config value append is not allowed for config key: {key}"),
+                    ));
+                }
+                let current = overrides
+                    .get(key)
+                    .cloned()
+                    .unwrap_or_else(|| broker.config.topic_default(def).0);
+                let mut items: Vec<String> = current
+                    .split(',')
+                    .map(|s| s.trim().to_owned())
+                    .filter(|s| !s.is_empty())
+                    .collect();
+                let given: Vec<String> = value
+                    .as_deref()
+                    .unwrap_or("")
+                    .split(',')
+                    .map(|s| s.trim().to_owned())
+                    .filter(|s| !s.is_empty())
+                    .collect();
+                if *op == APPEND {
+                    for g in given {
+                        if !items.contains(&g) {
+                            items.push(g);
+                        }
+                    }
+                } else {
+                    items.retain(|i| !given.contains(i));
+                }
+                overrides.insert(key.clone(), items.join(","));
+            }
+            other => {
+                return Err((
+                    ResponseError::InvalidRequest.code(),
+                    format!("Unknown config operation {other}"),
+                ));
+            }
+        }
+    }
+    Ok(overrides)
+}
+
+async fn set_topic_configs(
+    broker: &Arc<Broker>,
+    topic: String,
+    configs: BTreeMap<String, String>,
+    validate_only: bool,
+) -> Result<(), ResourceError> {
+    if let Err(message) = oxka_metadata::validate_topic_name(&topic) {
+        return Err((ResponseError::InvalidTopicException.code(), message));
+    }
+    blocking(broker, move |b| {
+        b.change_metadata(|c| {
+            c.set_topic_configs(&topic, &configs, validate_only)
+                .map(|_| ())
+        })
+    })
+    .await
+    .map_err(|e| (controller_error_code(&e), e.to_string()))
+}

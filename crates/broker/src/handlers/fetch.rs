@@ -1,0 +1,132 @@
+//! Fetch (key 1): whole batches from each requested partition, bounded by the high
+//! watermark, `partition_max_bytes` and the response's `max_bytes`; long-polls until
+//! `min_bytes` are available or `max_wait_ms` passes. Sessions (KIP-227) are not created:
+//! a session id of 0 in the response tells clients to keep sending full requests.
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use kafka_protocol::error::ResponseError;
+use kafka_protocol::messages::fetch_response::{FetchableTopicResponse, PartitionData};
+use kafka_protocol::messages::{FetchRequest, FetchResponse, TopicName};
+use oxka_protocol::kafka_protocol;
+
+use crate::errors::partition_error_code;
+use crate::partition::PartitionError;
+use crate::{metrics, Broker};
+
+pub(super) async fn handle(
+    broker: &Arc<Broker>,
+    version: i16,
+    request: FetchRequest,
+) -> FetchResponse {
+    let mut response = FetchResponse::default();
+    if request.session_id != 0 {
+        response.error_code = ResponseError::FetchSessionIdNotFound.code();
+        return response;
+    }
+    let max_wait = Duration::from_millis(request.max_wait_ms.max(0) as u64);
+    let deadline = Instant::now() + max_wait;
+    let min_bytes = request.min_bytes.max(0) as usize;
+    loop {
+        // Register for wake-ups before reading, so an append in between is not missed.
+        let notified = broker.data_arrived.notified();
+        tokio::pin!(notified);
+        notified.as_mut().enable();
+
+        let (topics, bytes, errors) = read_once(broker, version, &request);
+        let now = Instant::now();
+        if bytes >= min_bytes || errors || now >= deadline {
+            for t in &topics {
+                let sent: usize = t
+                    .partitions
+                    .iter()
+                    .map(|p| p.records.as_ref().map_or(0, |r| r.len()))
+                    .sum();
+                if sent > 0 {
+                    metrics::fetched(&t.topic, sent);
+                }
+            }
+            response.responses = topics;
+            return response;
+        }
+        let _ = tokio::time::timeout(deadline - now, notified).await;
+    }
+}
+
+/// One pass over the requested partitions: the responses, bytes returned, and whether any
+/// partition had an error (which makes Kafka answer at once).
+fn read_once(
+    broker: &Broker,
+    version: i16,
+    request: &FetchRequest,
+) -> (Vec<FetchableTopicResponse>, usize, bool) {
+    let image = broker.image();
+    let mut remaining = request.max_bytes.max(0) as usize;
+    let mut total = 0usize;
+    let mut any_error = false;
+    let mut out = Vec::with_capacity(request.topics.len());
+    for topic in &request.topics {
+        let name = if version >= 13 {
+            image
+                .topic_by_id(&topic.topic_id)
+                .map(|t| TopicName(t.name.clone().into()))
+        } else {
+            Some(topic.topic.clone())
+        };
+        let mut topic_response = FetchableTopicResponse::default();
+        topic_response.topic = topic.topic.clone();
+        topic_response.topic_id = topic.topic_id;
+        for p in &topic.partitions {
+            let mut data = PartitionData::default();
+            data.partition_index = p.partition;
+            data.high_watermark = -1;
+            data.last_stable_offset = -1;
+            data.log_start_offset = -1;
+            data.preferred_read_replica = kafka_protocol::messages::BrokerId(-1);
+            let partition = name
+                .as_ref()
+                .and_then(|n| broker.partitions().get(n, p.partition));
+            let Some(partition) = partition else {
+                data.error_code = if version >= 13 && name.is_none() {
+                    ResponseError::UnknownTopicId.code()
+                } else {
+                    ResponseError::UnknownTopicOrPartition.code()
+                };
+                any_error = true;
+                topic_response.partitions.push(data);
+                continue;
+            };
+            let max_bytes = (p.partition_max_bytes.max(0) as usize).min(remaining);
+            // KIP-74: the first partition with data may exceed the limits by one batch so that
+            // a batch larger than max_bytes cannot stall the consumer.
+            let min_one = total == 0;
+            match partition.read(p.fetch_offset, max_bytes, min_one) {
+                Ok((info, offsets)) => {
+                    data.high_watermark = offsets.high_watermark;
+                    data.last_stable_offset = offsets.high_watermark;
+                    data.log_start_offset = offsets.log_start_offset;
+                    let n = info.records.len();
+                    total += n;
+                    remaining = remaining.saturating_sub(n);
+                    data.records = Some(info.records);
+                }
+                Err(e) => {
+                    if let Ok(offsets) = partition.offsets() {
+                        data.high_watermark = offsets.high_watermark;
+                        data.last_stable_offset = offsets.high_watermark;
+                        data.log_start_offset = offsets.log_start_offset;
+                    }
+                    data.error_code = match e {
+                        PartitionError::Deleted => ResponseError::UnknownTopicOrPartition.code(),
+                        ref e => partition_error_code(e),
+                    };
+                    any_error = true;
+                }
+            }
+            topic_response.partitions.push(data);
+        }
+        out.push(topic_response);
+    }
+    (out, total, any_error)
+}

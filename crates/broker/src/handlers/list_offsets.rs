@@ -1,0 +1,135 @@
+//! ListOffsets (key 2) and OffsetForLeaderEpoch (key 23).
+//!
+//! ListOffsets timestamps: -2 earliest, -1 latest, -3 max timestamp (KIP-734), -4 earliest
+//! local (KIP-405), -5 latest tiered (no tiered storage: -1), otherwise the first record with
+//! a timestamp at or after the target (offset -1 when there is none).
+
+use kafka_protocol::error::ResponseError;
+use kafka_protocol::messages::list_offsets_response::{
+    ListOffsetsPartitionResponse, ListOffsetsTopicResponse,
+};
+use kafka_protocol::messages::offset_for_leader_epoch_response::{
+    EpochEndOffset, OffsetForLeaderTopicResult,
+};
+use kafka_protocol::messages::{
+    ListOffsetsRequest, ListOffsetsResponse, OffsetForLeaderEpochRequest,
+    OffsetForLeaderEpochResponse,
+};
+use oxka_protocol::kafka_protocol;
+
+use crate::errors::partition_error_code;
+use crate::partition::{Partition, PartitionError};
+use crate::Broker;
+
+const LATEST: i64 = -1;
+const EARLIEST: i64 = -2;
+const MAX_TIMESTAMP: i64 = -3;
+const EARLIEST_LOCAL: i64 = -4;
+const LATEST_TIERED: i64 = -5;
+
+pub(super) fn handle(
+    broker: &Broker,
+    version: i16,
+    request: ListOffsetsRequest,
+) -> ListOffsetsResponse {
+    let mut response = ListOffsetsResponse::default();
+    for topic in request.topics {
+        let mut t = ListOffsetsTopicResponse::default();
+        for p in &topic.partitions {
+            let mut r = ListOffsetsPartitionResponse::default();
+            r.partition_index = p.partition_index;
+            r.timestamp = -1;
+            r.offset = -1;
+            r.leader_epoch = -1;
+            match broker.partitions().get(&topic.name, p.partition_index) {
+                None => r.error_code = ResponseError::UnknownTopicOrPartition.code(),
+                Some(partition) => {
+                    if let Some(code) = check_leader_epoch(&partition, p.current_leader_epoch) {
+                        r.error_code = code;
+                    } else {
+                        match lookup(&partition, p.timestamp, version) {
+                            Ok(Some((offset, timestamp))) => {
+                                r.offset = offset;
+                                r.timestamp = timestamp;
+                                r.leader_epoch = partition.leader_epoch;
+                            }
+                            Ok(None) => {}
+                            Err(e) => r.error_code = partition_error_code(&e),
+                        }
+                    }
+                }
+            }
+            t.partitions.push(r);
+        }
+        t.name = topic.name;
+        response.topics.push(t);
+    }
+    response
+}
+
+fn lookup(
+    partition: &Partition,
+    timestamp: i64,
+    version: i16,
+) -> Result<Option<(i64, i64)>, PartitionError> {
+    partition.with_log(|log| {
+        Ok(match timestamp {
+            LATEST => Some((log.log_end_offset(), -1)),
+            EARLIEST | EARLIEST_LOCAL => Some((log.log_start_offset(), -1)),
+            MAX_TIMESTAMP if version >= 7 => log.max_timestamp_offset()?,
+            LATEST_TIERED if version >= 9 => None,
+            t if t >= 0 => log.offset_for_timestamp(t)?,
+            _ => None,
+        })
+    })
+}
+
+/// Kafka's leader-epoch fencing: a client's epoch newer than ours is UNKNOWN_LEADER_EPOCH,
+/// an older one FENCED_LEADER_EPOCH; -1 skips the check.
+fn check_leader_epoch(partition: &Partition, current: i32) -> Option<i16> {
+    match current {
+        -1 => None,
+        e if e > partition.leader_epoch => Some(ResponseError::UnknownLeaderEpoch.code()),
+        e if e < partition.leader_epoch => Some(ResponseError::FencedLeaderEpoch.code()),
+        _ => None,
+    }
+}
+
+pub(super) fn offset_for_leader_epoch(
+    broker: &Broker,
+    request: OffsetForLeaderEpochRequest,
+) -> OffsetForLeaderEpochResponse {
+    let mut response = OffsetForLeaderEpochResponse::default();
+    for topic in request.topics {
+        let mut t = OffsetForLeaderTopicResult::default();
+        for p in &topic.partitions {
+            let mut r = EpochEndOffset::default();
+            r.partition = p.partition;
+            r.leader_epoch = -1;
+            r.end_offset = -1;
+            match broker.partitions().get(&topic.topic, p.partition) {
+                None => r.error_code = ResponseError::UnknownTopicOrPartition.code(),
+                Some(partition) => {
+                    if let Some(code) = check_leader_epoch(&partition, p.current_leader_epoch) {
+                        r.error_code = code;
+                    } else {
+                        let found =
+                            partition.with_log(|log| Ok(log.end_offset_for_epoch(p.leader_epoch)));
+                        match found {
+                            Ok(Some((epoch, offset))) => {
+                                r.leader_epoch = epoch;
+                                r.end_offset = offset;
+                            }
+                            Ok(None) => {}
+                            Err(e) => r.error_code = partition_error_code(&e),
+                        }
+                    }
+                }
+            }
+            t.partitions.push(r);
+        }
+        t.topic = topic.topic;
+        response.topics.push(t);
+    }
+    response
+}

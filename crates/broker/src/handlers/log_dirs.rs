@@ -1,0 +1,76 @@
+//! DescribeLogDirs (35): per log dir, the hosted partitions and their sizes.
+
+use std::sync::Arc;
+
+use kafka_protocol::messages::describe_log_dirs_response::{
+    DescribeLogDirsPartition, DescribeLogDirsResult, DescribeLogDirsTopic,
+};
+use kafka_protocol::messages::{DescribeLogDirsRequest, DescribeLogDirsResponse, TopicName};
+use oxka_protocol::kafka_protocol;
+
+use crate::Broker;
+
+pub(super) async fn describe(
+    broker: &Arc<Broker>,
+    request: DescribeLogDirsRequest,
+) -> DescribeLogDirsResponse {
+    let broker = broker.clone();
+    tokio::task::spawn_blocking(move || describe_blocking(&broker, request))
+        .await
+        .expect("describe log dirs task panicked")
+}
+
+fn describe_blocking(broker: &Broker, request: DescribeLogDirsRequest) -> DescribeLogDirsResponse {
+    let wanted = |topic: &str, partition: i32| match &request.topics {
+        None => true,
+        Some(topics) => topics
+            .iter()
+            .any(|t| t.topic.as_str() == topic && t.partitions.contains(&partition)),
+    };
+    let mut response = DescribeLogDirsResponse::default();
+    for dir in broker.partitions().log_dirs() {
+        let mut result = DescribeLogDirsResult::default();
+        let absolute = std::path::absolute(dir).unwrap_or_else(|_| dir.clone());
+        result.log_dir = absolute.to_string_lossy().into_owned().into();
+        let (total, usable) = disk_space(dir);
+        result.total_bytes = total;
+        result.usable_bytes = usable;
+        for partition in broker.partitions().all() {
+            let in_dir = partition
+                .with_log(|log| Ok(log.dir().starts_with(dir)))
+                .unwrap_or(false);
+            if !in_dir || !wanted(&partition.topic, partition.index) {
+                continue;
+            }
+            let Ok(size) = partition.size_bytes() else {
+                continue;
+            };
+            let mut p = DescribeLogDirsPartition::default();
+            p.partition_index = partition.index;
+            p.partition_size = size as i64;
+            p.offset_lag = 0;
+            match result.topics.last_mut() {
+                Some(t) if t.name.as_str() == partition.topic => t.partitions.push(p),
+                _ => {
+                    let mut t = DescribeLogDirsTopic::default();
+                    t.name = TopicName(partition.topic.clone().into());
+                    t.partitions.push(p);
+                    result.topics.push(t);
+                }
+            }
+        }
+        response.results.push(result);
+    }
+    response
+}
+
+/// Total and usable bytes of the file system holding `dir` (-1, -1 when unknown).
+fn disk_space(dir: &std::path::Path) -> (i64, i64) {
+    match nix::sys::statvfs::statvfs(dir) {
+        Ok(s) => {
+            let frag = s.fragment_size() as i64;
+            (s.blocks() as i64 * frag, s.blocks_available() as i64 * frag)
+        }
+        Err(_) => (-1, -1),
+    }
+}

@@ -1,0 +1,112 @@
+//! Produce (key 0): validate and append each partition's batches as they came (offsets are
+//! assigned in place), then answer per partition. acks=0 gets no response at all; acks=1 and
+//! acks=all are the same on a single node (the leader is the whole ISR).
+
+use std::sync::Arc;
+
+use bytes::BytesMut;
+use kafka_protocol::error::ResponseError;
+use kafka_protocol::messages::produce_response::{PartitionProduceResponse, TopicProduceResponse};
+use kafka_protocol::messages::{ProduceRequest, ProduceResponse};
+use oxka_protocol::kafka_protocol;
+
+use super::metadata::create_for_metadata;
+use crate::errors::partition_error_code;
+use crate::{metrics, Broker};
+
+pub(super) async fn handle(
+    broker: &Arc<Broker>,
+    _version: i16,
+    request: ProduceRequest,
+) -> Option<ProduceResponse> {
+    let acks = request.acks;
+    let mut response = ProduceResponse::default();
+    if request.transactional_id.is_some() {
+        // Transactions are not served yet: refuse the write rather than ignore its semantics.
+        response.responses = error_all(
+            &request,
+            ResponseError::TransactionalIdAuthorizationFailed.code(),
+        );
+        return Some(response);
+    }
+    if !matches!(acks, -1..=1) {
+        response.responses = error_all(&request, ResponseError::InvalidRequiredAcks.code());
+        return Some(response);
+    }
+    let mut appended_any = false;
+    for topic in request.topic_data {
+        let mut topic_response = TopicProduceResponse::default();
+        let name = topic.name.clone();
+        let exists = broker.image().topic(&name).is_some();
+        let topic_error = if exists {
+            None
+        } else {
+            create_for_metadata(broker, &name, broker.config.auto_create_topics_enable)
+                .await
+                .err()
+        };
+        for data in topic.partition_data {
+            let mut p = PartitionProduceResponse::default();
+            p.index = data.index;
+            p.base_offset = -1;
+            p.log_append_time_ms = -1;
+            p.log_start_offset = -1;
+            let partition = broker.partitions().get(&name, data.index);
+            match (topic_error, partition, data.records) {
+                (Some(code), _, _) => p.error_code = code,
+                (None, None, _) => p.error_code = ResponseError::UnknownTopicOrPartition.code(),
+                (None, Some(_), None) => p.error_code = ResponseError::InvalidRecord.code(),
+                (None, Some(partition), Some(records)) => {
+                    let mut records = BytesMut::from(&records[..]);
+                    match partition.append_as_leader(&mut records) {
+                        Ok(info) => {
+                            appended_any = true;
+                            p.base_offset = info.first_offset;
+                            p.log_append_time_ms = info.log_append_time_ms;
+                            p.log_start_offset =
+                                partition.offsets().map_or(-1, |o| o.log_start_offset);
+                            metrics::produced(&name, info.num_records, info.bytes);
+                        }
+                        Err(e) => {
+                            tracing::debug!(topic = %name.as_str(), partition = data.index, error = %e, "produce refused");
+                            p.error_code = partition_error_code(&e);
+                            p.error_message = Some(e.to_string().into());
+                        }
+                    }
+                }
+            }
+            topic_response.partition_responses.push(p);
+        }
+        topic_response.name = name;
+        response.responses.push(topic_response);
+    }
+    if appended_any {
+        broker.data_arrived.notify_waiters();
+    }
+    (acks != 0).then_some(response)
+}
+
+fn error_all(request: &ProduceRequest, code: i16) -> Vec<TopicProduceResponse> {
+    request
+        .topic_data
+        .iter()
+        .map(|t| {
+            let mut r = TopicProduceResponse::default();
+            r.name = t.name.clone();
+            r.partition_responses = t
+                .partition_data
+                .iter()
+                .map(|d| {
+                    let mut p = PartitionProduceResponse::default();
+                    p.index = d.index;
+                    p.error_code = code;
+                    p.base_offset = -1;
+                    p.log_append_time_ms = -1;
+                    p.log_start_offset = -1;
+                    p
+                })
+                .collect();
+            r
+        })
+        .collect()
+}

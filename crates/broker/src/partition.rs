@@ -1,0 +1,272 @@
+//! Partitions hosted by this broker and the manager that reconciles them against the
+//! metadata image.
+//!
+//! A [`Partition`] owns its [`Log`] behind a mutex (appends and reads of one partition are
+//! serialised; different partitions never contend). On a single node the high watermark is the
+//! log end offset: every acknowledged write is on the only replica.
+//!
+//! The [`PartitionManager`] maps topic → partitions. `reconcile` opens logs for partitions the
+//! image assigns to this node, applies config changes, and deletes logs of removed topics. It
+//! does blocking file I/O and must run off the async runtime's worker threads.
+
+use std::collections::{BTreeMap, HashMap, HashSet};
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use oxka_log::{AppendInfo, Log, LogError, ReadInfo};
+use oxka_metadata::MetadataImage;
+use parking_lot::{Mutex, RwLock};
+use uuid::Uuid;
+
+use crate::config::BrokerConfig;
+use crate::now_ms;
+
+/// One partition replica on this broker.
+#[derive(Debug)]
+pub struct Partition {
+    pub topic: String,
+    pub topic_id: Uuid,
+    pub index: i32,
+    pub leader_epoch: i32,
+    /// `None` once the partition has been deleted; requests still holding it get
+    /// UNKNOWN_TOPIC_OR_PARTITION.
+    log: Mutex<Option<Log>>,
+}
+
+/// A consistent view of a partition's offsets.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct PartitionOffsets {
+    pub log_start_offset: i64,
+    pub high_watermark: i64,
+}
+
+/// Why a partition operation failed.
+#[derive(Debug, thiserror::Error)]
+pub enum PartitionError {
+    #[error("partition was deleted")]
+    Deleted,
+    #[error(transparent)]
+    Log(#[from] LogError),
+}
+
+impl Partition {
+    /// Appends a produce request's batches (offsets assigned here, in place).
+    pub fn append_as_leader(&self, records: &mut [u8]) -> Result<AppendInfo, PartitionError> {
+        let mut log = self.log.lock();
+        let log = log.as_mut().ok_or(PartitionError::Deleted)?;
+        Ok(log.append_as_leader(records, self.leader_epoch, now_ms())?)
+    }
+
+    /// Reads whole batches from `offset`, bounded by the high watermark.
+    pub fn read(
+        &self,
+        offset: i64,
+        max_bytes: usize,
+        min_one_batch: bool,
+    ) -> Result<(ReadInfo, PartitionOffsets), PartitionError> {
+        self.with_log(|log| {
+            let offsets = offsets_of(log);
+            let info = log.read(offset, max_bytes, offsets.high_watermark, min_one_batch)?;
+            Ok((info, offsets))
+        })
+    }
+
+    pub fn offsets(&self) -> Result<PartitionOffsets, PartitionError> {
+        self.with_log(|log| Ok(offsets_of(log)))
+    }
+
+    pub fn size_bytes(&self) -> Result<u64, PartitionError> {
+        self.with_log(|log| Ok(log.size_bytes()))
+    }
+
+    /// Runs `f` on the log, failing if the partition was deleted.
+    pub fn with_log<T>(
+        &self,
+        f: impl FnOnce(&mut Log) -> Result<T, PartitionError>,
+    ) -> Result<T, PartitionError> {
+        let mut log = self.log.lock();
+        f(log.as_mut().ok_or(PartitionError::Deleted)?)
+    }
+
+    fn take_log(&self) -> Option<Log> {
+        self.log.lock().take()
+    }
+}
+
+fn offsets_of(log: &Log) -> PartitionOffsets {
+    PartitionOffsets {
+        log_start_offset: log.log_start_offset(),
+        high_watermark: log.log_end_offset(),
+    }
+}
+
+#[derive(Debug, Default)]
+struct HostedTopic {
+    topic_id: Uuid,
+    partitions: BTreeMap<i32, Arc<Partition>>,
+}
+
+/// All partitions hosted by this broker.
+#[derive(Debug)]
+pub struct PartitionManager {
+    node_id: i32,
+    log_dirs: Vec<PathBuf>,
+    topics: RwLock<HashMap<String, HostedTopic>>,
+    /// Serialises reconciliations so that two never open the same log.
+    reconcile_lock: Mutex<()>,
+}
+
+impl PartitionManager {
+    pub fn new(node_id: i32, log_dirs: Vec<PathBuf>) -> PartitionManager {
+        PartitionManager {
+            node_id,
+            log_dirs,
+            topics: RwLock::new(HashMap::new()),
+            reconcile_lock: Mutex::new(()),
+        }
+    }
+
+    pub fn get(&self, topic: &str, partition: i32) -> Option<Arc<Partition>> {
+        self.topics
+            .read()
+            .get(topic)
+            .and_then(|t| t.partitions.get(&partition).cloned())
+    }
+
+    /// Every hosted partition, in topic then partition order.
+    pub fn all(&self) -> Vec<Arc<Partition>> {
+        let topics = self.topics.read();
+        let mut names: Vec<&String> = topics.keys().collect();
+        names.sort();
+        names
+            .into_iter()
+            .flat_map(|n| topics[n].partitions.values().cloned())
+            .collect()
+    }
+
+    pub fn log_dirs(&self) -> &[PathBuf] {
+        &self.log_dirs
+    }
+
+    /// Brings hosted partitions in line with `image`. Blocking.
+    pub fn reconcile(&self, image: &MetadataImage, config: &BrokerConfig) -> Result<(), LogError> {
+        let _guard = self.reconcile_lock.lock();
+        // Topics removed (or re-created under a new id) lose their logs.
+        let stale: Vec<(String, HostedTopic)> = {
+            let mut topics = self.topics.write();
+            let names: Vec<String> = topics
+                .iter()
+                .filter(|(name, hosted)| {
+                    image
+                        .topic(name)
+                        .is_none_or(|t| t.topic_id != hosted.topic_id)
+                })
+                .map(|(name, _)| name.clone())
+                .collect();
+            names
+                .into_iter()
+                .filter_map(|n| topics.remove(&n).map(|t| (n, t)))
+                .collect()
+        };
+        for (name, hosted) in stale {
+            for partition in hosted.partitions.values() {
+                if let Some(log) = partition.take_log() {
+                    tracing::info!(topic = %name, partition = partition.index, "deleting partition log");
+                    log.delete()?;
+                }
+            }
+        }
+        for (name, topic) in &image.topics {
+            let log_config = config.log_config(image.topic_overrides(name));
+            for p in &topic.partitions {
+                if !p.replicas.contains(&self.node_id) {
+                    continue;
+                }
+                if let Some(existing) = self.get(name, p.partition) {
+                    existing
+                        .with_log(|log| {
+                            log.update_config(log_config.clone());
+                            Ok(())
+                        })
+                        .ok();
+                    continue;
+                }
+                let dir = self.dir_for(name, p.partition);
+                let log = Log::open(&dir, log_config.clone(), now_ms())?;
+                let partition = Arc::new(Partition {
+                    topic: name.clone(),
+                    topic_id: topic.topic_id,
+                    index: p.partition,
+                    leader_epoch: p.leader_epoch,
+                    log: Mutex::new(Some(log)),
+                });
+                let mut topics = self.topics.write();
+                let hosted = topics.entry(name.clone()).or_insert_with(|| HostedTopic {
+                    topic_id: topic.topic_id,
+                    partitions: BTreeMap::new(),
+                });
+                hosted.partitions.insert(p.partition, partition);
+            }
+        }
+        Ok(())
+    }
+
+    /// Deletes partition directories that no topic in `image` owns (left by a crash in the
+    /// middle of a topic deletion). Run once at start-up, before the first reconcile.
+    pub fn remove_orphans(&self, image: &MetadataImage) {
+        let wanted: HashSet<String> = image
+            .topics
+            .values()
+            .flat_map(|t| {
+                t.partitions
+                    .iter()
+                    .map(move |p| partition_dir_name(&t.name, p.partition))
+            })
+            .collect();
+        for dir in &self.log_dirs {
+            let Ok(entries) = std::fs::read_dir(dir) else {
+                continue;
+            };
+            for entry in entries.flatten() {
+                let name = entry.file_name().to_string_lossy().into_owned();
+                if !entry.path().is_dir() || name.starts_with("__cluster_metadata") {
+                    continue;
+                }
+                let looks_like_partition = name
+                    .rsplit_once('-')
+                    .is_some_and(|(_, p)| p.parse::<u32>().is_ok());
+                if looks_like_partition && !wanted.contains(&name) {
+                    tracing::warn!(dir = %entry.path().display(), "removing orphaned partition directory");
+                    if let Err(e) = std::fs::remove_dir_all(entry.path()) {
+                        tracing::error!(error = %e, "could not remove orphaned partition directory");
+                    }
+                }
+            }
+        }
+    }
+
+    /// The directory of a partition: where it already is, else the log dir hosting fewest.
+    fn dir_for(&self, topic: &str, partition: i32) -> PathBuf {
+        let name = partition_dir_name(topic, partition);
+        if let Some(existing) = self
+            .log_dirs
+            .iter()
+            .map(|d| d.join(&name))
+            .find(|p| p.is_dir())
+        {
+            return existing;
+        }
+        let count = |d: &Path| std::fs::read_dir(d).map(|e| e.count()).unwrap_or(0);
+        let dir = self
+            .log_dirs
+            .iter()
+            .min_by_key(|d| count(d))
+            .expect("at least one log dir");
+        dir.join(name)
+    }
+}
+
+/// `<topic>-<partition>`, Kafka's partition directory name.
+pub fn partition_dir_name(topic: &str, partition: i32) -> String {
+    format!("{topic}-{partition}")
+}
