@@ -1,7 +1,8 @@
 //! The one place where internal errors become Kafka error codes.
 
 use kafka_protocol::error::ResponseError;
-use oxka_log::{BatchError, LogError};
+use oxka_log::batch::BatchError;
+use oxka_log::LogError;
 use oxka_metadata::ControllerError;
 use oxka_protocol::kafka_protocol;
 
@@ -27,13 +28,12 @@ pub(crate) fn partition_error_code(e: &PartitionError) -> i16 {
         PartitionError::Deleted => ResponseError::UnknownTopicOrPartition,
         PartitionError::Log(e) => match e {
             LogError::OffsetOutOfRange { .. } => ResponseError::OffsetOutOfRange,
-            LogError::InvalidBatch(b) => match b {
-                BatchError::CorruptMessage(_) => ResponseError::CorruptMessage,
+            LogError::InvalidRecords(b) => match b {
+                BatchError::CorruptMessage { .. } => ResponseError::CorruptMessage,
                 BatchError::MessageTooLarge { .. } => ResponseError::MessageTooLarge,
-                BatchError::UnsupportedMagic(_) | BatchError::InvalidRecord(_) => {
-                    ResponseError::InvalidRecord
-                }
+                _ => ResponseError::InvalidRecord,
             },
+            LogError::RecordsTooLargeForSegment { .. } => ResponseError::RecordBatchTooLarge,
             _ => ResponseError::KafkaStorageError,
         },
     }
