@@ -1,0 +1,732 @@
+//! [`Log`]: one partition's log, a sequence of segments in a directory.
+//!
+//! # Files in the partition directory
+//! - `<base offset:020>.log`, `.index`, `.timeindex`: one segment each (see [`crate::segment`] and
+//!   [`crate::index`]).
+//! - `leader-epoch-checkpoint`: the leader-epoch cache (Kafka's format).
+//! - `log-start-offset`: the log start offset, in the same text format (`0`, `1`, `<offset>`).
+//!   *Deviation from Kafka*, which keeps one `log-start-offset-checkpoint` per log dir listing every
+//!   partition: a file per partition keeps partitions independent and needs no shared writer.
+//!
+//! # Invariants
+//! - There is always at least one segment; the last one is the active segment, the only one
+//!   written to. Segments are keyed by base offset and their offsets do not overlap.
+//! - `log_start_offset <= log_end_offset`, and `log_start_offset >=` the first segment's base
+//!   offset. The log end offset is the active segment's next offset.
+//! - Offsets of appended batches increase without gaps for leader appends (followers may see gaps
+//!   left by compaction on the leader).
+//! - The leader-epoch cache has no entry starting at or after the log end offset.
+//!
+//! Not thread-safe: the broker keeps each `Log` behind a mutex. `read` and the timestamp queries
+//! take `&self`.
+
+use std::collections::BTreeMap;
+use std::fs;
+use std::path::{Path, PathBuf};
+
+use bytes::Bytes;
+
+use crate::batch::{
+    self, validate, BatchesSummary, Origin, RecordBatchMut, TimestampType,
+    NO_PARTITION_LEADER_EPOCH, NO_TIMESTAMP,
+};
+use crate::checkpoint;
+use crate::epoch::{EpochEntry, LeaderEpochCache};
+use crate::error::{IoContext, LogError};
+use crate::segment::{IndexConfig, LogSegment, INDEX_SUFFIX, LOG_SUFFIX, TIME_INDEX_SUFFIX};
+
+/// File holding this partition's log start offset (see the module docs for the deviation).
+pub const LOG_START_OFFSET_FILE: &str = "log-start-offset";
+
+/// Positions in the `.index` are 32-bit and Kafka caps segment.bytes to an i32.
+const MAX_SEGMENT_BYTES: u64 = i32::MAX as u64;
+
+/// Per-topic log settings. `Default` is Kafka's defaults.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LogConfig {
+    /// segment.bytes: roll when the active segment would grow beyond this. 1073741824.
+    pub segment_bytes: u64,
+    /// segment.ms: roll when the active segment is older than this. 604800000 (7 days).
+    pub segment_ms: i64,
+    /// segment.index.bytes: preallocated size of each index. 10485760.
+    pub segment_index_bytes: u32,
+    /// index.interval.bytes: bytes of log between index entries. 4096.
+    pub index_interval_bytes: u32,
+    /// retention.ms: delete segments whose newest record is older. 604800000; -1 = unlimited.
+    pub retention_ms: i64,
+    /// retention.bytes: delete the oldest segments while the log is larger. -1 = unlimited.
+    pub retention_bytes: i64,
+    /// max.message.bytes: largest record batch accepted from a producer. 1048588.
+    pub max_message_bytes: u32,
+    /// message.timestamp.type. CreateTime.
+    pub timestamp_type: TimestampType,
+}
+
+impl Default for LogConfig {
+    fn default() -> Self {
+        LogConfig {
+            segment_bytes: 1_073_741_824,
+            segment_ms: 604_800_000,
+            segment_index_bytes: 10_485_760,
+            index_interval_bytes: 4096,
+            retention_ms: 604_800_000,
+            retention_bytes: -1,
+            max_message_bytes: 1_048_588,
+            timestamp_type: TimestampType::CreateTime,
+        }
+    }
+}
+
+impl LogConfig {
+    fn index_config(&self) -> IndexConfig {
+        IndexConfig {
+            // At least one entry of each kind, so an index is never born full.
+            max_index_bytes: self.segment_index_bytes.max(24),
+            index_interval_bytes: self.index_interval_bytes,
+        }
+    }
+
+    fn effective_segment_bytes(&self) -> u64 {
+        self.segment_bytes.clamp(1, MAX_SEGMENT_BYTES)
+    }
+}
+
+/// What an append did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct AppendInfo {
+    /// Base offset of the first batch.
+    pub first_offset: i64,
+    /// Last offset of the last batch.
+    pub last_offset: i64,
+    /// Largest batch maxTimestamp (the append time with LogAppendTime).
+    pub max_timestamp: i64,
+    /// Last offset of the first batch holding `max_timestamp`.
+    pub offset_of_max_timestamp: i64,
+    /// The append time with LogAppendTime, else -1.
+    pub log_append_time_ms: i64,
+    /// Sum of recordsCount.
+    pub num_records: u64,
+    /// Bytes appended.
+    pub bytes: usize,
+}
+
+/// What a read returned.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ReadInfo {
+    /// Whole record batches, as stored.
+    pub records: Bytes,
+    /// Base offset of the first batch returned; `None` when `records` is empty.
+    pub first_offset: Option<i64>,
+}
+
+/// One partition's log. See the module docs.
+#[derive(Debug)]
+pub struct Log {
+    dir: PathBuf,
+    config: LogConfig,
+    /// Never empty; the last is the active segment.
+    segments: BTreeMap<i64, LogSegment>,
+    log_start_offset: i64,
+    log_end_offset: i64,
+    epochs: LeaderEpochCache,
+}
+
+impl Log {
+    /// Opens (creating the dir if needed) and recovers: every segment is loaded in base-offset
+    /// order; the active (last) segment is always rescanned batch by batch (CRC checked),
+    /// truncated at the first torn or corrupt batch, and its indexes rebuilt; an older segment's
+    /// indexes are rebuilt when missing or inconsistent. Leftover `.deleted`/`.cleaned`/`.swap`
+    /// files, temp files and indexes without a `.log` are removed.
+    pub fn open(dir: &Path, config: LogConfig, now_ms: i64) -> Result<Log, LogError> {
+        fs::create_dir_all(dir).ctx(dir, "create log directory")?;
+        let mut bases = Vec::new();
+        let mut index_files = Vec::new();
+        for entry in fs::read_dir(dir).ctx(dir, "list log directory")? {
+            let entry = entry.ctx(dir, "list log directory")?;
+            let path = entry.path();
+            let Some(name) = path.file_name().and_then(|n| n.to_str()) else {
+                continue;
+            };
+            if [".deleted", ".cleaned", ".swap", ".tmp"]
+                .iter()
+                .any(|s| name.ends_with(s))
+            {
+                tracing::info!(file = %path.display(), "removing leftover file");
+                fs::remove_file(&path).ctx(&path, "remove leftover file")?;
+                continue;
+            }
+            if let Some(base) = parse_segment_name(name, LOG_SUFFIX) {
+                bases.push(base);
+            } else if let Some(base) = parse_segment_name(name, INDEX_SUFFIX)
+                .or_else(|| parse_segment_name(name, TIME_INDEX_SUFFIX))
+            {
+                index_files.push((base, path));
+            }
+        }
+        bases.sort_unstable();
+        for (base, path) in index_files {
+            if bases.binary_search(&base).is_err() {
+                tracing::info!(file = %path.display(), "removing index without a segment");
+                fs::remove_file(&path).ctx(&path, "remove orphan index")?;
+            }
+        }
+
+        let saved_start = checkpoint::read(&dir.join(LOG_START_OFFSET_FILE), 1)?
+            .and_then(|e| e.first().map(|v| v[0]));
+        let cfg = config.index_config();
+        let mut segments = BTreeMap::new();
+        for (i, &base) in bases.iter().enumerate() {
+            let next = bases.get(i + 1).copied();
+            let active = next.is_none();
+            let (seg, truncated) = LogSegment::open(dir, base, next, active, cfg, now_ms)?;
+            if truncated > 0 {
+                tracing::warn!(dir = %dir.display(), base, truncated, "recovery truncated the active segment");
+            }
+            segments.insert(base, seg);
+        }
+        if segments.is_empty() {
+            let base = saved_start.unwrap_or(0).max(0);
+            segments.insert(base, LogSegment::create(dir, base, cfg)?);
+        }
+        let log_end_offset = segments
+            .values()
+            .next_back()
+            .expect("non-empty")
+            .next_offset();
+        let first_base = *segments.keys().next().expect("non-empty");
+        let log_start_offset = saved_start
+            .unwrap_or(first_base)
+            .max(first_base)
+            .min(log_end_offset);
+        let mut epochs = LeaderEpochCache::load(dir)?;
+        epochs.truncate_from_end(log_end_offset)?;
+        epochs.truncate_from_start(log_start_offset)?;
+        let log = Log {
+            dir: dir.to_path_buf(),
+            config,
+            segments,
+            log_start_offset,
+            log_end_offset,
+            epochs,
+        };
+        if saved_start != Some(log_start_offset) {
+            log.persist_log_start_offset()?;
+        }
+        Ok(log)
+    }
+
+    /// Validates (see [`batch::validate_batches`]), assigns offsets from the log end offset by
+    /// rewriting baseOffset in place, stamps partitionLeaderEpoch, and for LogAppendTime sets the
+    /// timestampType bit and maxTimestamp = `now_ms` and recomputes the CRC; rolls first when the
+    /// active segment is full or older than segment.ms; appends; records a new leader epoch start
+    /// when `leader_epoch` is greater than the latest. Records are never decompressed.
+    pub fn append_as_leader(
+        &mut self,
+        records: &mut [u8],
+        leader_epoch: i32,
+        now_ms: i64,
+    ) -> Result<AppendInfo, LogError> {
+        let summary = validate(records, Some(self.config.max_message_bytes), Origin::Client)?;
+        let first_offset = self.log_end_offset;
+        first_offset
+            .checked_add(summary.offset_count)
+            .ok_or_else(|| LogError::OffsetOverflow {
+                reason: format!("{} offsets after {first_offset}", summary.offset_count),
+            })?;
+        let timestamp_type = self.config.timestamp_type;
+        let mut next = first_offset;
+        let mut pos = 0;
+        let mut max_timestamp = NO_TIMESTAMP;
+        let mut offset_of_max_timestamp = -1;
+        while pos < records.len() {
+            let mut batch = RecordBatchMut::from_prefix(&mut records[pos..])?;
+            let size = batch.as_batch().size_in_bytes();
+            batch.set_base_offset(next);
+            batch.set_partition_leader_epoch(leader_epoch);
+            let batch_max = match timestamp_type {
+                TimestampType::LogAppendTime => now_ms,
+                TimestampType::CreateTime => batch.as_batch().max_timestamp(),
+            };
+            batch.set_max_timestamp(timestamp_type, batch_max);
+            let last = batch.as_batch().last_offset();
+            if offset_of_max_timestamp < 0 || batch_max > max_timestamp {
+                max_timestamp = batch_max;
+                offset_of_max_timestamp = last;
+            }
+            next = last + 1;
+            pos += size;
+        }
+        let info = AppendInfo {
+            first_offset,
+            last_offset: next - 1,
+            max_timestamp,
+            offset_of_max_timestamp,
+            log_append_time_ms: match timestamp_type {
+                TimestampType::LogAppendTime => now_ms,
+                TimestampType::CreateTime => -1,
+            },
+            num_records: summary.num_records,
+            bytes: records.len(),
+        };
+        self.append_validated(records, &info, now_ms)?;
+        if leader_epoch >= 0 && self.epochs.latest().is_none_or(|l| leader_epoch > l.epoch) {
+            self.epochs.assign(leader_epoch, first_offset)?;
+        }
+        Ok(info)
+    }
+
+    /// For replication: the batches already carry offsets; the first must start at or after the
+    /// log end offset (after only when the leader's log has a gap, e.g. from compaction) and the
+    /// offsets must increase. The leader-epoch cache learns each batch's partitionLeaderEpoch.
+    pub fn append_as_follower(
+        &mut self,
+        records: &[u8],
+        now_ms: i64,
+    ) -> Result<AppendInfo, LogError> {
+        let summary: BatchesSummary = validate(records, None, Origin::Replication)?;
+        if summary.first_offset < self.log_end_offset {
+            return Err(LogError::UnexpectedAppendOffset {
+                expected: self.log_end_offset,
+                first_offset: summary.first_offset,
+            });
+        }
+        let info = AppendInfo {
+            first_offset: summary.first_offset,
+            last_offset: summary.last_offset,
+            max_timestamp: summary.max_timestamp,
+            offset_of_max_timestamp: summary.offset_of_max_timestamp,
+            log_append_time_ms: -1,
+            num_records: summary.num_records,
+            bytes: records.len(),
+        };
+        self.append_validated(records, &info, now_ms)?;
+        for b in batch::batches(records) {
+            let epoch = b.partition_leader_epoch();
+            if epoch != NO_PARTITION_LEADER_EPOCH
+                && self.epochs.latest().is_none_or(|l| epoch > l.epoch)
+            {
+                self.epochs.assign(epoch, b.base_offset())?;
+            }
+        }
+        Ok(info)
+    }
+
+    fn append_validated(
+        &mut self,
+        records: &[u8],
+        info: &AppendInfo,
+        now_ms: i64,
+    ) -> Result<(), LogError> {
+        let segment_bytes = self.config.effective_segment_bytes();
+        if records.len() as u64 > segment_bytes {
+            return Err(LogError::RecordsTooLargeForSegment {
+                size: records.len(),
+                segment_bytes: self.config.segment_bytes,
+            });
+        }
+        if info.last_offset - info.first_offset > i64::from(i32::MAX) {
+            return Err(LogError::OffsetOverflow {
+                reason: format!(
+                    "offsets {}..={} do not fit one segment",
+                    info.first_offset, info.last_offset
+                ),
+            });
+        }
+        let active = self.active();
+        let roll = active.size() > 0
+            && (active.size() + records.len() as u64 > segment_bytes
+                || now_ms.saturating_sub(active.rolling_base_ms()) > self.config.segment_ms
+                || active.indexes_full()
+                || info.last_offset - active.base_offset() > i64::from(i32::MAX));
+        if roll {
+            self.roll_at(info.first_offset)?;
+        }
+        let cfg = self.config.index_config();
+        self.active_mut().append(records, cfg, now_ms)?;
+        self.log_end_offset = info.last_offset + 1;
+        Ok(())
+    }
+
+    /// Whole batches starting with the batch that contains `start_offset`, up to `max_bytes`,
+    /// only batches whose base offset < `max_offset` (the high watermark or last stable offset);
+    /// with `min_one_batch` the first batch is returned even when larger than `max_bytes`
+    /// (KIP-74). Batches come from one segment. `OffsetOutOfRange` when `start_offset` <
+    /// log start offset or > log end offset.
+    pub fn read(
+        &self,
+        start_offset: i64,
+        max_bytes: usize,
+        max_offset: i64,
+        min_one_batch: bool,
+    ) -> Result<ReadInfo, LogError> {
+        if start_offset < self.log_start_offset || start_offset > self.log_end_offset {
+            return Err(self.out_of_range(start_offset));
+        }
+        let empty = ReadInfo {
+            records: Bytes::new(),
+            first_offset: None,
+        };
+        if start_offset == self.log_end_offset || start_offset >= max_offset {
+            return Ok(empty);
+        }
+        let floor = self
+            .segments
+            .range(..=start_offset)
+            .next_back()
+            .map_or(i64::MIN, |(b, _)| *b);
+        for seg in self.segments.range(floor..).map(|(_, s)| s) {
+            if let Some((records, first_offset)) =
+                seg.read(start_offset, max_bytes, max_offset, min_one_batch)?
+            {
+                return Ok(ReadInfo {
+                    records: Bytes::from(records),
+                    first_offset,
+                });
+            }
+        }
+        Ok(empty)
+    }
+
+    /// The first offset still readable.
+    pub fn log_start_offset(&self) -> i64 {
+        self.log_start_offset
+    }
+
+    /// The offset the next appended record gets.
+    pub fn log_end_offset(&self) -> i64 {
+        self.log_end_offset
+    }
+
+    /// Sum of the segments' sizes in bytes.
+    pub fn size_bytes(&self) -> u64 {
+        self.segments.values().map(LogSegment::size).sum()
+    }
+
+    /// Number of segments (at least 1).
+    pub fn num_segments(&self) -> usize {
+        self.segments.len()
+    }
+
+    /// Base offsets of the segments, oldest first.
+    pub fn segment_base_offsets(&self) -> Vec<i64> {
+        self.segments.keys().copied().collect()
+    }
+
+    /// ListOffsets by timestamp: the first record (not batch) at or after the log start offset
+    /// with timestamp >= `target_ms`, as (offset, timestamp); `None` if there is none. Uses the
+    /// time index, then the batch headers, then the records of one batch.
+    pub fn offset_for_timestamp(&self, target_ms: i64) -> Result<Option<(i64, i64)>, LogError> {
+        for seg in self.segments.values() {
+            if seg.size() == 0
+                || seg.next_offset() <= self.log_start_offset
+                || seg.max_timestamp() < target_ms
+            {
+                continue;
+            }
+            if let Some(found) = seg.find_offset_by_timestamp(target_ms, self.log_start_offset)? {
+                return Ok(Some(found));
+            }
+        }
+        Ok(None)
+    }
+
+    /// ListOffsets MAX_TIMESTAMP (KIP-734): the offset and timestamp of the first record holding
+    /// the largest timestamp; `None` when no record has a timestamp.
+    pub fn max_timestamp_offset(&self) -> Result<Option<(i64, i64)>, LogError> {
+        let mut best: Option<&LogSegment> = None;
+        for seg in self.segments.values() {
+            if seg.size() == 0 || seg.next_offset() <= self.log_start_offset {
+                continue;
+            }
+            if best.is_none_or(|b| seg.max_timestamp() > b.max_timestamp()) {
+                best = Some(seg);
+            }
+        }
+        match best {
+            Some(seg) => seg.max_timestamp_record(),
+            None => Ok(None),
+        }
+    }
+
+    /// DeleteRecords: advances the log start offset to `offset` (an offset at or below it is a
+    /// no-op; beyond the log end offset is `OffsetOutOfRange`), deletes the segments wholly below
+    /// it and persists it. Returns the log start offset.
+    pub fn delete_records_before(&mut self, offset: i64) -> Result<i64, LogError> {
+        if offset > self.log_end_offset {
+            return Err(self.out_of_range(offset));
+        }
+        if offset <= self.log_start_offset {
+            return Ok(self.log_start_offset);
+        }
+        self.set_log_start_offset(offset)?;
+        let bases: Vec<i64> = self.segments.keys().copied().collect();
+        let n = bases.windows(2).take_while(|w| w[1] <= offset).count();
+        self.delete_oldest(n)?;
+        Ok(self.log_start_offset)
+    }
+
+    /// Retention: deletes whole segments whose largest timestamp is older than retention.ms, then
+    /// the oldest segments while the log is larger than retention.bytes; when the active segment
+    /// itself must go, rolls first so the log end offset is kept. Advances the log start offset.
+    /// Returns the number of segments deleted.
+    pub fn enforce_retention(&mut self, now_ms: i64) -> Result<usize, LogError> {
+        self.enforce_retention_below(now_ms, i64::MAX)
+    }
+
+    /// [`Log::enforce_retention`], deleting only segments whose offsets are all below
+    /// `high_watermark` (Kafka never lets the log start offset pass the high watermark).
+    pub fn enforce_retention_below(
+        &mut self,
+        now_ms: i64,
+        high_watermark: i64,
+    ) -> Result<usize, LogError> {
+        let mut deleted = 0;
+        if self.config.retention_ms >= 0 {
+            let retention_ms = self.config.retention_ms;
+            let n = self.deletable_prefix(high_watermark, |seg| {
+                now_ms.saturating_sub(seg.largest_timestamp()) > retention_ms
+            });
+            deleted += self.delete_oldest(n)?;
+        }
+        if self.config.retention_bytes >= 0 {
+            let mut excess = self.size_bytes() as i64 - self.config.retention_bytes;
+            let n = self.deletable_prefix(high_watermark, |seg| {
+                if excess - seg.size() as i64 >= 0 {
+                    excess -= seg.size() as i64;
+                    true
+                } else {
+                    false
+                }
+            });
+            deleted += self.delete_oldest(n)?;
+        }
+        Ok(deleted)
+    }
+
+    /// How many of the oldest segments satisfy `predicate` in a row, stopping at the empty active
+    /// segment and at segments reaching `high_watermark`.
+    fn deletable_prefix(
+        &self,
+        high_watermark: i64,
+        mut predicate: impl FnMut(&LogSegment) -> bool,
+    ) -> usize {
+        let segs: Vec<&LogSegment> = self.segments.values().collect();
+        let mut n = 0;
+        for (i, seg) in segs.iter().enumerate() {
+            let next = segs.get(i + 1);
+            if next.is_none() && seg.size() == 0 {
+                break;
+            }
+            let upper = next.map_or(self.log_end_offset, |s| s.base_offset());
+            if upper > high_watermark || !predicate(seg) {
+                break;
+            }
+            n += 1;
+        }
+        n
+    }
+
+    /// Deletes the `n` oldest segments, rolling first when that is all of them, and advances the
+    /// log start offset to the new first segment.
+    fn delete_oldest(&mut self, n: usize) -> Result<usize, LogError> {
+        if n == 0 {
+            return Ok(0);
+        }
+        if n >= self.segments.len() {
+            self.roll()?;
+        }
+        let bases: Vec<i64> = self.segments.keys().take(n).copied().collect();
+        let new_first = *self
+            .segments
+            .keys()
+            .nth(n)
+            .expect("at least one segment remains");
+        if new_first > self.log_start_offset {
+            self.set_log_start_offset(new_first)?;
+        }
+        for base in bases {
+            let seg = self.segments.remove(&base).expect("listed above");
+            tracing::info!(dir = %self.dir.display(), base, "deleting segment");
+            seg.delete()?;
+        }
+        Ok(n)
+    }
+
+    fn set_log_start_offset(&mut self, offset: i64) -> Result<(), LogError> {
+        self.log_start_offset = offset;
+        self.persist_log_start_offset()?;
+        self.epochs.truncate_from_start(offset)
+    }
+
+    fn persist_log_start_offset(&self) -> Result<(), LogError> {
+        checkpoint::write(
+            &self.dir.join(LOG_START_OFFSET_FILE),
+            &[self.log_start_offset.to_string()],
+        )
+    }
+
+    /// Rolls when segment.ms has elapsed for a non-empty active segment, even without appends
+    /// (called periodically). Returns whether it rolled.
+    pub fn maybe_roll(&mut self, now_ms: i64) -> Result<bool, LogError> {
+        let active = self.active();
+        if active.size() > 0
+            && now_ms.saturating_sub(active.rolling_base_ms()) > self.config.segment_ms
+        {
+            self.roll()?;
+            return Ok(true);
+        }
+        Ok(false)
+    }
+
+    /// Starts a new active segment at the log end offset (nothing happens when the active segment
+    /// is empty).
+    pub fn roll(&mut self) -> Result<(), LogError> {
+        self.roll_at(self.log_end_offset)
+    }
+
+    /// Starts a new active segment at `base` (>= the log end offset). An empty active segment at
+    /// that base is kept; an empty one elsewhere is replaced.
+    fn roll_at(&mut self, base: i64) -> Result<(), LogError> {
+        let cfg = self.config.index_config();
+        let (&active_base, active) = self.segments.iter_mut().next_back().expect("non-empty");
+        if active.size() == 0 {
+            if active_base == base {
+                return Ok(());
+            }
+            let old = self.segments.remove(&active_base).expect("present");
+            old.delete()?;
+        } else {
+            active.on_become_inactive()?;
+        }
+        tracing::debug!(dir = %self.dir.display(), base, "rolling new segment");
+        self.segments
+            .insert(base, LogSegment::create(&self.dir, base, cfg)?);
+        Ok(())
+    }
+
+    /// Removes every offset >= `offset` (replication), fixing indexes and the leader-epoch cache.
+    /// A batch containing `offset` is removed whole, so the log end offset becomes the end of the
+    /// last batch kept (which is `offset` whenever `offset` is a batch boundary). No-op when
+    /// `offset` >= log end offset; below the first segment it is
+    /// [`Log::truncate_fully_and_start_at`].
+    pub fn truncate_to(&mut self, offset: i64) -> Result<(), LogError> {
+        if offset >= self.log_end_offset {
+            return Ok(());
+        }
+        let first_base = *self.segments.keys().next().expect("non-empty");
+        if offset < first_base {
+            return self.truncate_fully_and_start_at(offset);
+        }
+        let doomed: Vec<i64> = self.segments.range(offset + 1..).map(|(b, _)| *b).collect();
+        // Newest first, so a crash midway leaves a prefix of the log.
+        for base in doomed.into_iter().rev() {
+            let seg = self.segments.remove(&base).expect("listed above");
+            seg.delete()?;
+        }
+        let cfg = self.config.index_config();
+        let active = self.active_mut();
+        active.truncate_to(offset, cfg)?;
+        self.log_end_offset = active.next_offset();
+        self.epochs.truncate_from_end(self.log_end_offset)?;
+        if self.log_start_offset > self.log_end_offset {
+            self.log_start_offset = self.log_end_offset;
+            self.persist_log_start_offset()?;
+        }
+        Ok(())
+    }
+
+    /// Deletes every segment and restarts empty at `offset` (log start = log end = `offset`);
+    /// clears the leader-epoch cache.
+    pub fn truncate_fully_and_start_at(&mut self, offset: i64) -> Result<(), LogError> {
+        let offset = offset.max(0);
+        let cfg = self.config.index_config();
+        for (_, seg) in std::mem::take(&mut self.segments).into_iter().rev() {
+            seg.delete()?;
+        }
+        self.segments
+            .insert(offset, LogSegment::create(&self.dir, offset, cfg)?);
+        self.log_end_offset = offset;
+        self.log_start_offset = offset;
+        self.persist_log_start_offset()?;
+        self.epochs.clear()
+    }
+
+    /// OffsetForLeaderEpoch: (largest epoch <= `epoch`, its end offset), Kafka semantics: the
+    /// latest epoch ends at the log end offset; an epoch below the earliest known gives
+    /// (`epoch`, earliest start offset); `None` for an unknown newer epoch, a negative epoch or an
+    /// empty cache.
+    pub fn end_offset_for_epoch(&self, epoch: i32) -> Option<(i32, i64)> {
+        self.epochs.end_offset_for(epoch, self.log_end_offset)
+    }
+
+    /// The latest leader epoch in the cache.
+    pub fn latest_epoch(&self) -> Option<i32> {
+        self.epochs.latest().map(|e| e.epoch)
+    }
+
+    /// The leader-epoch cache, oldest first.
+    pub fn epoch_entries(&self) -> &[EpochEntry] {
+        self.epochs.entries()
+    }
+
+    /// Replaces the configuration. Index sizes apply from the next segment on.
+    pub fn update_config(&mut self, config: LogConfig) {
+        self.config = config;
+    }
+
+    /// The configuration in force.
+    pub fn config(&self) -> &LogConfig {
+        &self.config
+    }
+
+    /// fsyncs data and indexes of every segment changed since the last flush.
+    pub fn flush(&mut self) -> Result<(), LogError> {
+        for seg in self.segments.values_mut() {
+            seg.flush()?;
+        }
+        Ok(())
+    }
+
+    /// Flushes and trims the active segment's indexes.
+    pub fn close(mut self) -> Result<(), LogError> {
+        self.active_mut().trim_indexes()?;
+        self.flush()
+    }
+
+    /// Removes the whole directory.
+    pub fn delete(self) -> Result<(), LogError> {
+        let dir = self.dir.clone();
+        drop(self);
+        fs::remove_dir_all(&dir).ctx(&dir, "remove log directory")
+    }
+
+    /// The partition directory.
+    pub fn dir(&self) -> &Path {
+        &self.dir
+    }
+
+    fn active(&self) -> &LogSegment {
+        self.segments.values().next_back().expect("never empty")
+    }
+
+    fn active_mut(&mut self) -> &mut LogSegment {
+        self.segments.values_mut().next_back().expect("never empty")
+    }
+
+    fn out_of_range(&self, offset: i64) -> LogError {
+        LogError::OffsetOutOfRange {
+            offset,
+            log_start_offset: self.log_start_offset,
+            log_end_offset: self.log_end_offset,
+        }
+    }
+}
+
+/// `00000000000000000042.log` → 42.
+fn parse_segment_name(name: &str, suffix: &str) -> Option<i64> {
+    let digits = name.strip_suffix(suffix)?;
+    if digits.len() != 20 || !digits.bytes().all(|b| b.is_ascii_digit()) {
+        return None;
+    }
+    digits.parse().ok()
+}
