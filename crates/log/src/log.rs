@@ -375,12 +375,10 @@ impl Log {
             .next_back()
             .map_or(i64::MIN, |(b, _)| *b);
         for seg in self.segments.range(floor..).map(|(_, s)| s) {
-            if let Some((records, first_offset)) =
-                seg.read(start_offset, max_bytes, max_offset, min_one_batch)?
-            {
+            if let Some(r) = seg.read(start_offset, max_bytes, max_offset, min_one_batch)? {
                 return Ok(ReadInfo {
-                    records: Bytes::from(records),
-                    first_offset,
+                    records: Bytes::from(r.records),
+                    first_offset: r.first_offset,
                 });
             }
         }

@@ -52,6 +52,13 @@ enum Scan {
     Rebuild,
 }
 
+/// Batches read from one segment.
+#[derive(Debug, Default)]
+pub(crate) struct SegmentRead {
+    pub(crate) records: Vec<u8>,
+    pub(crate) first_offset: Option<i64>,
+}
+
 #[derive(Debug)]
 pub(crate) struct LogSegment {
     base_offset: i64,
@@ -442,12 +449,12 @@ impl LogSegment {
         max_bytes: usize,
         max_offset: i64,
         min_one_batch: bool,
-    ) -> Result<Option<(Vec<u8>, Option<i64>)>, LogError> {
+    ) -> Result<Option<SegmentRead>, LogError> {
         let Some((pos, first)) = self.translate_offset(start_offset)? else {
             return Ok(None);
         };
         if first.base_offset >= max_offset {
-            return Ok(Some((Vec::new(), None)));
+            return Ok(Some(SegmentRead::default()));
         }
         let want = (max_bytes as u64).min(self.size - pos) as usize;
         let mut buf = self.read_at(pos, want)?;
@@ -461,7 +468,7 @@ impl LogSegment {
         }
         if end == 0 {
             if !min_one_batch {
-                return Ok(Some((Vec::new(), None)));
+                return Ok(Some(SegmentRead::default()));
             }
             let size = first
                 .size_in_bytes()
@@ -470,7 +477,10 @@ impl LogSegment {
             end = size;
         }
         buf.truncate(end);
-        Ok(Some((buf, Some(first.base_offset))))
+        Ok(Some(SegmentRead {
+            records: buf,
+            first_offset: Some(first.base_offset),
+        }))
     }
 
     fn read_at(&self, pos: u64, len: usize) -> Result<Vec<u8>, LogError> {
