@@ -449,14 +449,18 @@ impl Walker<'_> {
         for step in &self.path {
             match step {
                 Step::Field(name) => {
-                    if !s.is_empty() {
+                    if !s.is_empty() && !s.ends_with('}') {
                         s.push('.');
                     }
                     s.push_str(name);
                 }
                 Step::Index(i) => s.push_str(&format!("[{i}]")),
+                // Rendered as a prefix of the tagged field's name: `topics[0].{tag 1}replica_state`.
                 Step::Tag(t) => {
-                    s.push_str(&format!("{}<tag {t}>", if s.is_empty() { "" } else { "." }))
+                    if !s.is_empty() {
+                        s.push('.');
+                    }
+                    s.push_str(&format!("{{tag {t}}}"));
                 }
             }
         }
@@ -669,7 +673,10 @@ pub mod testing {
 // ---------------------------------------------------------------------------------------------
 // The table. One `const` per structure, fields in wire order; `f(name, lo, hi, type)` with
 // `hi == N` for "every later version"; `.null()` where the field admits null, `.tag(n)` for a
-// tagged field. `APIS` is sorted by key.
+// tagged field. `APIS` is sorted by key. Field order, version gates and tags were read off
+// kafka-protocol 0.18's generated decoders (restricted to the versions we serve). To serve a new
+// API or version, extend the table; `tests/guard_roundtrip.rs` fails on any disagreement with the
+// crate (a sample body the crate does not consume exactly, or decodes differently).
 // ---------------------------------------------------------------------------------------------
 
 const PRODUCE_PARTITION_PRODUCE_DATA: &[Field] =

@@ -210,3 +210,76 @@ fn valid_bodies_stay_within_the_same_allocation_bound() {
     }
     eprintln!("valid bodies: worst {worst:.1} bytes allocated per body byte");
 }
+
+/// A Fetch v15 body (the crate's encoding of the default request) whose final top-level tagged
+/// section is replaced by `tagged`.
+fn fetch_v15_with_tags(tagged: &[u8]) -> Vec<u8> {
+    use kafka_protocol::messages::{FetchRequest, RequestKind};
+    let mut buf = bytes::BytesMut::new();
+    RequestKind::from(FetchRequest::default())
+        .encode(&mut buf, 15)
+        .unwrap();
+    let mut body = buf.to_vec();
+    assert_eq!(body.pop(), Some(0), "default has no tagged fields");
+    body.extend_from_slice(tagged);
+    body
+}
+
+fn refusal(body: &[u8]) -> (String, Problem) {
+    match check_request(1, 15, body).unwrap_err().kind {
+        GuardErrorKind::Malformed { path, problem, .. } => (path, problem),
+        other => panic!("unexpected {other:?}"),
+    }
+}
+
+#[test]
+fn known_tagged_fields_are_walked_and_held_to_their_declared_size() {
+    let _serial = SERIAL.lock().unwrap();
+    // Sanity: a well-formed cluster_id tag is accepted.
+    assert!(check_request(1, 15, &fetch_v15_with_tags(&[1, 0, 3, 3, b'i', b'd'])).is_ok());
+    // cluster_id (tag 0) with a compact string length of u32::MAX - 1 inside a 5-byte value.
+    let (path, problem) = refusal(&fetch_v15_with_tags(&[
+        1, 0, 5, 0xff, 0xff, 0xff, 0xff, 0x0f,
+    ]));
+    assert_eq!(path, "{tag 0}cluster_id");
+    assert!(
+        matches!(problem, Problem::LengthTooLong { .. }),
+        "{problem:?}"
+    );
+    // The crate would read cluster_id past the declared size; the guard refuses.
+    let (_, problem) = refusal(&fetch_v15_with_tags(&[1, 0, 1, 3, b'i', b'd']));
+    assert!(
+        matches!(problem, Problem::LengthTooLong { .. }),
+        "{problem:?}"
+    );
+    // A declared size larger than the value is refused too.
+    let (_, problem) = refusal(&fetch_v15_with_tags(&[1, 0, 3, 1, 0, 0]));
+    assert_eq!(
+        problem,
+        Problem::TagSizeMismatch {
+            tag: 0,
+            size: 3,
+            used: 1
+        }
+    );
+    // replica_state (tag 1) is not valid before v15.
+    let mut buf = bytes::BytesMut::new();
+    kafka_protocol::messages::RequestKind::from(kafka_protocol::messages::FetchRequest::default())
+        .encode(&mut buf, 14)
+        .unwrap();
+    let mut body = buf.to_vec();
+    body.pop();
+    body.extend_from_slice(&[1, 1, 12]);
+    body.extend_from_slice(&[0; 12]);
+    let err = check_request(1, 14, &body).unwrap_err();
+    assert!(
+        matches!(
+            err.kind,
+            GuardErrorKind::Malformed {
+                problem: Problem::TagNotInVersion { tag: 1 },
+                ..
+            }
+        ),
+        "{err}"
+    );
+}
