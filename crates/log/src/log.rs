@@ -129,6 +129,8 @@ pub struct Log {
     log_start_offset: i64,
     log_end_offset: i64,
     epochs: LeaderEpochCache,
+    /// Segment files were created or removed since the last flush: the directory needs an fsync.
+    dir_dirty: bool,
 }
 
 impl Log {
@@ -208,6 +210,7 @@ impl Log {
             log_start_offset,
             log_end_offset,
             epochs,
+            dir_dirty: true,
         };
         if saved_start != Some(log_start_offset) {
             log.persist_log_start_offset()?;
@@ -311,6 +314,16 @@ impl Log {
         Ok(info)
     }
 
+    fn check_fits_a_segment(&self, size: usize) -> Result<(), LogError> {
+        if size as u64 > self.config.effective_segment_bytes() {
+            return Err(LogError::RecordsTooLargeForSegment {
+                size,
+                segment_bytes: self.config.segment_bytes,
+            });
+        }
+        Ok(())
+    }
+
     fn append_validated(
         &mut self,
         records: &[u8],
@@ -318,12 +331,7 @@ impl Log {
         now_ms: i64,
     ) -> Result<(), LogError> {
         let segment_bytes = self.config.effective_segment_bytes();
-        if records.len() as u64 > segment_bytes {
-            return Err(LogError::RecordsTooLargeForSegment {
-                size: records.len(),
-                segment_bytes: self.config.segment_bytes,
-            });
-        }
+        self.check_fits_a_segment(records.len())?;
         if info.last_offset - info.first_offset > i64::from(i32::MAX) {
             return Err(LogError::OffsetOverflow {
                 reason: format!(
@@ -333,11 +341,14 @@ impl Log {
             });
         }
         let active = self.active();
-        let roll = active.size() > 0
-            && (active.size() + records.len() as u64 > segment_bytes
-                || now_ms.saturating_sub(active.rolling_base_ms()) > self.config.segment_ms
-                || active.indexes_full()
-                || info.last_offset - active.base_offset() > i64::from(i32::MAX));
+        // Relative offsets must fit the indexes; this can hit an empty active segment too when a
+        // follower's first batch comes after a large gap.
+        let offsets_overflow = info.last_offset - active.base_offset() > i64::from(i32::MAX);
+        let roll = offsets_overflow
+            || active.size() > 0
+                && (active.size() + records.len() as u64 > segment_bytes
+                    || now_ms.saturating_sub(active.rolling_base_ms()) > self.config.segment_ms
+                    || active.indexes_full());
         if roll {
             self.roll_at(info.first_offset)?;
         }
@@ -545,6 +556,7 @@ impl Log {
         for base in bases {
             let seg = self.segments.remove(&base).expect("listed above");
             tracing::info!(dir = %self.dir.display(), base, "deleting segment");
+            self.dir_dirty = true;
             seg.delete()?;
         }
         Ok(n)
@@ -597,6 +609,7 @@ impl Log {
             active.on_become_inactive()?;
         }
         tracing::debug!(dir = %self.dir.display(), base, "rolling new segment");
+        self.dir_dirty = true;
         self.segments
             .insert(base, LogSegment::create(&self.dir, base, cfg)?);
         Ok(())
@@ -619,6 +632,7 @@ impl Log {
         // Newest first, so a crash midway leaves a prefix of the log.
         for base in doomed.into_iter().rev() {
             let seg = self.segments.remove(&base).expect("listed above");
+            self.dir_dirty = true;
             seg.delete()?;
         }
         let cfg = self.config.index_config();
@@ -638,6 +652,7 @@ impl Log {
     pub fn truncate_fully_and_start_at(&mut self, offset: i64) -> Result<(), LogError> {
         let offset = offset.max(0);
         let cfg = self.config.index_config();
+        self.dir_dirty = true;
         for (_, seg) in std::mem::take(&mut self.segments).into_iter().rev() {
             seg.delete()?;
         }
@@ -681,6 +696,12 @@ impl Log {
     pub fn flush(&mut self) -> Result<(), LogError> {
         for seg in self.segments.values_mut() {
             seg.flush()?;
+        }
+        if self.dir_dirty {
+            fs::File::open(&self.dir)
+                .and_then(|d| d.sync_all())
+                .ctx(&self.dir, "fsync directory")?;
+            self.dir_dirty = false;
         }
         Ok(())
     }

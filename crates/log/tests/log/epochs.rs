@@ -59,7 +59,7 @@ fn leader_epoch_cache_survives_reopen_and_follows_truncation() {
     for epoch in [1, 1, 3, 3, 4, 4, 7] {
         append_in_epoch(&mut log, 2, epoch);
     }
-    let entries = vec![entry(1, 0), entry(3, 4), entry(4, 8), entry(7, 12)];
+    let entries = [entry(1, 0), entry(3, 4), entry(4, 8), entry(7, 12)];
     assert_eq!(log.epoch_entries(), &entries[..]);
     drop(log);
     let mut log = open(dir.path(), config.clone());

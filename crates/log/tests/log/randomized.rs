@@ -103,8 +103,7 @@ fn random_operations_agree_with_a_model() {
                     b = b.record(clock - rng.range(0, 20) as i64, None, Some(&vec![7; len]));
                 }
                 let mut bytes = b.build();
-                log.append_as_leader(&mut bytes, (step / 100) as i32, clock)
-                    .unwrap();
+                log.append_as_leader(&mut bytes, step / 100, clock).unwrap();
                 model.batches.push(bytes);
             }
             70..=76 => {

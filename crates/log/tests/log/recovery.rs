@@ -31,7 +31,7 @@ fn build_template(dir: &std::path::Path) -> (Vec<Vec<u8>>, i64, u64, u64) {
             b = b.record_with_headers(
                 T0 + i * 10 + r,
                 Some(b"key"),
-                Some(&vec![i as u8; 40]),
+                Some(&[i as u8; 40]),
                 &[("h", Some(b"v"))],
             );
         }
@@ -203,5 +203,43 @@ fn leftover_and_orphan_files_are_removed() {
     assert_eq!(log.num_segments(), 1);
     for name in junk {
         assert!(!dir.path().join(name).exists(), "{name} removed");
+    }
+}
+
+#[test]
+fn recovery_truncates_at_the_first_corrupt_batch_of_the_active_segment() {
+    let template = tempfile::tempdir().unwrap();
+    let (all, active_base, _, _) = build_template(template.path());
+    let active = fs::read(segment_path(template.path(), active_base, ".log")).unwrap();
+    let mut positions = Vec::new();
+    let mut it = oxka_log::batch::batches(&active);
+    loop {
+        let start = it.position();
+        match it.next() {
+            Some(b) => positions.push((start, b.base_offset())),
+            None => break,
+        }
+    }
+    assert!(positions.len() >= 2);
+    for (start, base) in positions {
+        let dir = tempfile::tempdir().unwrap();
+        copy_dir(template.path(), dir.path());
+        let path = segment_path(dir.path(), active_base, ".log");
+        let mut data = active.clone();
+        data[start + 30] ^= 0xff;
+        fs::write(&path, &data).unwrap();
+        let kept: Vec<Vec<u8>> = all
+            .iter()
+            .filter(|b| oxka_log::RecordBatch::from_prefix(b).unwrap().base_offset() < base)
+            .cloned()
+            .collect();
+        let log = open(dir.path(), config());
+        assert_eq!(log.log_end_offset(), base);
+        assert_eq!(read_all(&log), kept);
+        assert_eq!(
+            fs::metadata(&path).unwrap().len(),
+            start as u64,
+            "file truncated at the corrupt batch"
+        );
     }
 }

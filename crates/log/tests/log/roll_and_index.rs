@@ -102,7 +102,7 @@ fn index_lookups_stay_right_after_many_appends() {
         .unwrap()
         .len();
     assert!(
-        idx > 0 && idx % 8 == 0,
+        idx > 0 && idx.is_multiple_of(8),
         "rolled index trimmed to entries: {idx}"
     );
     // Unclean shutdown (no close): indexes are rebuilt or checked, lookups still right.

@@ -157,3 +157,55 @@ fn corrupt_compressed_payload_is_an_error_not_a_panic() {
     assert!(batch.is_valid());
     assert!(batch.record_timestamps().is_err());
 }
+
+#[test]
+fn hostile_inputs_never_panic() {
+    let mut rng = crate::support::Rng::new(0xbad);
+    let seeds: Vec<Vec<u8>> = [
+        Compression::None,
+        Compression::Gzip,
+        Compression::Snappy,
+        Compression::Lz4,
+        Compression::Zstd,
+    ]
+    .into_iter()
+    .map(|c| {
+        BatchBuilder::new(0)
+            .compression(c)
+            .record_with_headers(T0, Some(b"key"), Some(&[3; 50]), &[("h", Some(b"v"))])
+            .record(T0 + 1, None, Some(b"value"))
+            .build()
+    })
+    .collect();
+    for _ in 0..20_000 {
+        let mut buf = seeds[rng.range(0, seeds.len() as u64) as usize].clone();
+        for _ in 0..rng.range(1, 5) {
+            let at = rng.range(0, buf.len() as u64) as usize;
+            buf[at] = rng.next_u64() as u8;
+        }
+        match rng.range(0, 3) {
+            0 => buf.truncate(rng.range(0, buf.len() as u64) as usize),
+            1 => buf.extend((0..rng.range(0, 80)).map(|_| rng.next_u64() as u8)),
+            _ => {}
+        }
+        let _ = validate_batches(&buf, MAX);
+        let _ = oxka_log::validate_replicated_batches(&buf);
+        // Make the CRC right so the record parser sees the damage too.
+        if buf.len() >= 61 {
+            if let Ok(mut m) = RecordBatchMut::from_prefix(&mut buf) {
+                let max = m.as_batch().max_timestamp();
+                m.set_max_timestamp(oxka_log::TimestampType::LogAppendTime, max);
+                m.set_max_timestamp(oxka_log::TimestampType::CreateTime, max);
+            }
+        }
+        let _ = validate_batches(&buf, MAX);
+        for b in batches(&buf) {
+            let _ = b.record_timestamps();
+            if let Ok(payload) = b.records_payload() {
+                for r in b.records(&payload) {
+                    let _ = r;
+                }
+            }
+        }
+    }
+}
