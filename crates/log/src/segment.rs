@@ -31,6 +31,9 @@ pub(crate) const TIME_INDEX_SUFFIX: &str = ".timeindex";
 /// Chunk size for CRC checks during recovery, so a corrupt length never sizes an allocation.
 const CRC_CHUNK: usize = 64 * 1024;
 
+/// First read size when serving a fetch; doubles while more is wanted.
+const READ_CHUNK: usize = 64 * 1024;
+
 /// `dir/<base offset as 20 digits><suffix>`.
 pub(crate) fn segment_file(dir: &Path, base_offset: i64, suffix: &str) -> PathBuf {
     dir.join(format!("{base_offset:020}{suffix}"))
@@ -456,15 +459,34 @@ impl LogSegment {
         if first.base_offset >= max_offset {
             return Ok(Some(SegmentRead::default()));
         }
-        let want = (max_bytes as u64).min(self.size - pos) as usize;
-        let mut buf = self.read_at(pos, want)?;
+        // Read in growing chunks so that a large max_bytes with a near max_offset (a consumer
+        // close to the high watermark) does not read or allocate far more than it returns.
+        let limit = (max_bytes as u64).min(self.size - pos) as usize;
+        let mut buf = Vec::new();
         let mut end = 0;
-        let mut it = batches(&buf);
-        while let Some(b) = it.next() {
-            if b.base_offset() >= max_offset {
+        let mut chunk = READ_CHUNK;
+        loop {
+            let mut it = batches(&buf[end..]);
+            let mut reached_max_offset = false;
+            let mut accepted = end;
+            while let Some(b) = it.next() {
+                if b.base_offset() >= max_offset {
+                    reached_max_offset = true;
+                    break;
+                }
+                accepted = end + it.position();
+            }
+            end = accepted;
+            if reached_max_offset || buf.len() >= limit {
                 break;
             }
-            end = it.position();
+            let target = (buf.len() + chunk).min(limit);
+            let from = buf.len();
+            buf.resize(target, 0);
+            self.file
+                .read_exact_at(&mut buf[from..], pos + from as u64)
+                .ctx(&self.log_path, "read")?;
+            chunk = chunk.saturating_mul(2);
         }
         if end == 0 {
             if !min_one_batch {

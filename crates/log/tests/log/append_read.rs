@@ -290,3 +290,51 @@ fn delete_removes_the_directory() {
     log.delete().unwrap();
     assert!(!path.exists());
 }
+
+#[test]
+fn large_reads_return_exactly_the_whole_batches_that_fit() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut log = open(dir.path(), LogConfig::default());
+    let mut sizes = Vec::new();
+    for i in 0..200 {
+        let mut b = simple_batch(0, 1 + i % 3, T0, 300 + (i * 37) % 700);
+        sizes.push(log.append_as_leader(&mut b, 0, T0).unwrap().bytes);
+    }
+    // One batch larger than the first read chunk.
+    let mut big = simple_batch(0, 1, T0, 200_000);
+    sizes.push(log.append_as_leader(&mut big, 0, T0).unwrap().bytes);
+    let total: usize = sizes.iter().sum();
+    for max_bytes in [
+        1_000,
+        65_535,
+        65_536,
+        70_000,
+        150_000,
+        total - 1,
+        total,
+        total * 2,
+    ] {
+        let r = log.read(0, max_bytes, i64::MAX, false).unwrap();
+        let mut fit = 0;
+        let mut n = 0;
+        for s in &sizes {
+            if fit + s > max_bytes {
+                break;
+            }
+            fit += s;
+            n += 1;
+        }
+        assert_eq!(r.records.len(), fit, "max_bytes {max_bytes}");
+        assert_eq!(batches(&r.records).count(), n);
+    }
+    // Bounded by max_offset well before max_bytes.
+    let r = log.read(0, total, 10, false).unwrap();
+    assert!(batches(&r.records).all(|b| b.base_offset() < 10));
+    assert!(batches(&r.records).last().unwrap().next_offset() >= 10);
+    // The big batch alone.
+    let leo = log.log_end_offset();
+    let r = log.read(leo - 1, 1000, i64::MAX, true).unwrap();
+    assert_eq!(r.records.len(), *sizes.last().unwrap());
+    let r = log.read(leo - 1, 1_000_000, i64::MAX, false).unwrap();
+    assert_eq!(r.records.len(), *sizes.last().unwrap());
+}
