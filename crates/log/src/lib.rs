@@ -48,7 +48,7 @@ pub use batch::{
 };
 pub use epoch::EpochEntry;
 pub use error::LogError;
-pub use log::{AppendInfo, Log, LogConfig, ReadInfo, LOG_START_OFFSET_FILE};
+pub use log::{AppendInfo, Log, LogConfig, ReadInfo, LOG_START_OFFSET_FILE, RECOVERY_POINT_FILE};
 
 /// Name of the leader-epoch checkpoint file in a partition directory.
 pub const LEADER_EPOCH_CHECKPOINT_FILE: &str = epoch::LEADER_EPOCH_CHECKPOINT;

@@ -5,8 +5,13 @@
 //!   [`crate::index`]).
 //! - `leader-epoch-checkpoint`: the leader-epoch cache (Kafka's format).
 //! - `log-start-offset`: the log start offset, in the same text format (`0`, `1`, `<offset>`).
-//!   *Deviation from Kafka*, which keeps one `log-start-offset-checkpoint` per log dir listing every
-//!   partition: a file per partition keeps partitions independent and needs no shared writer.
+//! - `recovery-point`: the offset below which everything was fsynced by [`Log::flush`]; at open,
+//!   the active segment and every segment holding offsets at or above it are rescanned (CRC
+//!   checked), and the log is cut at the first bad batch (later segments deleted), as Kafka does.
+//!
+//! *Deviation from Kafka*, which keeps `log-start-offset-checkpoint` and
+//! `recovery-point-offset-checkpoint` once per log dir listing every partition: a file per
+//! partition keeps partitions independent and needs no shared writer.
 //!
 //! # Invariants
 //! - There is always at least one segment; the last one is the active segment, the only one
@@ -33,10 +38,15 @@ use crate::batch::{
 use crate::checkpoint;
 use crate::epoch::{EpochEntry, LeaderEpochCache};
 use crate::error::{IoContext, LogError};
-use crate::segment::{IndexConfig, LogSegment, INDEX_SUFFIX, LOG_SUFFIX, TIME_INDEX_SUFFIX};
+use crate::segment::{
+    segment_file, IndexConfig, LogSegment, OpenMode, INDEX_SUFFIX, LOG_SUFFIX, TIME_INDEX_SUFFIX,
+};
 
 /// File holding this partition's log start offset (see the module docs for the deviation).
 pub const LOG_START_OFFSET_FILE: &str = "log-start-offset";
+
+/// File holding this partition's recovery point (see the module docs for the deviation).
+pub const RECOVERY_POINT_FILE: &str = "recovery-point";
 
 /// Positions in the `.index` are 32-bit and Kafka caps segment.bytes to an i32.
 const MAX_SEGMENT_BYTES: u64 = i32::MAX as u64;
@@ -128,6 +138,9 @@ pub struct Log {
     segments: BTreeMap<i64, LogSegment>,
     log_start_offset: i64,
     log_end_offset: i64,
+    /// Every offset below it is known to be on disk (fsynced); segments holding offsets at or
+    /// above it are rescanned at open.
+    recovery_point: i64,
     epochs: LeaderEpochCache,
     /// Segment files were created or removed since the last flush: the directory needs an fsync.
     dir_dirty: bool,
@@ -173,18 +186,38 @@ impl Log {
             }
         }
 
-        let saved_start = checkpoint::read(&dir.join(LOG_START_OFFSET_FILE), 1)?
-            .and_then(|e| e.first().map(|v| v[0]));
+        let saved_start = read_offset_file(dir, LOG_START_OFFSET_FILE)?;
+        // Without a recovery point every segment is rescanned: safe, and only slow once.
+        let saved_recovery_point = read_offset_file(dir, RECOVERY_POINT_FILE)?;
+        let recovery_point = saved_recovery_point.unwrap_or(i64::MIN);
         let cfg = config.index_config();
         let mut segments = BTreeMap::new();
-        for (i, &base) in bases.iter().enumerate() {
+        let mut i = 0;
+        while i < bases.len() {
+            let base = bases[i];
             let next = bases.get(i + 1).copied();
-            let active = next.is_none();
-            let (seg, truncated) = LogSegment::open(dir, base, next, active, cfg, now_ms)?;
+            // The active segment is always rescanned; an older one when it holds offsets at or
+            // above the recovery point (not known to be flushed).
+            let recover = next.is_none_or(|n| n > recovery_point);
+            let mode = if recover {
+                OpenMode::Recover
+            } else {
+                OpenMode::Load
+            };
+            let (mut seg, truncated) = LogSegment::open(dir, base, next, mode, cfg, now_ms)?;
             if truncated > 0 {
-                tracing::warn!(dir = %dir.display(), base, truncated, "recovery truncated the active segment");
+                tracing::warn!(dir = %dir.display(), base, truncated, "recovery truncated a segment");
+                // Kafka's rule: everything after a corrupt batch goes, later segments included.
+                for &later in &bases[i + 1..] {
+                    tracing::warn!(dir = %dir.display(), base = later, "deleting segment after corruption");
+                    remove_segment_files(dir, later)?;
+                }
+                bases.truncate(i + 1);
+            } else if next.is_some() && recover {
+                seg.on_become_inactive()?;
             }
             segments.insert(base, seg);
+            i += 1;
         }
         if segments.is_empty() {
             let base = saved_start.unwrap_or(0).max(0);
@@ -209,11 +242,15 @@ impl Log {
             segments,
             log_start_offset,
             log_end_offset,
+            recovery_point: recovery_point.clamp(0, log_end_offset),
             epochs,
             dir_dirty: true,
         };
         if saved_start != Some(log_start_offset) {
             log.persist_log_start_offset()?;
+        }
+        if saved_recovery_point != Some(log.recovery_point) {
+            log.persist_recovery_point()?;
         }
         Ok(log)
     }
@@ -568,6 +605,23 @@ impl Log {
         self.epochs.truncate_from_start(offset)
     }
 
+    fn persist_recovery_point(&self) -> Result<(), LogError> {
+        checkpoint::write(
+            &self.dir.join(RECOVERY_POINT_FILE),
+            &[self.recovery_point.to_string()],
+        )
+    }
+
+    /// Lowers the recovery point to the log end offset (after truncation), on disk first, so data
+    /// appended later is rescanned after a crash.
+    fn lower_recovery_point(&mut self) -> Result<(), LogError> {
+        if self.recovery_point > self.log_end_offset {
+            self.recovery_point = self.log_end_offset;
+            self.persist_recovery_point()?;
+        }
+        Ok(())
+    }
+
     fn persist_log_start_offset(&self) -> Result<(), LogError> {
         checkpoint::write(
             &self.dir.join(LOG_START_OFFSET_FILE),
@@ -639,6 +693,7 @@ impl Log {
         let active = self.active_mut();
         active.truncate_to(offset, cfg)?;
         self.log_end_offset = active.next_offset();
+        self.lower_recovery_point()?;
         self.epochs.truncate_from_end(self.log_end_offset)?;
         if self.log_start_offset > self.log_end_offset {
             self.log_start_offset = self.log_end_offset;
@@ -660,6 +715,8 @@ impl Log {
             .insert(offset, LogSegment::create(&self.dir, offset, cfg)?);
         self.log_end_offset = offset;
         self.log_start_offset = offset;
+        self.recovery_point = offset;
+        self.persist_recovery_point()?;
         self.persist_log_start_offset()?;
         self.epochs.clear()
     }
@@ -703,6 +760,10 @@ impl Log {
                 .ctx(&self.dir, "fsync directory")?;
             self.dir_dirty = false;
         }
+        if self.recovery_point != self.log_end_offset {
+            self.recovery_point = self.log_end_offset;
+            self.persist_recovery_point()?;
+        }
         Ok(())
     }
 
@@ -739,6 +800,23 @@ impl Log {
             log_end_offset: self.log_end_offset,
         }
     }
+}
+
+fn read_offset_file(dir: &Path, name: &str) -> Result<Option<i64>, LogError> {
+    Ok(checkpoint::read(&dir.join(name), 1)?.and_then(|e| e.first().map(|v| v[0])))
+}
+
+/// Removes a segment's files that are not loaded (after corruption in an earlier segment).
+fn remove_segment_files(dir: &Path, base: i64) -> Result<(), LogError> {
+    for suffix in [LOG_SUFFIX, INDEX_SUFFIX, TIME_INDEX_SUFFIX] {
+        let path = segment_file(dir, base, suffix);
+        match fs::remove_file(&path) {
+            Ok(()) => {}
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+            Err(e) => return Err(LogError::io(path, "delete", e)),
+        }
+    }
+    Ok(())
 }
 
 /// `00000000000000000042.log` → 42.

@@ -46,6 +46,15 @@ pub(crate) struct IndexConfig {
     pub(crate) index_interval_bytes: u32,
 }
 
+/// How [`LogSegment::open`] treats an existing segment.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum OpenMode {
+    /// Check every batch, truncate at the first bad one, rebuild the indexes.
+    Recover,
+    /// Trust the data (flushed before the last clean point); check the indexes cheaply.
+    Load,
+}
+
 /// How to rebuild a segment's indexes.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Scan {
@@ -120,18 +129,20 @@ impl LogSegment {
         })
     }
 
-    /// Loads an existing segment. The active segment is recovered (every batch checked, the file
-    /// truncated at the first bad one, indexes rebuilt); an older one keeps its indexes when they
-    /// look consistent and gets them rebuilt otherwise. Returns the segment and how many bytes
-    /// recovery truncated.
+    /// Loads an existing segment. With [`OpenMode::Recover`] every batch is checked, the file
+    /// truncated at the first bad one and the indexes rebuilt (left preallocated, as for an active
+    /// segment); with [`OpenMode::Load`] the indexes are kept when they look consistent and
+    /// rebuilt otherwise, and left trimmed. Returns the segment and how many bytes recovery
+    /// truncated.
     pub(crate) fn open(
         dir: &Path,
         base_offset: i64,
         next_base_offset: Option<i64>,
-        active: bool,
+        mode: OpenMode,
         cfg: IndexConfig,
         now_ms: i64,
     ) -> Result<(LogSegment, u64), LogError> {
+        let active = mode == OpenMode::Recover;
         let log_path = segment_file(dir, base_offset, LOG_SUFFIX);
         let index_path = segment_file(dir, base_offset, INDEX_SUFFIX);
         let time_index_path = segment_file(dir, base_offset, TIME_INDEX_SUFFIX);
@@ -185,9 +196,10 @@ impl LogSegment {
         if active {
             truncated = seg.rebuild(Scan::Recover, cfg)?;
         } else if trusted {
-            let last = seg.time_index.last_entry().expect("checked non-empty");
-            seg.max_timestamp = last.timestamp;
-            seg.offset_of_max_timestamp = last.offset;
+            if let Some(last) = seg.time_index.last_entry() {
+                seg.max_timestamp = last.timestamp;
+                seg.offset_of_max_timestamp = last.offset;
+            }
             // The batches after the last offset-index entry give the next offset.
             let from = u64::from(seg.offset_index.lookup_position(i64::MAX));
             let mut next = seg.base_offset;

@@ -243,3 +243,46 @@ fn recovery_truncates_at_the_first_corrupt_batch_of_the_active_segment() {
         );
     }
 }
+
+#[test]
+fn unflushed_older_segments_are_rescanned_and_cut_at_corruption() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut log = open(dir.path(), config());
+    for i in 0..10 {
+        append(&mut log, 2, T0 + i);
+    }
+    log.flush().unwrap();
+    let flushed = log.log_end_offset();
+    let rp = fs::read_to_string(dir.path().join(oxka_log::RECOVERY_POINT_FILE)).unwrap();
+    assert_eq!(rp, format!("0\n1\n{flushed}\n"));
+    for i in 0..30 {
+        append(&mut log, 2, T0 + 10 + i);
+    }
+    let all = read_all(&log);
+    let bases = log.segment_base_offsets();
+    drop(log); // crash: nothing flushed after `flushed`
+
+    // Corrupt the second batch of the first segment that starts at or above the recovery point,
+    // which is not the active segment.
+    let victim = *bases.iter().find(|b| **b >= flushed).unwrap();
+    assert_ne!(Some(&victim), bases.last());
+    let path = segment_path(dir.path(), victim, ".log");
+    let mut data = fs::read(&path).unwrap();
+    let first_len = oxka_log::RecordBatch::from_prefix(&data)
+        .unwrap()
+        .size_in_bytes();
+    data[first_len + 40] ^= 0x01;
+    fs::write(&path, &data).unwrap();
+
+    let mut log = open(dir.path(), config());
+    let cut = victim + 2;
+    assert_eq!(log.log_end_offset(), cut);
+    assert_eq!(*log.segment_base_offsets().last().unwrap(), victim);
+    for later in bases.iter().filter(|b| **b > victim) {
+        assert!(!segment_path(dir.path(), *later, ".log").exists());
+    }
+    assert_eq!(read_all(&log), all[..(cut / 2) as usize].to_vec());
+    assert_every_offset_readable(&log);
+    assert_eq!(append(&mut log, 1, T0).first_offset, cut);
+    assert_every_offset_readable(&log);
+}
