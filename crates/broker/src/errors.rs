@@ -33,7 +33,7 @@ pub(crate) fn partition_error_code(e: &PartitionError) -> i16 {
                 BatchError::MessageTooLarge { .. } => ResponseError::MessageTooLarge,
                 _ => ResponseError::InvalidRecord,
             },
-            LogError::RecordsTooLargeForSegment { .. } => ResponseError::RecordBatchTooLarge,
+            LogError::RecordsTooLargeForSegment { .. } => ResponseError::RecordListTooLarge,
             _ => ResponseError::KafkaStorageError,
         },
     }

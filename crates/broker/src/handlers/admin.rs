@@ -46,7 +46,7 @@ pub(super) async fn create_topics(
         if counts[topic.name.as_str()] > 1 {
             result.error_code = ResponseError::InvalidRequest.code();
             result.error_message = Some(format!("Create topics request from client contains multiple entries for the following topics: {}", topic.name.as_str()).into());
-            response.topics.push(result);
+            response.topics.push(fit_create_result(result, version));
             continue;
         }
         let mut configs = BTreeMap::new();
@@ -78,7 +78,7 @@ pub(super) async fn create_topics(
         if let Some(message) = config_error {
             result.error_code = ResponseError::InvalidConfig.code();
             result.error_message = Some(message.into());
-            response.topics.push(result);
+            response.topics.push(fit_create_result(result, version));
             continue;
         }
         let outcome = blocking(broker, move |b| {
@@ -94,10 +94,13 @@ pub(super) async fn create_topics(
         })
         .await;
         match outcome {
+            Ok(_) if version < 5 => {}
             Ok(spec) => {
                 let image = broker.image();
                 if let Some(created) = image.topic(&spec.name) {
-                    result.topic_id = created.topic_id;
+                    if version >= 7 {
+                        result.topic_id = created.topic_id;
+                    }
                     result.num_partitions = created.partitions.len() as i32;
                     result.replication_factor =
                         created.partitions.first().map_or(1, |p| p.replicas.len()) as i16;
@@ -148,7 +151,7 @@ pub(super) async fn create_topics(
                 result.error_message = Some(e.to_string().into());
             }
         }
-        response.topics.push(result);
+        response.topics.push(fit_create_result(result, version));
     }
     response
 }
@@ -228,7 +231,7 @@ pub(super) async fn delete_topics(
             } else {
                 ResponseError::UnknownTopicOrPartition.code()
             };
-            response.responses.push(result);
+            response.responses.push(fit_delete_result(result, version));
             continue;
         };
         if version >= 6 {
@@ -244,7 +247,7 @@ pub(super) async fn delete_topics(
             result.error_code = controller_error_code(&e);
             result.error_message = Some(e.to_string().into());
         }
-        response.responses.push(result);
+        response.responses.push(fit_delete_result(result, version));
     }
     response
 }
@@ -325,4 +328,31 @@ pub(super) async fn delete_records(
         response.topics.push(t);
     }
     response
+}
+
+/// Clears the fields a CreateTopics response version cannot carry (the codec refuses them).
+fn fit_create_result(mut result: CreatableTopicResult, version: i16) -> CreatableTopicResult {
+    if version < 1 {
+        result.error_message = None;
+    }
+    if version < 5 {
+        result.num_partitions = -1;
+        result.replication_factor = -1;
+        result.configs = None;
+    }
+    if version < 7 {
+        result.topic_id = Uuid::nil();
+    }
+    result
+}
+
+/// Clears the fields a DeleteTopics response version cannot carry.
+fn fit_delete_result(mut result: DeletableTopicResult, version: i16) -> DeletableTopicResult {
+    if version < 5 {
+        result.error_message = None;
+    }
+    if version < 6 {
+        result.topic_id = Uuid::nil();
+    }
+    result
 }

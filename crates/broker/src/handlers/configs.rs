@@ -65,7 +65,13 @@ pub(super) fn describe(
             )),
         };
         match outcome {
-            Ok(configs) => result.configs = configs,
+            Ok(mut configs) => {
+                if version < 3 {
+                    // ConfigType arrived in v3; earlier versions must leave it unset.
+                    configs.iter_mut().for_each(|c| c.config_type = 0);
+                }
+                result.configs = configs;
+            }
             Err((code, message)) => {
                 result.error_code = code;
                 result.error_message = Some(message.into());

@@ -105,7 +105,9 @@ fn read_once(
                 Ok((info, offsets)) => {
                     data.high_watermark = offsets.high_watermark;
                     data.last_stable_offset = offsets.high_watermark;
-                    data.log_start_offset = offsets.log_start_offset;
+                    if version >= 5 {
+                        data.log_start_offset = offsets.log_start_offset;
+                    }
                     let n = info.records.len();
                     total += n;
                     remaining = remaining.saturating_sub(n);
@@ -115,7 +117,9 @@ fn read_once(
                     if let Ok(offsets) = partition.offsets() {
                         data.high_watermark = offsets.high_watermark;
                         data.last_stable_offset = offsets.high_watermark;
-                        data.log_start_offset = offsets.log_start_offset;
+                        if version >= 5 {
+                            data.log_start_offset = offsets.log_start_offset;
+                        }
                     }
                     data.error_code = match e {
                         PartitionError::Deleted => ResponseError::UnknownTopicOrPartition.code(),

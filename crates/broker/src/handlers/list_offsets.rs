@@ -51,7 +51,9 @@ pub(super) fn handle(
                             Ok(Some((offset, timestamp))) => {
                                 r.offset = offset;
                                 r.timestamp = timestamp;
-                                r.leader_epoch = partition.leader_epoch;
+                                if version >= 4 {
+                                    r.leader_epoch = partition.leader_epoch;
+                                }
                             }
                             Ok(None) => {}
                             Err(e) => r.error_code = partition_error_code(&e),

@@ -12,15 +12,20 @@ use crate::Broker;
 
 pub(super) async fn describe(
     broker: &Arc<Broker>,
+    version: i16,
     request: DescribeLogDirsRequest,
 ) -> DescribeLogDirsResponse {
     let broker = broker.clone();
-    tokio::task::spawn_blocking(move || describe_blocking(&broker, request))
+    tokio::task::spawn_blocking(move || describe_blocking(&broker, version, request))
         .await
         .expect("describe log dirs task panicked")
 }
 
-fn describe_blocking(broker: &Broker, request: DescribeLogDirsRequest) -> DescribeLogDirsResponse {
+fn describe_blocking(
+    broker: &Broker,
+    version: i16,
+    request: DescribeLogDirsRequest,
+) -> DescribeLogDirsResponse {
     let wanted = |topic: &str, partition: i32| match &request.topics {
         None => true,
         Some(topics) => topics
@@ -32,9 +37,9 @@ fn describe_blocking(broker: &Broker, request: DescribeLogDirsRequest) -> Descri
         let mut result = DescribeLogDirsResult::default();
         let absolute = std::path::absolute(dir).unwrap_or_else(|_| dir.clone());
         result.log_dir = absolute.to_string_lossy().into_owned().into();
-        let (total, usable) = disk_space(dir);
-        result.total_bytes = total;
-        result.usable_bytes = usable;
+        if version >= 4 {
+            (result.total_bytes, result.usable_bytes) = disk_space(dir);
+        }
         for partition in broker.partitions().all() {
             let in_dir = partition
                 .with_log(|log| Ok(log.dir().starts_with(dir)))

@@ -38,7 +38,9 @@ pub(super) async fn handle(
         b.port = i32::from(l.port);
         response.brokers.push(b);
     }
-    response.controller_id = BrokerId(broker.config.node_id);
+    if version >= 1 {
+        response.controller_id = BrokerId(broker.config.node_id);
+    }
     response.cluster_authorized_operations = i32::MIN;
 
     // v0: an empty list means all topics; v1+: null means all, empty means none.
@@ -50,7 +52,9 @@ pub(super) async fn handle(
     let allow_create = broker.config.auto_create_topics_enable
         && (version < 4 || request.allow_auto_topic_creation);
     let mut image = broker.image();
-    response.cluster_id = Some(image.cluster_id.clone().into());
+    if version >= 2 {
+        response.cluster_id = Some(image.cluster_id.clone().into());
+    }
     match requested {
         None => {
             response.topics = image
@@ -111,11 +115,15 @@ fn error_topic(name: Option<TopicName>, topic_id: Uuid, code: i16) -> MetadataRe
     t
 }
 
-fn topic_response(topic: &TopicImage, _version: i16) -> MetadataResponseTopic {
+fn topic_response(topic: &TopicImage, version: i16) -> MetadataResponseTopic {
     let mut t = MetadataResponseTopic::default();
     t.name = Some(TopicName(topic.name.clone().into()));
-    t.topic_id = topic.topic_id;
-    t.is_internal = is_internal(&topic.name);
+    if version >= 10 {
+        t.topic_id = topic.topic_id;
+    }
+    if version >= 1 {
+        t.is_internal = is_internal(&topic.name);
+    }
     t.topic_authorized_operations = i32::MIN;
     t.partitions = topic
         .partitions
@@ -124,7 +132,9 @@ fn topic_response(topic: &TopicImage, _version: i16) -> MetadataResponseTopic {
             let mut r = MetadataResponsePartition::default();
             r.partition_index = p.partition;
             r.leader_id = BrokerId(p.leader);
-            r.leader_epoch = p.leader_epoch;
+            if version >= 7 {
+                r.leader_epoch = p.leader_epoch;
+            }
             r.replica_nodes = p.replicas.iter().copied().map(BrokerId).collect();
             r.isr_nodes = p.isr.iter().copied().map(BrokerId).collect();
             r

@@ -74,7 +74,7 @@ impl Broker {
                 ResponseKind::IncrementalAlterConfigs(configs::incremental_alter(self, r).await)
             }
             RequestKind::DescribeLogDirs(r) => {
-                ResponseKind::DescribeLogDirs(log_dirs::describe(self, r).await)
+                ResponseKind::DescribeLogDirs(log_dirs::describe(self, v, r).await)
             }
             RequestKind::DescribeCluster(r) => {
                 ResponseKind::DescribeCluster(metadata::describe_cluster(self, ctx, r))

@@ -16,7 +16,7 @@ use crate::{metrics, Broker};
 
 pub(super) async fn handle(
     broker: &Arc<Broker>,
-    _version: i16,
+    version: i16,
     request: ProduceRequest,
 ) -> Option<ProduceResponse> {
     let acks = request.acks;
@@ -63,14 +63,18 @@ pub(super) async fn handle(
                             appended_any = true;
                             p.base_offset = info.first_offset;
                             p.log_append_time_ms = info.log_append_time_ms;
-                            p.log_start_offset =
-                                partition.offsets().map_or(-1, |o| o.log_start_offset);
+                            if version >= 5 {
+                                p.log_start_offset =
+                                    partition.offsets().map_or(-1, |o| o.log_start_offset);
+                            }
                             metrics::produced(&name, info.num_records, info.bytes);
                         }
                         Err(e) => {
                             tracing::debug!(topic = %name.as_str(), partition = data.index, error = %e, "produce refused");
                             p.error_code = partition_error_code(&e);
-                            p.error_message = Some(e.to_string().into());
+                            if version >= 8 {
+                                p.error_message = Some(e.to_string().into());
+                            }
                         }
                     }
                 }
