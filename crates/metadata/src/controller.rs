@@ -118,22 +118,20 @@ impl Controller {
                 -1 => default_partitions,
                 n if n <= 0 => {
                     return Err(ControllerError::InvalidPartitions(
-                        "Number of partitions was set to an invalid non-positive value."
-                            .into(),
+                        "Number of partitions was set to an invalid non-positive value.".into(),
                     ))
                 }
                 n => n,
             };
-            let rf = match spec.replication_factor {
-                -1 => default_replication_factor,
-                n if n <= 0 => {
-                    return Err(ControllerError::InvalidReplicationFactor(
+            let rf =
+                match spec.replication_factor {
+                    -1 => default_replication_factor,
+                    n if n <= 0 => return Err(ControllerError::InvalidReplicationFactor(
                         "Replication factor must be larger than 0, or -1 to use the default value."
                             .into(),
-                    ))
-                }
-                n => n,
-            };
+                    )),
+                    n => n,
+                };
             self.place(partitions, rf)?
         } else {
             if spec.num_partitions != -1 || spec.replication_factor != -1 {
@@ -157,12 +155,16 @@ impl Controller {
             name: spec.name.clone(),
             topic_id,
         }];
-        records.extend(spec.configs.iter().map(|(name, value)| MetadataRecord::Config {
-            resource: ConfigResource::Topic,
-            resource_name: spec.name.clone(),
-            name: name.clone(),
-            value: Some(value.clone()),
-        }));
+        records.extend(
+            spec.configs
+                .iter()
+                .map(|(name, value)| MetadataRecord::Config {
+                    resource: ConfigResource::Topic,
+                    resource_name: spec.name.clone(),
+                    name: name.clone(),
+                    value: Some(value.clone()),
+                }),
+        );
         records.extend(partition_records(topic_id, 0, &assignments));
         self.commit(records)
     }

@@ -16,8 +16,13 @@ pub enum ConfigResource {
 #[serde(tag = "type")]
 pub enum MetadataRecord {
     /// The cluster's identity, written once when the log is created.
-    Cluster { cluster_id: String },
-    Topic { name: String, topic_id: Uuid },
+    Cluster {
+        cluster_id: String,
+    },
+    Topic {
+        name: String,
+        topic_id: Uuid,
+    },
     Partition {
         topic_id: Uuid,
         partition: i32,
@@ -26,7 +31,9 @@ pub enum MetadataRecord {
         leader: i32,
         leader_epoch: i32,
     },
-    RemoveTopic { topic_id: Uuid },
+    RemoveTopic {
+        topic_id: Uuid,
+    },
     /// Sets (`Some`) or removes (`None`) one config key of a resource.
     Config {
         resource: ConfigResource,

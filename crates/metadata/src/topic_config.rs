@@ -5,9 +5,16 @@
 /// The type and legal values of a config.
 #[derive(Debug, Clone, Copy)]
 pub enum ConfigKind {
-    Long { min: i64 },
-    Int { min: i64 },
-    Double { min: f64, max: f64 },
+    Long {
+        min: i64,
+    },
+    Int {
+        min: i64,
+    },
+    Double {
+        min: f64,
+        max: f64,
+    },
     Bool,
     /// One of the listed values.
     Enum(&'static [&'static str]),
@@ -146,12 +153,7 @@ pub const TOPIC_CONFIGS: &[TopicConfigDef] = &[
         "1",
         ConfigKind::Int { min: 1 },
     ),
-    def(
-        "preallocate",
-        "log.preallocate",
-        "false",
-        ConfigKind::Bool,
-    ),
+    def("preallocate", "log.preallocate", "false", ConfigKind::Bool),
     def(
         "remote.storage.enable",
         "remote.log.storage.system.enable",
@@ -220,7 +222,11 @@ pub fn validate(name: &str, value: &str) -> Result<(), String> {
 
 /// Checks `value` against a config kind.
 pub fn validate_kind(name: &str, kind: ConfigKind, value: &str) -> Result<(), String> {
-    let invalid = |why: &str| Err(format!("Invalid value {value} for configuration {name}: {why}"));
+    let invalid = |why: &str| {
+        Err(format!(
+            "Invalid value {value} for configuration {name}: {why}"
+        ))
+    };
     let trimmed = value.trim();
     match kind {
         ConfigKind::Long { min } | ConfigKind::Int { min } => {
