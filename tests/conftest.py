@@ -103,6 +103,7 @@ class Broker:
         # no KAFKA_* variables leak in from the environment running the tests
         env = {k: v for k, v in os.environ.items() if not k.startswith("KAFKA_")}
         env.setdefault("RUST_LOG", "info")
+        env.setdefault("NO_COLOR", "1")
         env.update(self.env)
         self.starts += 1
         logf = open(self.log_path, "ab")
@@ -135,8 +136,13 @@ class Broker:
         assert self.alive(), "oxka died (rc=%s):\n%s" % (
             self.proc.returncode if self.proc else None, self.log_tail())
 
+    def _forget_clients(self):
+        import kutil
+        kutil.forget(self)
+
     def kill(self):
         """SIGKILL and reap."""
+        self._forget_clients()
         if self.proc and self.proc.poll() is None:
             try:
                 os.kill(self.proc.pid, signal.SIGCONT)
@@ -150,6 +156,7 @@ class Broker:
 
     def stop(self, timeout=10):
         """SIGTERM, then SIGKILL after `timeout`."""
+        self._forget_clients()
         if self.proc and self.proc.poll() is None:
             try:
                 os.kill(self.proc.pid, signal.SIGCONT)

@@ -29,10 +29,25 @@ def wait_until(fn, timeout=10.0, interval=0.1, msg="condition"):
 
 
 # ------------------------------------------------------------------ confluent-kafka
+_ADMINS = {}
+
+
+def forget(b):
+    """Drop cached clients of a broker that is going away."""
+    _ADMINS.pop(b.bootstrap, None)
+
+
 def admin(b, **conf):
-    c = {"bootstrap.servers": b.bootstrap, "socket.timeout.ms": 10000}
+    """An AdminClient for broker b.  Cached (without extra conf) so that a future obtained from
+    `admin(b).op(...)` does not outlive its client handle (which would fail with _DESTROY)."""
+    c = {"bootstrap.servers": b.bootstrap, "socket.timeout.ms": 10000, "log.connection.close": False}
     c.update(conf)
-    return AdminClient(c)
+    if conf:
+        return AdminClient(c)
+    key = b.bootstrap
+    if key not in _ADMINS:
+        _ADMINS[key] = AdminClient(c)
+    return _ADMINS[key]
 
 
 def create_topic(b, name, partitions=1, config=None, rf=1, timeout=15):
@@ -51,7 +66,8 @@ def create_topic(b, name, partitions=1, config=None, rf=1, timeout=15):
 
 
 def producer(b, **conf):
-    c = {"bootstrap.servers": b.bootstrap, "linger.ms": 5, "message.timeout.ms": 20000}
+    c = {"bootstrap.servers": b.bootstrap, "linger.ms": 5, "message.timeout.ms": 20000,
+         "log.connection.close": False}
     c.update(conf)
     return Producer(c)
 
@@ -93,7 +109,7 @@ def produce(b, topic, messages, partition=0, flush_timeout=30, **conf):
 def consumer(b, **conf):
     c = {"bootstrap.servers": b.bootstrap, "group.id": unique("g"), "enable.auto.commit": False,
          "enable.auto.offset.store": False, "auto.offset.reset": "earliest",
-         "enable.partition.eof": False, "socket.timeout.ms": 10000}
+         "enable.partition.eof": False, "socket.timeout.ms": 10000, "log.connection.close": False}
     c.update(conf)
     return Consumer(c)
 

@@ -168,7 +168,7 @@ def test_half_written_last_batch(make_broker):
 def test_indexes_rebuilt(make_broker):
     b = make_broker()
     t = create_topic(b, unique("idx"), config={"segment.bytes": str(MiB)})
-    ts0 = 1_700_000_000_000
+    ts0 = int(time.time() * 1000) - 60_000
     produce(b, t, [{"value": b"x" * 5000, "timestamp": ts0 + i} for i in range(600)],
             **{"batch.num.messages": 20})
     b.kill()

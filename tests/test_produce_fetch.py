@@ -80,7 +80,7 @@ def test_acks(broker, acks):
 
 
 def test_keys_null_values_headers_timestamps(broker):
-    t = create_topic(broker, unique("rec"))
+    t = create_topic(broker, unique("rec"), config={"retention.ms": "-1"})  # old timestamps
     ts0 = 1_600_000_000_000
     sent = [
         {"key": b"k0", "value": b"v0", "timestamp": ts0},
@@ -117,7 +117,7 @@ def test_log_append_time(broker):
 
 
 def test_create_time_explicit(broker):
-    t = create_topic(broker, unique("ct"), config={"message.timestamp.type": "CreateTime"})
+    t = create_topic(broker, unique("ct"), config={"message.timestamp.type": "CreateTime", "retention.ms": "-1"})
     dr = produce(broker, t, [{"value": b"a", "timestamp": 1234567}])
     assert consume(broker, t, 1)[0].timestamp() == (TIMESTAMP_CREATE_TIME, 1234567)
     assert dr[0].timestamp()[1] in (1234567, -1)
@@ -130,7 +130,7 @@ CODECS = ["gzip", "snappy", "lz4", "zstd"]
 @pytest.mark.parametrize("codec", CODECS)
 def test_compression_confluent(broker, codec):
     t = create_topic(broker, unique("cc-" + codec))
-    vals = [(b"value-%d-" % i) * 20 for i in range(300)]
+    vals = [(b"value-%04d-" % i) * 100 for i in range(300)]  # every record compresses well
     produce(broker, t, [{"key": b"k%d" % i, "value": v} for i, v in enumerate(vals)],
             **{"compression.type": codec, "linger.ms": 50})
     msgs = consume(broker, t, 300)
@@ -153,7 +153,7 @@ def test_compression_confluent(broker, codec):
 @pytest.mark.parametrize("codec", CODECS)
 def test_compression_kafka_python(broker, codec):
     t = create_topic(broker, unique("kc-" + codec))
-    p = kp_producer(broker, compression_type=codec, linger_ms=20, acks="all")
+    p = kp_producer(broker, compression_type=codec, linger_ms=20, acks="all", enable_idempotence=False)
     vals = [(b"kp-%d-" % i) * 15 for i in range(200)]
     futs = [p.send(t, value=v, key=b"k", partition=0) for v in vals]
     p.flush(20)
@@ -161,6 +161,18 @@ def test_compression_kafka_python(broker, codec):
     p.close()
     assert offs == list(range(200))
     assert [m.value() for m in consume(broker, t, 200)] == vals
+
+
+def test_kafka_python_default_producer(broker):
+    """kafka-python 3 with default settings (idempotent: InitProducerId + sequence numbers)."""
+    t = create_topic(broker, unique("kpdef"))
+    p = kp_producer(broker)
+    try:
+        md = p.send(t, b"default", partition=0).get(timeout=20)
+    finally:
+        p.close(5)
+    assert md.offset == 0
+    assert consume(broker, t, 1)[0].value() == b"default"
 
 
 def test_aiokafka_produce_consume(broker):
@@ -206,7 +218,7 @@ def test_aiokafka_produce_consume(broker):
 
 # ------------------------------------------------------------------ byte-for-byte and CRC
 def test_batches_returned_byte_for_byte(broker):
-    t = create_topic(broker, unique("raw"))
+    t = create_topic(broker, unique("raw"), config={"retention.ms": "-1"})
     produce(broker, t, [b"first"])  # so the raw batch lands at offset 1
     batch = kwire.record_batch([b"alpha", None, b"gamma"], timestamp=1_700_000_000_000, key=b"K")
     err, base = raw_produce(broker, t, batch)
@@ -247,7 +259,7 @@ def test_magic_v1_rejected(broker):
 
 def test_produce_unknown_topic_partition_raw(broker):
     t = create_topic(broker, unique("unk"))
-    assert raw_produce(broker, t, kwire.record_batch([b"x"]), partition=7)[0] == KafkaError.UNKNOWN_TOPIC_OR_PARTITION
+    assert raw_produce(broker, t, kwire.record_batch([b"x"]), partition=7)[0] == KafkaError.UNKNOWN_TOPIC_OR_PART
 
 
 # ------------------------------------------------------------------ size limits

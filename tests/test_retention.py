@@ -108,7 +108,7 @@ def test_retention_after_alter_config(broker):
     """Retention applies to a config changed at runtime (incremental alter)."""
     from confluent_kafka.admin import AlterConfigOpType, ConfigEntry, ConfigResource
     from kutil import admin
-    t = create_topic(broker, unique("retalt"), config={"segment.bytes": str(MiB)})
+    t = create_topic(broker, unique("retalt"), config={"segment.bytes": str(MiB), "retention.ms": "-1"})
     fill(broker, t, 250, ts=int(time.time() * 1000) - 3_600_000)
     time.sleep(1.0)
     assert watermarks(broker, t)[0] == 0
