@@ -143,3 +143,99 @@ def test_kcat_roundtrip_many(broker):
     kcat(broker, "-P", "-t", t, "-p", "0", "-z", "lz4", input=payload)
     r = kcat(broker, "-C", "-t", t, "-p", "0", "-e", "-o", "beginning")
     assert r.stdout == payload
+
+
+def topic_id_of(broker, t):
+    from kafka.protocol.metadata import MetadataRequest
+    s = kwire.connect(broker)
+    try:
+        r = kwire.request(s, MetadataRequest, 12, topics=[MetadataRequest.MetadataRequestTopic(name=t)],
+                          allow_auto_topic_creation=False, include_topic_authorized_operations=False)
+        assert r.topics[0].error_code == 0
+        return r.topics[0].topic_id
+    finally:
+        s.close()
+
+
+def test_fetch_by_topic_id_versions(broker, advertised):
+    """Fetch v13+ addresses topics by id (KIP-516); librdkafka 2.16 uses them."""
+    import uuid
+    from kafka.protocol.consumer import FetchRequest
+    from test_produce_fetch import split_batches
+    t = create_topic(broker, unique("tid"))
+    produce(broker, t, [b"a", b"b", b"c"])
+    tid = topic_id_of(broker, t)
+    assert tid is not None and tid != uuid.UUID(int=0)
+    flo, fhi = advertised[1]
+    FT = FetchRequest.FetchTopic
+    for v in range(max(13, flo), fhi + 1):
+        s = kwire.connect(broker)
+        try:
+            r = kwire.request(s, FetchRequest, v, corr=v, replica_id=-1, max_wait_ms=0, min_bytes=0,
+                              max_bytes=1 << 20, isolation_level=0, session_id=0, session_epoch=-1,
+                              topics=[FT(topic_id=tid, partitions=[FT.FetchPartition(
+                                  partition=0, fetch_offset=0, partition_max_bytes=1 << 20)])],
+                              forgotten_topics_data=[], rack_id="")
+            assert r.error_code == 0, v
+            assert r.responses[0].topic_id == tid, v
+            p = r.responses[0].partitions[0]
+            assert (p.error_code, p.high_watermark) == (0, 3), v
+            assert [b for b, _ in split_batches(bytes(p.records))] == [0], v
+            # an unknown topic id → UNKNOWN_TOPIC_ID (100)
+            r = kwire.request(s, FetchRequest, v, corr=1000 + v, replica_id=-1, max_wait_ms=0, min_bytes=0,
+                              max_bytes=1 << 20, isolation_level=0, session_id=0, session_epoch=-1,
+                              topics=[FT(topic_id=uuid.uuid4(), partitions=[FT.FetchPartition(
+                                  partition=0, fetch_offset=0, partition_max_bytes=1 << 20)])],
+                              forgotten_topics_data=[], rack_id="")
+            assert r.responses[0].partitions[0].error_code == 100, v
+        finally:
+            s.close()
+
+
+def test_topic_id_changes_on_recreate(broker):
+    from kutil import admin, wait_until
+    t = create_topic(broker, unique("tidre"))
+    first = topic_id_of(broker, t)
+    admin(broker).delete_topics([t], operation_timeout=15)[t].result(15)
+    wait_until(lambda: t not in admin(broker).list_topics(timeout=5).topics, msg="deleted")
+    create_topic(broker, t)
+    assert topic_id_of(broker, t) != first
+
+
+def test_pipelined_long_poll_keeps_order(broker):
+    """A long-poll Fetch followed on the same connection by ApiVersions: answers in request order."""
+    import struct
+    import time
+    from kafka.protocol.consumer import FetchRequest
+    t = create_topic(broker, unique("pipe"))
+    FT = FetchRequest.FetchTopic
+    f = FetchRequest[4](replica_id=-1, max_wait_ms=1000, min_bytes=1, max_bytes=1 << 20, isolation_level=0,
+                        topics=[FT(topic=t, partitions=[FT.FetchPartition(partition=0, fetch_offset=0,
+                                                                           partition_max_bytes=1 << 20)])])
+    f.with_header(correlation_id=1, client_id="pipe")
+    a = kwire.ApiVersionsRequest[0]()
+    a.with_header(correlation_id=2, client_id="pipe")
+    s = kwire.connect(broker)
+    try:
+        t0 = time.monotonic()
+        s.sendall(bytes(f.encode(header=True, framed=True)) + bytes(a.encode(header=True, framed=True)))
+        first = struct.unpack(">i", kwire.recv_frame(s)[:4])[0]
+        second = struct.unpack(">i", kwire.recv_frame(s)[:4])[0]
+        assert (first, second) == (1, 2)
+        assert time.monotonic() - t0 >= 0.8
+    finally:
+        s.close()
+
+
+def test_many_connections(broker):
+    socks = []
+    try:
+        for _ in range(300):
+            socks.append(kwire.connect(broker))
+        for i, s in enumerate(socks):
+            body = kwire.api_versions_raw(s, 2, corr=i)
+            assert body[:4] == i.to_bytes(4, "big")
+    finally:
+        for s in socks:
+            s.close()
+    produce(broker, create_topic(broker, unique("after")), [b"ok"])

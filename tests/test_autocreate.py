@@ -105,3 +105,12 @@ def test_disabled_explicit_create_still_works(noauto):
     from kutil import create_topic
     t = create_topic(noauto, unique("noauto"))
     assert partitions_of(noauto, t) == 1
+
+
+def test_produce_request_does_not_autocreate(broker):
+    """Kafka creates topics from Metadata, never from a Produce request itself."""
+    from test_produce_fetch import raw_produce
+    t = unique("noprodauto")
+    err, _ = raw_produce(broker, t, kwire.record_batch([b"x"]))
+    assert err == KafkaError.UNKNOWN_TOPIC_OR_PART
+    assert partitions_of(broker, t) is None

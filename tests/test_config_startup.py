@@ -62,6 +62,8 @@ def test_no_config_defaults(tmp_path, oxka_bin):
         assert (tmp_path / "data" / "meta.properties").is_file()
         assert default_partitions(b) == 1
     finally:
+        from kutil import forget
+        forget(b) if "b" in locals() else None
         p.kill()
         p.wait(10)
 
@@ -85,6 +87,11 @@ def test_kafka_env_dialect(make_broker, tmp_path):
         "KAFKA_OXKA_METRICS_LISTEN": "127.0.0.1:%d" % mport,
         "KAFKA_NUM_PARTITIONS": "4",
         "KAFKA_AUTO_CREATE_TOPICS_ENABLE": "false",
+        # not configuration: the apache/kafka image ignores these
+        "KAFKA_HEAP_OPTS": "-Xmx1G -Xms1G",
+        "KAFKA_OPTS": "-Dfoo=bar",
+        # dialect escaping: '__' -> '_', '___' -> '-'
+        "KAFKA_MY__CUSTOM___KEY_X": "1",
     })
     assert metadata_brokers(b) == [(1, "127.0.0.1", port)]
     assert default_partitions(b) == 4
@@ -92,6 +99,8 @@ def test_kafka_env_dialect(make_broker, tmp_path):
     from test_autocreate import raw_metadata
     assert raw_metadata(b, unique("x"), allow=True) == 3  # auto-create disabled via env
     assert "kafka_" in b.metrics().lower() or "messages" in b.metrics().lower()
+    # the unknown key decoded from the env dialect is warned about by its Kafka name
+    assert "my_custom-key.x" in b.log_text(), b.log_tail(30)
 
 
 def test_bitnami_env_dialect(make_broker, tmp_path):

@@ -233,3 +233,20 @@ def test_sigstop_sigcont(make_broker):
     assert [e for e, _ in acked if e is not None] == []
     assert [o for _, o in acked] == list(range(200))
     assert [m.value() for m in consume(b, t, 200)] == [b"s%d" % i for i in range(200)]
+
+
+def test_log_start_offset_and_partitions_survive_restart(make_broker):
+    from confluent_kafka.admin import NewPartitions
+    b = make_broker()
+    t = create_topic(b, unique("lso"), config={"segment.bytes": str(MiB)})
+    produce(b, t, [b"v" * 10000 for _ in range(250)])
+    a = admin(b)
+    list(a.delete_records([TopicPartition(t, 0, 137)], request_timeout=15).values())[0].result(15)
+    a.create_partitions([NewPartitions(t, 3)])[t].result(15)
+    wait_until(lambda: len(admin(b).list_topics(t, timeout=5).topics[t].partitions) == 3, msg="3 partitions")
+    assert watermarks(b, t) == (137, 250)
+    for kill in (True, False):
+        b.restart(kill=kill)
+        assert watermarks(b, t) == (137, 250), "log start offset lost on restart (kill=%s)" % kill
+        assert len(admin(b).list_topics(t, timeout=10).topics[t].partitions) == 3
+        assert consume(b, t, 1, offset=137)[0].offset() == 137

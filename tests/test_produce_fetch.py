@@ -432,3 +432,86 @@ def test_metrics_count_messages(broker):
     assert after >= before + 25, (before, after)
     text = broker.metrics()
     assert "bytes" in text.lower()
+
+
+# ------------------------------------------------------------------ request-level semantics
+def test_invalid_required_acks(broker):
+    t = create_topic(broker, unique("acks2"))
+    assert raw_produce(broker, t, kwire.record_batch([b"x"]), acks=2)[0] == 21  # INVALID_REQUIRED_ACKS
+    assert watermarks(broker, t) == (0, 0)
+
+
+def test_multi_partition_produce_and_fetch_mixed_errors(broker):
+    from kafka.protocol.consumer import FetchRequest
+    from kafka.protocol.producer import ProduceRequest
+    t = create_topic(broker, unique("multi"), partitions=2)
+    TPD = ProduceRequest.TopicProduceData
+    PPD = TPD.PartitionProduceData
+    s = kwire.connect(broker)
+    try:
+        r = kwire.request(s, ProduceRequest, 7, transactional_id=None, acks=1, timeout_ms=10000, topic_data=[
+            TPD(name=t, partition_data=[PPD(index=0, records=kwire.record_batch([b"p0"])),
+                                        PPD(index=1, records=kwire.record_batch([b"p1a", b"p1b"])),
+                                        PPD(index=9, records=kwire.record_batch([b"bad"]))])])
+        res = {p.index: (p.error_code, p.base_offset) for p in r.responses[0].partition_responses}
+        assert res[0] == (0, 0) and res[1] == (0, 0)
+        assert res[9][0] == KafkaError.UNKNOWN_TOPIC_OR_PART
+        FT = FetchRequest.FetchTopic
+        r = kwire.request(s, FetchRequest, 4, corr=2, replica_id=-1, max_wait_ms=0, min_bytes=0, max_bytes=1 << 20,
+                          isolation_level=0, topics=[FT(topic=t, partitions=[
+                              FT.FetchPartition(partition=p, fetch_offset=0, partition_max_bytes=1 << 20)
+                              for p in (0, 1, 9)])])
+        got = {p.partition_index: (p.error_code, p.high_watermark) for p in r.responses[0].partitions}
+        assert got[0] == (0, 1) and got[1] == (0, 2)
+        assert got[9][0] == KafkaError.UNKNOWN_TOPIC_OR_PART
+    finally:
+        s.close()
+
+
+def test_dynamic_topic_config_takes_effect(broker):
+    from confluent_kafka.admin import AlterConfigOpType, ConfigEntry, ConfigResource
+    from kutil import admin
+    t = create_topic(broker, unique("dyn"))
+    produce(broker, t, [b"x" * 20000])
+    res = ConfigResource(ConfigResource.Type.TOPIC, t, incremental_configs=[
+        ConfigEntry("max.message.bytes", "10000", incremental_operation=AlterConfigOpType.SET),
+        ConfigEntry("message.timestamp.type", "LogAppendTime", incremental_operation=AlterConfigOpType.SET)])
+    admin(broker).incremental_alter_configs([res])[res].result(15)
+    assert raw_produce(broker, t, kwire.record_batch([b"y" * 20000]))[0] == 10
+    before = int(time.time() * 1000) - 1
+    produce(broker, t, [{"value": b"small", "timestamp": 5000}])
+    m = consume(broker, t, 1, offset=1)[0]
+    assert m.timestamp()[0] == TIMESTAMP_LOG_APPEND_TIME and m.timestamp()[1] >= before
+
+
+def test_metadata_topic_list_semantics(broker):
+    from kafka.protocol.metadata import MetadataRequest
+    t = create_topic(broker, unique("mdsem"))
+    s = kwire.connect(broker)
+    try:
+        r = kwire.request(s, MetadataRequest, 1, topics=[])
+        assert r.topics == [] or len(r.topics) == 0        # v1+: empty list = no topics
+        r = kwire.request(s, MetadataRequest, 1, corr=2, topics=None)
+        assert t in [x.name for x in r.topics]              # v1+: null = all topics
+        r = kwire.request(s, MetadataRequest, 0, corr=3, topics=[])
+        assert t in [x.name for x in r.topics]              # v0: empty list = all topics
+    finally:
+        s.close()
+
+
+def test_bulk_multi_partition_exact(broker):
+    t = create_topic(broker, unique("bulk"), partitions=3)
+    n = 60000
+    p = producer(broker, **{"linger.ms": 5, "batch.size": 1 << 20, "acks": "1"})
+    for i in range(n):
+        while True:
+            try:
+                p.produce(t, b"%08d" % i, partition=i % 3)
+                break
+            except BufferError:
+                p.poll(0.05)
+    assert p.flush(60) == 0
+    for part in range(3):
+        msgs = consume(broker, t, n // 3, partition=part, timeout=60)
+        assert [int(m.value()) for m in msgs] == list(range(part, n, 3))
+        assert [m.offset() for m in msgs] == list(range(n // 3))
