@@ -409,3 +409,38 @@ def test_describe_log_dirs(broker):
     assert dirs == [broker.data_dir]
     assert sizes[0] == 0
     assert 20 * 1000 < sizes[1] < 20 * 1000 + 20 * 200
+
+
+def test_topic_name_collision(broker):
+    """'.' and '_' collide in metric names: Kafka refuses a topic that collides with an existing one."""
+    base = unique("col").replace("-", "")
+    create_topic(broker, base + ".x")
+    assert create_err(broker, NewTopic(base + "_x", 1, 1)) == KafkaError.TOPIC_EXCEPTION
+
+
+def test_create_partitions_validate_only(broker):
+    t = create_topic(broker, unique("cpv"))
+    a = admin(broker)
+    a.create_partitions([NewPartitions(t, 5)], validate_only=True)[t].result(15)
+    assert len(a.list_topics(t, timeout=10).topics[t].partitions) == 1
+
+
+def test_create_with_replica_assignment_raw(broker):
+    from kafka.protocol.admin.topics import CreateTopicsRequest
+    CT = CreateTopicsRequest.CreatableTopic
+    RA = CT.CreatableReplicaAssignment
+    ok, bad = unique("asg"), unique("asg")
+    s = kwire.connect(broker)
+    try:
+        r = kwire.request(s, CreateTopicsRequest, 4, topics=[
+            CT(name=ok, num_partitions=-1, replication_factor=-1,
+               assignments=[RA(partition_index=0, broker_ids=[1]), RA(partition_index=1, broker_ids=[1])],
+               configs=[]),
+            CT(name=bad, num_partitions=-1, replication_factor=-1,
+               assignments=[RA(partition_index=0, broker_ids=[7])], configs=[]),
+        ], timeout_ms=10000, validate_only=False)
+        res = {t.name: t.error_code for t in r.topics}
+    finally:
+        s.close()
+    assert res == {ok: 0, bad: 39}  # INVALID_REPLICA_ASSIGNMENT
+    wait_until(lambda: len(admin(broker).list_topics(ok, timeout=5).topics[ok].partitions) == 2, msg="2 partitions")

@@ -250,3 +250,17 @@ def test_log_start_offset_and_partitions_survive_restart(make_broker):
         assert watermarks(b, t) == (137, 250), "log start offset lost on restart (kill=%s)" % kill
         assert len(admin(b).list_topics(t, timeout=10).topics[t].partitions) == 3
         assert consume(b, t, 1, offset=137)[0].offset() == 137
+
+
+def test_delete_topic_then_sigkill(make_broker):
+    b = make_broker()
+    t = create_topic(b, unique("delkill"), partitions=2)
+    produce(b, t, [b"old"] * 10)
+    admin(b).delete_topics([t], operation_timeout=15)[t].result(15)
+    b.kill()
+    b.start()
+    assert t not in admin(b).list_topics(timeout=10).topics
+    create_topic(b, t, partitions=1)
+    assert watermarks(b, t) == (0, 0)
+    produce(b, t, [b"new"])
+    assert [m.value() for m in consume(b, t, 1)] == [b"new"]

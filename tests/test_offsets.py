@@ -135,3 +135,17 @@ def test_offset_for_leader_epoch(broker, ts_topic):
         assert p9.error_code == KafkaError.UNKNOWN_TOPIC_OR_PART
     finally:
         s.close()
+
+
+def test_list_offsets_read_committed(broker, ts_topic):
+    from kafka.protocol.consumer import ListOffsetsRequest
+    LT = ListOffsetsRequest.ListOffsetsTopic
+    s = kwire.connect(broker)
+    try:
+        r = kwire.request(s, ListOffsetsRequest, 5, replica_id=-1, isolation_level=1, topics=[
+            LT(name=ts_topic, partitions=[LT.ListOffsetsPartition(partition_index=0, timestamp=-1,
+                                                                  current_leader_epoch=-1)])])
+        p = r.topics[0].partitions[0]
+        assert (p.error_code, p.offset) == (0, 10)  # no transactions: LSO == high watermark
+    finally:
+        s.close()

@@ -125,3 +125,23 @@ def test_broker_level_defaults(make_broker):
     fill(b, t, 450)
     assert len(data_files(b, t)) >= 2
     wait_until(lambda: watermarks(b, t)[0] > 0, 20, 0.3, msg="broker-level retention.bytes")
+
+
+def test_compacted_topic_not_deleted_by_retention(broker):
+    """cleanup.policy=compact: time/size retention does not delete segments."""
+    t = create_topic(broker, unique("compact"), config={"cleanup.policy": "compact", "segment.bytes": str(MiB),
+                                                        "retention.ms": "1000", "retention.bytes": str(MiB)})
+    old = int(time.time() * 1000) - 3_600_000
+    produce(broker, t, [{"key": b"k%d" % i, "value": b"c" * 10_000, "timestamp": old} for i in range(250)],
+            **{"linger.ms": 20})
+    time.sleep(2.0)
+    assert watermarks(broker, t) == (0, 250)
+
+
+def test_compacted_topic_rejects_null_key(broker):
+    import kwire
+    t = create_topic(broker, unique("compactnk"), config={"cleanup.policy": "compact"})
+    from test_produce_fetch import raw_produce
+    assert raw_produce(broker, t, kwire.record_batch([b"v"], key=None))[0] == 87  # INVALID_RECORD
+    assert raw_produce(broker, t, kwire.record_batch([b"v"], key=b"k"))[0] == 0
+    assert watermarks(broker, t) == (0, 1)
