@@ -54,7 +54,8 @@ pub enum LogError {
         first_offset: i64,
     },
 
-    /// The records of one append are larger than a whole segment. Kafka: RECORD_BATCH_TOO_LARGE.
+    /// The records of one append are larger than a whole segment. Kafka: RECORD_LIST_TOO_LARGE
+    /// (RecordBatchTooLargeException).
     #[error("append of {size} bytes is larger than segment.bytes {segment_bytes}")]
     RecordsTooLargeForSegment {
         /// Bytes in the append.

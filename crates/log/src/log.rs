@@ -138,8 +138,8 @@ pub struct Log {
     segments: BTreeMap<i64, LogSegment>,
     log_start_offset: i64,
     log_end_offset: i64,
-    /// Every offset below it is known to be on disk (fsynced); segments holding offsets at or
-    /// above it are rescanned at open.
+    /// As written in the recovery-point file: every offset below it is known to be on disk
+    /// (fsynced); segments holding offsets at or above it are rescanned at open.
     recovery_point: i64,
     epochs: LeaderEpochCache,
     /// Segment files were created or removed since the last flush: the directory needs an fsync.
@@ -751,6 +751,10 @@ impl Log {
 
     /// fsyncs data and indexes of every segment changed since the last flush.
     pub fn flush(&mut self) -> Result<(), LogError> {
+        self.flush_inner(false)
+    }
+
+    fn flush_inner(&mut self, closing: bool) -> Result<(), LogError> {
         for seg in self.segments.values_mut() {
             seg.flush()?;
         }
@@ -760,17 +764,23 @@ impl Log {
                 .ctx(&self.dir, "fsync directory")?;
             self.dir_dirty = false;
         }
-        if self.recovery_point != self.log_end_offset {
+        // The recovery point only matters per segment (the active segment is rescanned at every
+        // open anyway), so it is written when a whole older segment became flushed, and at close;
+        // this keeps a flush per append at one fsync in the common case.
+        let active_base = self.active().base_offset();
+        if self.recovery_point != self.log_end_offset
+            && (closing || active_base > self.recovery_point)
+        {
             self.recovery_point = self.log_end_offset;
             self.persist_recovery_point()?;
         }
         Ok(())
     }
 
-    /// Flushes and trims the active segment's indexes.
+    /// Flushes, trims the active segment's indexes and records the recovery point.
     pub fn close(mut self) -> Result<(), LogError> {
         self.active_mut().trim_indexes()?;
-        self.flush()
+        self.flush_inner(true)
     }
 
     /// Removes the whole directory.
