@@ -239,3 +239,23 @@ def test_many_connections(broker):
         for s in socks:
             s.close()
     produce(broker, create_topic(broker, unique("after")), [b"ok"])
+
+
+def test_api_versions_v3_invalid_client_software_name(broker):
+    """KIP-511: an ApiVersions v3+ request whose client software name/version does not match
+    [a-zA-Z0-9](?:[a-zA-Z0-9\\-.]*[a-zA-Z0-9])? is answered with INVALID_REQUEST (42).
+    (Parsed by hand: kafka-python decodes every error response as v0, Kafka does that only for
+    UNSUPPORTED_VERSION.)"""
+    import struct
+    s = kwire.connect(broker)
+    try:
+        for corr, name, expect in ((9, "bad name!", 42), (10, "good-name", 0), (11, "-x", 42)):
+            req = kwire.ApiVersionsRequest[3](client_software_name=name, client_software_version="1.0.0-rc1")
+            req.with_header(correlation_id=corr, client_id="x")
+            s.sendall(bytes(req.encode(header=True, framed=True)))
+            body = kwire.recv_frame(s)
+            assert struct.unpack(">ih", body[:6]) == (corr, expect), name
+    except ConnectionError:
+        pytest.fail("connection closed instead of INVALID_REQUEST")
+    finally:
+        s.close()

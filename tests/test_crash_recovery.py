@@ -264,3 +264,47 @@ def test_delete_topic_then_sigkill(make_broker):
     assert watermarks(b, t) == (0, 0)
     produce(b, t, [b"new"])
     assert [m.value() for m in consume(b, t, 1)] == [b"new"]
+
+
+def advertises(b, key):
+    import kwire
+    s = kwire.connect(b)
+    try:
+        return key in kwire.parse_api_versions_v0(kwire.api_versions_raw(s, 0))[2]
+    finally:
+        s.close()
+
+
+def test_idempotent_producer_no_duplicates_across_stall(make_broker):
+    """If InitProducerId is advertised, librdkafka's idempotent producer must work and its retries
+    (after request timeouts caused by a SIGSTOPped broker) must not create duplicates."""
+    b = make_broker()
+    if not advertises(b, 22):
+        pytest.skip("InitProducerId not advertised")
+    t = create_topic(b, unique("idem"))
+    p = producer(b, **{"enable.idempotence": True, "linger.ms": 2, "request.timeout.ms": 1000,
+                       "message.timeout.ms": 60000, "socket.timeout.ms": 1000})
+    errs = []
+    n = 20000
+
+    def cb(err, msg):
+        if err is not None:
+            errs.append(err)
+    for i in range(n):
+        while True:
+            try:
+                p.produce(t, b"%07d" % i, partition=0, on_delivery=cb)
+                break
+            except BufferError:
+                p.poll(0.01)
+        if i == n // 2:
+            p.poll(0)
+            b.pause()
+            time.sleep(2.5)   # in-flight requests time out and are retried
+            b.resume()
+    assert p.flush(60) == 0
+    assert errs == []
+    msgs = consume(b, t, n, timeout=60)
+    vals = [int(m.value()) for m in msgs]
+    assert vals == list(range(n)), "duplicates or reordering: %d records, %d distinct" % (len(vals), len(set(vals)))
+    assert watermarks(b, t) == (0, n), "extra records (duplicates) in the log"
