@@ -1,10 +1,16 @@
 //! # oxka-log: one partition's log on disk, in Apache Kafka's format
 //!
 //! A partition directory holds segments (`<base offset:020>.log` with its `.index` and
-//! `.timeindex`), the `leader-epoch-checkpoint` and a `log-start-offset` file. The `.log` files
+//! `.timeindex`), the `leader-epoch-checkpoint`, and `log-start-offset` and `recovery-point` files
+//! (per-partition stand-ins for Kafka's per-log-dir checkpoints; see [`Log`]'s module docs). The `.log` files
 //! hold record batches v2 exactly as they travel on the wire ([`batch`]), so produce and fetch
 //! move bytes without re-encoding them. Everything is synchronous `std::fs`; the broker keeps each
-//! [`Log`] behind a mutex and calls it off the async runtime threads.
+//! [`Log`] behind a mutex and calls it off the async runtime threads. `Log` is `Send` and `Sync`;
+//! its reading methods take `&self`.
+//!
+//! Modules: [`batch`] (the batch header view and validation), [`record`] (records inside a
+//! batch), `compression`, `index` and `mmap_file` (the sparse memory-mapped indexes), `segment`,
+//! `epoch` (leader-epoch cache), `log` ([`Log`] itself), [`test_support`] (a batch encoder).
 //!
 //! ## Glossary (Kafka's words)
 //! - **offset**: position of a record in the partition, assigned by the leader, increasing by one
@@ -25,8 +31,9 @@
 //! - **leader epoch**: the generation of the partition's leadership; the leader-epoch cache maps
 //!   each epoch to the first offset written in it (OffsetForLeaderEpoch, follower truncation).
 //! - **truncate_to**: removing the tail of the log (a follower diverging from the new leader).
-//! - **recovery**: at open, rescanning the active segment, cutting a torn or corrupt tail, and
-//!   rebuilding indexes.
+//! - **recovery**: at open, rescanning the active segment (and any segment not known to be
+//!   flushed), cutting the log at the first torn or corrupt batch, and rebuilding indexes.
+//! - **recovery point**: the offset below which everything is known to be fsynced.
 //! - **retention**: deleting the oldest segments by age (`retention.ms`) or size
 //!   (`retention.bytes`).
 
@@ -57,8 +64,11 @@ pub const LEADER_EPOCH_CHECKPOINT_FILE: &str = epoch::LEADER_EPOCH_CHECKPOINT;
 mod send_check {
     fn assert_send<T: Send>() {}
 
+    fn assert_sync<T: Sync>() {}
+
     #[test]
-    fn log_is_send() {
+    fn log_is_send_and_sync() {
         assert_send::<crate::Log>();
+        assert_sync::<crate::Log>();
     }
 }
