@@ -216,3 +216,61 @@ def test_sigterm_graceful(make_broker):
     b.proc.terminate()
     rc = b.proc.wait(15)
     assert rc in (0, -15, 143), rc
+
+
+def wait_exit(b, timeout=15):
+    for _ in range(int(timeout / 0.1)):
+        if b.proc.poll() is not None:
+            return b.proc.returncode
+        time.sleep(0.1)
+    return None
+
+
+def test_invalid_value_fails_fast(make_broker):
+    """Unknown keys warn; an invalid value for a known key stops startup (Kafka: ConfigException)."""
+    b = make_broker(start=False, overrides={"num.partitions": "abc"})
+    b.start(wait=False)
+    rc = wait_exit(b)
+    assert rc not in (None, 0), "broker started with num.partitions=abc"
+    assert "num.partitions" in b.log_text()
+
+
+def test_port_in_use_fails(make_broker):
+    s = socket.socket()
+    s.bind(("127.0.0.1", 0))
+    s.listen(1)
+    port = s.getsockname()[1]
+    try:
+        b = make_broker(start=False, port=port)
+        b.start(wait=False)
+        assert wait_exit(b) not in (None, 0), "broker kept running without its listener"
+    finally:
+        s.close()
+
+
+def test_log_dir_singular(make_broker, tmp_path):
+    """`log.dir` (singular) is used when `log.dirs` is absent, as in Kafka."""
+    d = str(tmp_path / "single")
+    port, mport = free_port(), free_port()
+    b2 = make_broker(use_default_overrides=False, port=port, mport=mport, data_dir=d, overrides={
+        "listeners": "PLAINTEXT://127.0.0.1:%d" % port, "advertised.listeners": "PLAINTEXT://127.0.0.1:%d" % port,
+        "log.dir": d, "oxka.metrics.listen": "127.0.0.1:%d" % mport})
+    roundtrip(b2)
+    assert os.path.isfile(os.path.join(d, "meta.properties"))
+
+
+def test_multiple_log_dirs(make_broker, tmp_path):
+    d1, d2 = str(tmp_path / "d1"), str(tmp_path / "d2")
+    b = make_broker(overrides={"log.dirs": "%s,%s" % (d1, d2)})
+    from kutil import create_topic
+    t = create_topic(b, unique("jbod"), partitions=4)
+    produce(b, t, [b"x"], partition=3)
+    for d in (d1, d2):
+        assert os.path.isfile(os.path.join(d, "meta.properties")), d
+    placed = [p for d in (d1, d2) for p in os.listdir(d) if p.startswith(t + "-")]
+    assert sorted(placed) == sorted("%s-%d" % (t, i) for i in range(4))
+    from test_admin import log_dir_sizes
+    dirs, sizes = log_dir_sizes(b, t)
+    assert sorted(dirs) == sorted([d1, d2])
+    assert sorted(sizes) == [0, 1, 2, 3]
+    assert sizes[3] > 0

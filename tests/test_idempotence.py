@@ -46,7 +46,7 @@ def raw_produce(b, topic, batch, version=7):
 
 
 def init_producer_id(b, version=1):
-    from kafka.protocol.transaction import InitProducerIdRequest
+    from kafka.protocol.producer.transaction import InitProducerIdRequest
     s = kwire.connect(b)
     try:
         r = kwire.request(s, InitProducerIdRequest, version, transactional_id=None,
@@ -151,7 +151,7 @@ def test_confluent_idempotent_producer_across_broker_pause(make_broker):
 
 def test_transactional_id_is_refused_clearly(make_broker):
     b = make_broker()
-    from kafka.protocol.transaction import InitProducerIdRequest
+    from kafka.protocol.producer.transaction import InitProducerIdRequest
     s = kwire.connect(b)
     try:
         r = kwire.request(s, InitProducerIdRequest, 1, transactional_id="txn-1",
