@@ -148,10 +148,13 @@ pub struct Log {
 
 impl Log {
     /// Opens (creating the dir if needed) and recovers: every segment is loaded in base-offset
-    /// order; the active (last) segment is always rescanned batch by batch (CRC checked),
-    /// truncated at the first torn or corrupt batch, and its indexes rebuilt; an older segment's
-    /// indexes are rebuilt when missing or inconsistent. Leftover `.deleted`/`.cleaned`/`.swap`
-    /// files, temp files and indexes without a `.log` are removed.
+    /// order; the active (last) segment, and any older one holding offsets at or above the
+    /// recovery point, is rescanned batch by batch (magic, lengths, offsets, CRC), the log is cut
+    /// at the first torn or corrupt batch (later segments deleted) and the rescanned segments'
+    /// indexes rebuilt; any other segment's indexes are checked and rebuilt when missing or
+    /// inconsistent. Leftover `.deleted`/`.cleaned`/`.swap` files, temp files and indexes
+    /// without a `.log` are removed. `now_ms` starts the segment.ms clock of a segment whose
+    /// first batch has no timestamp.
     pub fn open(dir: &Path, config: LogConfig, now_ms: i64) -> Result<Log, LogError> {
         fs::create_dir_all(dir).ctx(dir, "create log directory")?;
         let mut bases = Vec::new();

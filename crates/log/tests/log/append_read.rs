@@ -21,6 +21,14 @@ fn append_then_read_round_trips_bytes_and_assigns_offsets() {
         written.extend_from_slice(&b);
     }
     assert_eq!(expected_ranges, vec![(0, 0), (1, 3), (4, 8)]);
+    // Timestamps T0 + i + record index: the largest is in the last batch.
+    let mut b = simple_batch(0, 2, T0 - 100, 1);
+    let info = log.append_as_leader(&mut b, 7, T0).unwrap();
+    assert_eq!(
+        (info.max_timestamp, info.offset_of_max_timestamp),
+        (T0 - 99, 10)
+    );
+    log.truncate_to(9).unwrap();
     assert_eq!(log.log_end_offset(), 9);
     assert_eq!(log.size_bytes(), written.len() as u64);
 

@@ -209,3 +209,22 @@ fn hostile_inputs_never_panic() {
         }
     }
 }
+
+#[test]
+fn replicated_batches_may_be_compacted_but_client_batches_may_not() {
+    let mut buf = simple_batch(10, 3, T0, 10);
+    // As after compaction: 3 records left of offsets 10..=15.
+    buf[23..27].copy_from_slice(&5i32.to_be_bytes());
+    let crc = crc32c::crc32c(&buf[21..]);
+    buf[17..21].copy_from_slice(&crc.to_be_bytes());
+    assert!(matches!(
+        validate_batches(&buf, MAX),
+        Err(BatchError::CorruptMessage { .. })
+    ));
+    let s = oxka_log::validate_replicated_batches(&buf).unwrap();
+    assert_eq!((s.first_offset, s.last_offset, s.num_records), (10, 15, 3));
+    // An empty batch (all records compacted away) is fine for a replica too.
+    let empty = BatchBuilder::new(16).build();
+    assert!(validate_batches(&empty, MAX).is_err());
+    assert!(oxka_log::validate_replicated_batches(&empty).is_ok());
+}
