@@ -67,6 +67,7 @@ pub const BROKER_DEFAULTS: &[(&str, &str)] = &[
     ("offsets.topic.replication.factor", "1"),
     ("oxka.metrics.listen", "127.0.0.1:9404"),
     ("process.roles", "broker,controller"),
+    ("producer.id.expiration.ms", "86400000"),
     ("remote.log.storage.system.enable", "false"),
     ("socket.request.max.bytes", "104857600"),
     ("transaction.state.log.min.isr", "1"),

@@ -7,6 +7,7 @@ use oxka_metadata::ControllerError;
 use oxka_protocol::kafka_protocol;
 
 use crate::partition::PartitionError;
+use crate::producer_state::ProducerError;
 
 pub(crate) fn controller_error_code(e: &ControllerError) -> i16 {
     match e {
@@ -26,6 +27,11 @@ pub(crate) fn controller_error_code(e: &ControllerError) -> i16 {
 pub(crate) fn partition_error_code(e: &PartitionError) -> i16 {
     match e {
         PartitionError::Deleted => ResponseError::UnknownTopicOrPartition,
+        PartitionError::Producer(e) => match e {
+            ProducerError::InvalidProducerEpoch { .. } => ResponseError::InvalidProducerEpoch,
+            ProducerError::OutOfOrderSequence { .. } => ResponseError::OutOfOrderSequenceNumber,
+            ProducerError::UnknownProducerId { .. } => ResponseError::UnknownProducerId,
+        },
         PartitionError::Log(e) => match e {
             LogError::OffsetOutOfRange { .. } => ResponseError::OffsetOutOfRange,
             LogError::InvalidRecords(b) => match b {

@@ -8,6 +8,7 @@ mod errors;
 mod handlers;
 pub mod metrics;
 pub mod partition;
+pub mod producer_state;
 
 use std::sync::Arc;
 use std::time::{SystemTime, UNIX_EPOCH};
@@ -50,6 +51,8 @@ pub struct Broker {
     partitions: PartitionManager,
     /// Woken after every append, so that long-polling fetches re-check.
     data_arrived: Notify,
+    /// The unused part of this broker's current block of producer ids: `next..end`.
+    producer_ids: Mutex<(i64, i64)>,
 }
 
 impl Broker {
@@ -84,6 +87,7 @@ impl Broker {
             image: RwLock::new(image),
             partitions,
             data_arrived: Notify::new(),
+            producer_ids: Mutex::new((0, 0)),
         }))
     }
 
@@ -114,10 +118,29 @@ impl Broker {
         Ok(out)
     }
 
+    /// A producer id never handed out before, from the current block (a new block is reserved
+    /// in the metadata log when it runs out). Blocking.
+    fn next_producer_id(&self) -> Result<i64, ControllerError> {
+        const BLOCK: i64 = 1000;
+        let mut ids = self.producer_ids.lock();
+        if ids.0 >= ids.1 {
+            let start = self.change_metadata(|c| c.allocate_producer_ids(BLOCK))?;
+            *ids = (start, start + BLOCK);
+        }
+        ids.0 += 1;
+        Ok(ids.0 - 1)
+    }
+
     /// Periodic log maintenance: time-based rolls and retention. Blocking.
     pub fn run_log_maintenance(&self) {
         let now = now_ms();
+        let expiration_ms = self
+            .config
+            .get("producer.id.expiration.ms")
+            .and_then(|v| v.parse().ok())
+            .unwrap_or(86_400_000);
         for partition in self.partitions.all() {
+            partition.expire_producers(now, expiration_ms);
             let result = partition.with_log(|log| {
                 log.maybe_roll(now)?;
                 Ok(log.enforce_retention(now)?)

@@ -13,6 +13,7 @@ use std::collections::{BTreeMap, HashMap, HashSet};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
+use oxka_log::batch::BatchHeader;
 use oxka_log::{AppendInfo, Log, LogError, ReadInfo};
 use oxka_metadata::MetadataImage;
 use parking_lot::{Mutex, RwLock};
@@ -20,6 +21,7 @@ use uuid::Uuid;
 
 use crate::config::BrokerConfig;
 use crate::now_ms;
+use crate::producer_state::{self, BatchMeta, ProducerError, ProducerStateManager, SequenceCheck};
 
 /// One partition replica on this broker.
 #[derive(Debug)]
@@ -30,7 +32,14 @@ pub struct Partition {
     pub leader_epoch: i32,
     /// `None` once the partition has been deleted; requests still holding it get
     /// UNKNOWN_TOPIC_OR_PARTITION.
-    log: Mutex<Option<Log>>,
+    inner: Mutex<Option<Inner>>,
+}
+
+/// The log and the producer state that must change together with it.
+#[derive(Debug)]
+struct Inner {
+    log: Log,
+    producers: ProducerStateManager,
 }
 
 /// A consistent view of a partition's offsets.
@@ -47,14 +56,75 @@ pub enum PartitionError {
     Deleted,
     #[error(transparent)]
     Log(#[from] LogError),
+    #[error(transparent)]
+    Producer(#[from] ProducerError),
+}
+
+/// The result of a produce append: where the batch is (for a duplicate, where it already was).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Appended {
+    pub first_offset: i64,
+    pub log_append_time_ms: i64,
+    pub num_records: u64,
+    pub bytes: usize,
+    pub duplicate: bool,
 }
 
 impl Partition {
-    /// Appends a produce request's batches (offsets assigned here, in place).
-    pub fn append_as_leader(&self, records: &mut [u8]) -> Result<AppendInfo, PartitionError> {
-        let mut log = self.log.lock();
-        let log = log.as_mut().ok_or(PartitionError::Deleted)?;
-        Ok(log.append_as_leader(records, self.leader_epoch, now_ms())?)
+    /// Appends a produce request's batches (offsets assigned here, in place). A batch from an
+    /// idempotent producer is first checked against that producer's sequences: a retry of a
+    /// batch already written is answered with its original offsets and not written again.
+    pub fn append_as_leader(&self, records: &mut [u8]) -> Result<Appended, PartitionError> {
+        let mut inner = self.inner.lock();
+        let inner = inner.as_mut().ok_or(PartitionError::Deleted)?;
+        let producer = BatchHeader::parse(records).filter(|h| h.producer_id >= 0);
+        if let Some(h) = &producer {
+            let last = producer_state::last_seq(h.base_sequence, h.last_offset_delta);
+            if let SequenceCheck::Duplicate(meta) =
+                inner
+                    .producers
+                    .check(h.producer_id, h.producer_epoch, h.base_sequence, last)?
+            {
+                return Ok(Appended {
+                    first_offset: meta.first_offset,
+                    log_append_time_ms: -1,
+                    num_records: 0,
+                    bytes: 0,
+                    duplicate: true,
+                });
+            }
+        }
+        let info: AppendInfo = inner
+            .log
+            .append_as_leader(records, self.leader_epoch, now_ms())?;
+        if let Some(h) = producer {
+            inner.producers.record(
+                h.producer_id,
+                h.producer_epoch,
+                BatchMeta {
+                    first_seq: h.base_sequence,
+                    last_seq: producer_state::last_seq(h.base_sequence, h.last_offset_delta),
+                    first_offset: info.first_offset,
+                    last_offset: info.last_offset,
+                    timestamp: now_ms(),
+                },
+            );
+        }
+        Ok(Appended {
+            first_offset: info.first_offset,
+            log_append_time_ms: info.log_append_time_ms,
+            num_records: info.num_records,
+            bytes: info.bytes,
+            duplicate: false,
+        })
+    }
+
+    /// Forgets idle producers (`producer.id.expiration.ms`).
+    pub fn expire_producers(&self, now_ms: i64, expiration_ms: i64) -> usize {
+        self.inner
+            .lock()
+            .as_mut()
+            .map_or(0, |i| i.producers.expire(now_ms, expiration_ms))
     }
 
     /// Reads whole batches from `offset`, bounded by the high watermark.
@@ -84,12 +154,12 @@ impl Partition {
         &self,
         f: impl FnOnce(&mut Log) -> Result<T, PartitionError>,
     ) -> Result<T, PartitionError> {
-        let mut log = self.log.lock();
-        f(log.as_mut().ok_or(PartitionError::Deleted)?)
+        let mut inner = self.inner.lock();
+        f(&mut inner.as_mut().ok_or(PartitionError::Deleted)?.log)
     }
 
     fn take_log(&self) -> Option<Log> {
-        self.log.lock().take()
+        self.inner.lock().take().map(|i| i.log)
     }
 }
 
@@ -193,12 +263,13 @@ impl PartitionManager {
                 }
                 let dir = self.dir_for(name, p.partition);
                 let log = Log::open(&dir, log_config.clone(), now_ms())?;
+                let producers = rebuild_producer_state(&log)?;
                 let partition = Arc::new(Partition {
                     topic: name.clone(),
                     topic_id: topic.topic_id,
                     index: p.partition,
                     leader_epoch: p.leader_epoch,
-                    log: Mutex::new(Some(log)),
+                    inner: Mutex::new(Some(Inner { log, producers })),
                 });
                 let mut topics = self.topics.write();
                 let hosted = topics.entry(name.clone()).or_insert_with(|| HostedTopic {
@@ -264,6 +335,56 @@ impl PartitionManager {
             .expect("at least one log dir");
         dir.join(name)
     }
+}
+
+/// How much of a log's tail is scanned at start-up to rebuild idempotent-producer state.
+/// Producers whose last batches are older than this are forgotten (as if expired) and get
+/// UNKNOWN_PRODUCER_ID, from which clients recover by bumping their epoch.
+const PRODUCER_STATE_SCAN_SEGMENTS: usize = 2;
+
+/// Rebuilds producer state from the batch headers of the last segments of `log`.
+fn rebuild_producer_state(log: &Log) -> Result<ProducerStateManager, LogError> {
+    let mut producers = ProducerStateManager::default();
+    let bases = log.segment_base_offsets();
+    let start = bases
+        .iter()
+        .rev()
+        .nth(PRODUCER_STATE_SCAN_SEGMENTS - 1)
+        .copied()
+        .unwrap_or(log.log_start_offset())
+        .max(log.log_start_offset());
+    let end = log.log_end_offset();
+    let mut offset = start;
+    while offset < end {
+        let chunk = log.read(offset, 4 << 20, end, true)?;
+        let mut buf = &chunk.records[..];
+        let mut advanced = false;
+        while let Some(h) = BatchHeader::parse(buf) {
+            let Some(size) = h.size_in_bytes().filter(|s| *s <= buf.len()) else {
+                break;
+            };
+            if h.producer_id >= 0 {
+                producers.record(
+                    h.producer_id,
+                    h.producer_epoch,
+                    BatchMeta {
+                        first_seq: h.base_sequence,
+                        last_seq: producer_state::last_seq(h.base_sequence, h.last_offset_delta),
+                        first_offset: h.base_offset,
+                        last_offset: h.last_offset(),
+                        timestamp: h.max_timestamp,
+                    },
+                );
+            }
+            offset = h.next_offset();
+            advanced = true;
+            buf = &buf[size..];
+        }
+        if !advanced {
+            break;
+        }
+    }
+    Ok(producers)
 }
 
 /// `<topic>-<partition>`, Kafka's partition directory name.

@@ -266,6 +266,16 @@ impl Controller {
         self.commit(records)
     }
 
+    /// Reserves `count` producer ids that no one else will ever get (they survive restarts
+    /// because the reservation is in the metadata log). Returns the first id of the block.
+    pub fn allocate_producer_ids(&mut self, count: i64) -> Result<i64, ControllerError> {
+        let start = self.image.next_producer_id;
+        self.commit(vec![MetadataRecord::ProducerIds {
+            next_block_start: start + count,
+        }])?;
+        Ok(start)
+    }
+
     fn place(&self, partitions: i32, rf: i16) -> Result<Vec<Vec<i32>>, ControllerError> {
         let brokers = self.live_brokers.len();
         if rf as usize > brokers {

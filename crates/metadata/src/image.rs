@@ -20,6 +20,8 @@ pub struct MetadataImage {
     pub topic_configs: BTreeMap<String, BTreeMap<String, String>>,
     /// Dynamic broker configs; the key "" holds cluster-wide defaults.
     pub broker_configs: BTreeMap<String, BTreeMap<String, String>>,
+    /// The first producer id not yet handed out in any block.
+    pub next_producer_id: i64,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -105,6 +107,9 @@ impl MetadataImage {
                     Ok(i) => topic.partitions[i] = image,
                     Err(i) => topic.partitions.insert(i, image),
                 }
+            }
+            MetadataRecord::ProducerIds { next_block_start } => {
+                self.next_producer_id = self.next_producer_id.max(*next_block_start);
             }
             MetadataRecord::RemoveTopic { topic_id } => {
                 if let Some(name) = self.topic_names.remove(topic_id) {

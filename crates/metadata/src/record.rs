@@ -34,6 +34,10 @@ pub enum MetadataRecord {
     RemoveTopic {
         topic_id: Uuid,
     },
+    /// A block of producer ids was handed out; the next block starts at `next_block_start`.
+    ProducerIds {
+        next_block_start: i64,
+    },
     /// Sets (`Some`) or removes (`None`) one config key of a resource.
     Config {
         resource: ConfigResource,

@@ -14,6 +14,7 @@ pub const SUPPORTED_APIS: &[(i16, i16, i16)] = &[
     (19, 2, 7), // CreateTopics
     (20, 1, 6), // DeleteTopics
     (21, 0, 2), // DeleteRecords
+    (22, 0, 4), // InitProducerId: idempotent producers (transactional ids are refused)
     (23, 2, 4), // OffsetForLeaderEpoch
     (32, 1, 4), // DescribeConfigs
     (33, 0, 2), // AlterConfigs

@@ -9,6 +9,7 @@ mod list_offsets;
 mod log_dirs;
 mod metadata;
 mod produce;
+mod producer_id;
 
 use std::sync::Arc;
 
@@ -72,6 +73,9 @@ impl Broker {
             }
             RequestKind::IncrementalAlterConfigs(r) => {
                 ResponseKind::IncrementalAlterConfigs(configs::incremental_alter(self, r).await)
+            }
+            RequestKind::InitProducerId(r) => {
+                ResponseKind::InitProducerId(producer_id::init_producer_id(self, r).await)
             }
             RequestKind::DescribeLogDirs(r) => {
                 ResponseKind::DescribeLogDirs(log_dirs::describe(self, v, r).await)

@@ -67,7 +67,9 @@ pub(super) async fn handle(
                                 p.log_start_offset =
                                     partition.offsets().map_or(-1, |o| o.log_start_offset);
                             }
-                            metrics::produced(&name, info.num_records, info.bytes);
+                            if !info.duplicate {
+                                metrics::produced(&name, info.num_records, info.bytes);
+                            }
                         }
                         Err(e) => {
                             tracing::debug!(topic = %name.as_str(), partition = data.index, error = %e, "produce refused");

@@ -1,0 +1,286 @@
+//! Idempotent-producer state of one partition: for each producer id, its epoch and the
+//! sequence ranges and offsets of its last five batches, so that a retried batch is answered
+//! with its original offsets instead of being written twice, and a gap in sequences is refused.
+//!
+//! A pure structure with no I/O; the partition keeps it under the same lock as its log, so the
+//! check and the append are one step. It is rebuilt at start-up from the tail of the log.
+
+use std::collections::{HashMap, VecDeque};
+
+/// How many recent batches per producer are remembered (Kafka's
+/// `max.in.flight.requests.per.connection` bound for idempotence).
+pub const BATCHES_PER_PRODUCER: usize = 5;
+
+/// What is known of one batch of a producer.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct BatchMeta {
+    pub first_seq: i32,
+    pub last_seq: i32,
+    pub first_offset: i64,
+    pub last_offset: i64,
+    pub timestamp: i64,
+}
+
+#[derive(Debug, Clone)]
+struct ProducerEntry {
+    epoch: i16,
+    batches: VecDeque<BatchMeta>,
+    last_update_ms: i64,
+}
+
+/// A produce batch refused by sequence or epoch checks.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum ProducerError {
+    #[error("producer {producer_id} epoch {epoch} is older than the current epoch {current}")]
+    InvalidProducerEpoch {
+        producer_id: i64,
+        epoch: i16,
+        current: i16,
+    },
+    #[error("out of order sequence for producer {producer_id}: expected {expected}, got {got}")]
+    OutOfOrderSequence {
+        producer_id: i64,
+        expected: i32,
+        got: i32,
+    },
+    #[error("unknown producer {producer_id}: first sequence {got} is not 0 and no state is kept")]
+    UnknownProducerId { producer_id: i64, got: i32 },
+}
+
+/// The outcome of checking a batch.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SequenceCheck {
+    /// New data: append it, then `record` it.
+    Append,
+    /// A retry of a batch already in the log: answer with its offsets, append nothing.
+    Duplicate(BatchMeta),
+}
+
+#[derive(Debug, Default, Clone)]
+pub struct ProducerStateManager {
+    producers: HashMap<i64, ProducerEntry>,
+}
+
+/// The sequence after `seq`; sequences wrap from `i32::MAX` to 0.
+fn next_seq(seq: i32) -> i32 {
+    if seq == i32::MAX {
+        0
+    } else {
+        seq + 1
+    }
+}
+
+/// The last sequence of a batch of `count` records starting at `first`.
+pub fn last_seq(first: i32, last_offset_delta: i32) -> i32 {
+    ((i64::from(first) + i64::from(last_offset_delta)) % (i64::from(i32::MAX) + 1)) as i32
+}
+
+impl ProducerStateManager {
+    /// Checks a batch of `producer_id` at `epoch` covering sequences `first_seq..=last_seq`.
+    pub fn check(
+        &self,
+        producer_id: i64,
+        epoch: i16,
+        first_seq: i32,
+        last_seq: i32,
+    ) -> Result<SequenceCheck, ProducerError> {
+        let Some(entry) = self.producers.get(&producer_id) else {
+            return if first_seq == 0 {
+                Ok(SequenceCheck::Append)
+            } else {
+                Err(ProducerError::UnknownProducerId {
+                    producer_id,
+                    got: first_seq,
+                })
+            };
+        };
+        if epoch < entry.epoch {
+            return Err(ProducerError::InvalidProducerEpoch {
+                producer_id,
+                epoch,
+                current: entry.epoch,
+            });
+        }
+        if epoch > entry.epoch {
+            // A bumped epoch restarts sequences at 0.
+            return if first_seq == 0 {
+                Ok(SequenceCheck::Append)
+            } else {
+                Err(ProducerError::OutOfOrderSequence {
+                    producer_id,
+                    expected: 0,
+                    got: first_seq,
+                })
+            };
+        }
+        if let Some(dup) = entry
+            .batches
+            .iter()
+            .find(|b| b.first_seq == first_seq && b.last_seq == last_seq)
+        {
+            return Ok(SequenceCheck::Duplicate(*dup));
+        }
+        let expected = entry.batches.back().map_or(0, |b| next_seq(b.last_seq));
+        if first_seq != expected {
+            return Err(ProducerError::OutOfOrderSequence {
+                producer_id,
+                expected,
+                got: first_seq,
+            });
+        }
+        Ok(SequenceCheck::Append)
+    }
+
+    /// Remembers an appended batch (also used when rebuilding from the log).
+    pub fn record(&mut self, producer_id: i64, epoch: i16, batch: BatchMeta) {
+        let entry = self
+            .producers
+            .entry(producer_id)
+            .or_insert_with(|| ProducerEntry {
+                epoch,
+                batches: VecDeque::with_capacity(BATCHES_PER_PRODUCER),
+                last_update_ms: batch.timestamp,
+            });
+        if epoch != entry.epoch {
+            entry.epoch = epoch;
+            entry.batches.clear();
+        }
+        if entry.batches.len() == BATCHES_PER_PRODUCER {
+            entry.batches.pop_front();
+        }
+        entry.batches.push_back(batch);
+        entry.last_update_ms = entry.last_update_ms.max(batch.timestamp);
+    }
+
+    /// Forgets producers idle for longer than `expiration_ms` (`producer.id.expiration.ms`).
+    pub fn expire(&mut self, now_ms: i64, expiration_ms: i64) -> usize {
+        let before = self.producers.len();
+        self.producers
+            .retain(|_, e| now_ms.saturating_sub(e.last_update_ms) < expiration_ms);
+        before - self.producers.len()
+    }
+
+    /// Forgets state for batches at or beyond `offset` (the log was truncated there).
+    pub fn truncate_to(&mut self, offset: i64) {
+        for entry in self.producers.values_mut() {
+            entry.batches.retain(|b| b.last_offset < offset);
+        }
+        self.producers.retain(|_, e| !e.batches.is_empty());
+    }
+
+    pub fn len(&self) -> usize {
+        self.producers.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.producers.is_empty()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn meta(first_seq: i32, last_seq: i32, first_offset: i64) -> BatchMeta {
+        BatchMeta {
+            first_seq,
+            last_seq,
+            first_offset,
+            last_offset: first_offset + i64::from(last_seq - first_seq),
+            timestamp: 0,
+        }
+    }
+
+    #[test]
+    fn retried_batch_is_a_duplicate_with_its_original_offsets() {
+        let mut s = ProducerStateManager::default();
+        assert_eq!(s.check(7, 0, 0, 4), Ok(SequenceCheck::Append));
+        s.record(7, 0, meta(0, 4, 100));
+        assert_eq!(s.check(7, 0, 5, 9), Ok(SequenceCheck::Append));
+        s.record(7, 0, meta(5, 9, 105));
+        assert_eq!(
+            s.check(7, 0, 0, 4),
+            Ok(SequenceCheck::Duplicate(meta(0, 4, 100)))
+        );
+        assert_eq!(
+            s.check(7, 0, 5, 9),
+            Ok(SequenceCheck::Duplicate(meta(5, 9, 105)))
+        );
+    }
+
+    #[test]
+    fn gaps_old_epochs_and_unknown_producers_are_refused() {
+        let mut s = ProducerStateManager::default();
+        s.record(7, 1, meta(0, 4, 0));
+        assert!(matches!(
+            s.check(7, 1, 6, 6),
+            Err(ProducerError::OutOfOrderSequence { expected: 5, .. })
+        ));
+        assert!(matches!(
+            s.check(7, 0, 5, 5),
+            Err(ProducerError::InvalidProducerEpoch { .. })
+        ));
+        assert!(matches!(
+            s.check(8, 0, 3, 3),
+            Err(ProducerError::UnknownProducerId { .. })
+        ));
+        // A new epoch must start again at sequence 0.
+        assert_eq!(s.check(7, 2, 0, 0), Ok(SequenceCheck::Append));
+        assert!(s.check(7, 2, 5, 5).is_err());
+    }
+
+    #[test]
+    fn only_the_last_five_batches_are_remembered_and_sequences_wrap() {
+        let mut s = ProducerStateManager::default();
+        for i in 0..7 {
+            s.record(1, 0, meta(i, i, i64::from(i)));
+        }
+        assert!(matches!(
+            s.check(1, 0, 0, 0),
+            Err(ProducerError::OutOfOrderSequence { .. })
+        ));
+        assert_eq!(
+            s.check(1, 0, 2, 2),
+            Ok(SequenceCheck::Duplicate(meta(2, 2, 2)))
+        );
+        assert_eq!(last_seq(i32::MAX - 1, 3), 1);
+        let mut w = ProducerStateManager::default();
+        w.record(
+            2,
+            0,
+            BatchMeta {
+                first_seq: i32::MAX - 1,
+                last_seq: i32::MAX,
+                first_offset: 0,
+                last_offset: 1,
+                timestamp: 0,
+            },
+        );
+        assert_eq!(w.check(2, 0, 0, 3), Ok(SequenceCheck::Append));
+    }
+
+    #[test]
+    fn truncation_and_expiry_forget_state() {
+        let mut s = ProducerStateManager::default();
+        s.record(
+            1,
+            0,
+            BatchMeta {
+                timestamp: 10,
+                ..meta(0, 0, 0)
+            },
+        );
+        s.record(
+            2,
+            0,
+            BatchMeta {
+                timestamp: 1_000,
+                ..meta(0, 0, 5)
+            },
+        );
+        s.truncate_to(3);
+        assert_eq!(s.len(), 1);
+        assert_eq!(s.expire(2_000, 500), 1);
+        assert!(s.is_empty());
+    }
+}
