@@ -68,6 +68,23 @@ def record_batch(values, base_offset=0, timestamp=None, key=None, attributes=0, 
     return struct.pack(">qiibI", base_offset, batch_len, -1, magic, crc) + after_crc
 
 
+def raw_batch(records_bytes, count, last_offset_delta, attributes=0, timestamp=None, base_offset=0):
+    """A v2 batch with arbitrary (possibly inconsistent) header fields and a *valid* CRC."""
+    ts = int(time.time() * 1000) if timestamp is None else timestamp
+    after_crc = struct.pack(">hiqqqhii", attributes, last_offset_delta, ts, ts, -1, -1, -1, count) + records_bytes
+    crc = crc32c(after_crc)
+    return struct.pack(">qiibI", base_offset, 4 + 1 + 4 + len(after_crc), -1, 2, crc) + after_crc
+
+
+def records_of(values):
+    """Encoded (uncompressed) record bodies for values, offset deltas 0..n-1."""
+    out = b""
+    for i, v in enumerate(values):
+        body = (b"\x00" + varint(0) + varint(i) + varint(-1) + varint(len(v)) + v + varint(0))
+        out += varint(len(body)) + body
+    return out
+
+
 # ---------------------------------------------------------------- framing
 def recv_exact(sock, n):
     buf = bytearray()
