@@ -8,6 +8,7 @@ mod recovery;
 mod retention;
 mod roll_and_index;
 mod support;
+mod throughput;
 mod timestamps;
 mod truncation;
 mod validation;
