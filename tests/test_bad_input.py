@@ -302,3 +302,13 @@ def test_zstd_needs_produce_v7(broker):
     assert raw_produce(broker, t, batch, version=6)[0] == 76
     assert raw_produce(broker, t, batch, version=7)[0] == 0
     assert [m.value() for m in consume(broker, t, 2)] == [b"a", b"b"]
+
+
+def test_zstd_needs_fetch_v10(broker):
+    """Fetch < v10 of a partition whose data is zstd-compressed → UNSUPPORTED_COMPRESSION_TYPE (76)."""
+    from test_produce_fetch import raw_fetch
+    t = create_topic(broker, unique("zstdf"))
+    produce(broker, t, [b"z" * 100] * 5, **{"compression.type": "zstd"})
+    assert raw_fetch(broker, t, 0, version=9)[0] == 76
+    err, hw, data = raw_fetch(broker, t, 0, version=10)
+    assert err == 0 and hw == 5 and data
