@@ -7,7 +7,7 @@ import time
 
 import pytest
 from confluent_kafka import TopicPartition
-from confluent_kafka.admin import ConfigResource
+from confluent_kafka.admin import ConfigResource, NewTopic
 
 from kutil import (admin, consume, create_topic, data_files, kcat, produce, producer, unique,
                    wait_until, watermarks)
@@ -308,3 +308,21 @@ def test_idempotent_producer_no_duplicates_across_stall(make_broker):
     vals = [int(m.value()) for m in msgs]
     assert vals == list(range(n)), "duplicates or reordering: %d records, %d distinct" % (len(vals), len(set(vals)))
     assert watermarks(b, t) == (0, n), "extra records (duplicates) in the log"
+
+
+def test_many_topics_survive_restart(make_broker):
+    """200 topics (one CreateTopics call) come back after SIGKILL, quickly, with their data."""
+    b = make_broker()
+    names = [unique("many") for _ in range(200)]
+    fs = admin(b).create_topics([NewTopic(n, 1, 1) for n in names], request_timeout=30)
+    for n in names:
+        fs[n].result(30)
+    produce(b, names[-1], [b"last"])
+    b.kill()
+    t0 = time.monotonic()
+    b.start()
+    took = time.monotonic() - t0
+    md = admin(b).list_topics(timeout=10)
+    assert set(names) <= set(md.topics)
+    assert consume(b, names[-1], 1)[0].value() == b"last"
+    assert took < 5.0, "restart with 200 topics took %.1fs" % took

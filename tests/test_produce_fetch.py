@@ -515,3 +515,47 @@ def test_bulk_multi_partition_exact(broker):
         msgs = consume(broker, t, n // 3, partition=part, timeout=60)
         assert [int(m.value()) for m in msgs] == list(range(part, n, 3))
         assert [m.offset() for m in msgs] == list(range(n // 3))
+
+
+def test_fetch_sessions_kip227(broker):
+    """Fetch v7+: epoch 0 opens a full session; a non-zero session id must then serve incremental
+    fetches (only changed partitions), and bad ids/epochs get Kafka's error codes.  Answering with
+    session_id 0 (sessionless) is legal, in which case only the error cases are checked."""
+    from kafka.protocol.consumer import FetchRequest
+    FT = FetchRequest.FetchTopic
+    t = create_topic(broker, unique("sess"), partitions=2)
+    produce(broker, t, [b"a"], partition=0)
+    produce(broker, t, [b"b"], partition=1)
+
+    def fetch(s, corr, session_id, epoch, parts, max_wait_ms=0):
+        topics = [FT(topic=t, partitions=[FT.FetchPartition(partition=p, fetch_offset=o, log_start_offset=-1,
+                                                             partition_max_bytes=1 << 20, current_leader_epoch=-1)
+                                          for p, o in parts])] if parts else []
+        return kwire.request(s, FetchRequest, 7, corr=corr, replica_id=-1, max_wait_ms=max_wait_ms, min_bytes=0,
+                             max_bytes=1 << 20, isolation_level=0, session_id=session_id, session_epoch=epoch,
+                             topics=topics, forgotten_topics_data=[])
+
+    s = kwire.connect(broker)
+    try:
+        r = fetch(s, 1, 0, 0, [(0, 0), (1, 0)])
+        assert r.error_code == 0
+        got = {p.partition_index: p.high_watermark for tr in r.responses for p in tr.partitions}
+        assert got == {0: 1, 1: 1}
+        sid = r.session_id
+        print("fetch session id", sid)
+        # unknown session id
+        r2 = fetch(s, 2, (sid or 0) + 12345, 1, [])
+        assert r2.error_code == 70  # FETCH_SESSION_ID_NOT_FOUND
+        if sid:
+            # incremental: nothing listed, positions advanced to 1 → nothing changed, nothing returned
+            produce(broker, t, [b"c"], partition=1)
+            r3 = fetch(s, 3, sid, 1, [(0, 1), (1, 1)])
+            assert r3.error_code == 0
+            r4 = fetch(s, 4, sid, 2, [])
+            assert r4.error_code == 0
+            assert [(p.partition_index) for tr in r4.responses for p in tr.partitions] in ([], [1])
+            # wrong epoch
+            r5 = fetch(s, 5, sid, 9, [])
+            assert r5.error_code == 71  # INVALID_FETCH_SESSION_EPOCH
+    finally:
+        s.close()
