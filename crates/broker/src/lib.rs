@@ -5,6 +5,7 @@
 
 pub mod config;
 mod errors;
+pub mod group;
 mod handlers;
 pub mod metrics;
 pub mod partition;
