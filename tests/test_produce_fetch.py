@@ -542,7 +542,6 @@ def test_fetch_sessions_kip227(broker):
         got = {p.partition_index: p.high_watermark for tr in r.responses for p in tr.partitions}
         assert got == {0: 1, 1: 1}
         sid = r.session_id
-        print("fetch session id", sid)
         # unknown session id
         r2 = fetch(s, 2, (sid or 0) + 12345, 1, [])
         assert r2.error_code == 70  # FETCH_SESSION_ID_NOT_FOUND
@@ -559,3 +558,54 @@ def test_fetch_sessions_kip227(broker):
             assert r5.error_code == 71  # INVALID_FETCH_SESSION_EPOCH
     finally:
         s.close()
+
+
+def test_acks0_no_response_and_error_closes(broker):
+    """acks=0: the broker sends no response; on an error it closes the connection (Kafka's way of
+    telling a fire-and-forget producer)."""
+    from kafka.protocol.producer import ProduceRequest
+    TPD = ProduceRequest.TopicProduceData
+    t = create_topic(broker, unique("acks0"))
+
+    def produce_req(corr, partition):
+        r = ProduceRequest[7](transactional_id=None, acks=0, timeout_ms=1000, topic_data=[TPD(
+            name=t, partition_data=[TPD.PartitionProduceData(index=partition, records=kwire.record_batch([b"z"]))])])
+        r.with_header(correlation_id=corr, client_id="acks0")
+        return bytes(r.encode(header=True, framed=True))
+
+    av = kwire.ApiVersionsRequest[0]()
+    av.with_header(correlation_id=2, client_id="acks0")
+    s = kwire.connect(broker)
+    try:
+        s.sendall(produce_req(1, 0) + bytes(av.encode(header=True, framed=True)))
+        body = kwire.recv_frame(s)
+        assert struct.unpack(">i", body[:4])[0] == 2, "a response was sent for an acks=0 produce"
+    finally:
+        s.close()
+    assert watermarks(broker, t) == (0, 1)
+    s = kwire.connect(broker)
+    try:
+        s.sendall(produce_req(3, 42))  # unknown partition
+        assert kwire.closed_by_peer(s, 5), "acks=0 produce error did not close the connection"
+    finally:
+        s.close()
+
+
+def test_long_poll_woken_by_other_partition(broker):
+    t = create_topic(broker, unique("lp2"), partitions=2)
+    from kafka.protocol.consumer import FetchRequest
+    FT = FetchRequest.FetchTopic
+    threading.Timer(0.5, lambda: produce(broker, t, [b"wake"], partition=1)).start()
+    s = kwire.connect(broker)
+    try:
+        t0 = time.monotonic()
+        r = kwire.request(s, FetchRequest, 4, replica_id=-1, max_wait_ms=8000, min_bytes=1, max_bytes=1 << 20,
+                          isolation_level=0, topics=[FT(topic=t, partitions=[
+                              FT.FetchPartition(partition=p, fetch_offset=0, partition_max_bytes=1 << 20)
+                              for p in (0, 1)])])
+        el = time.monotonic() - t0
+    finally:
+        s.close()
+    hw = {p.partition_index: p.high_watermark for p in r.responses[0].partitions}
+    assert hw == {0: 0, 1: 1}
+    assert el < 4.0, "fetch not woken by a produce to another requested partition (%.2fs)" % el
