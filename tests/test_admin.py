@@ -444,3 +444,26 @@ def test_create_with_replica_assignment_raw(broker):
         s.close()
     assert res == {ok: 0, bad: 39}  # INVALID_REPLICA_ASSIGNMENT
     wait_until(lambda: len(admin(broker).list_topics(ok, timeout=5).topics[ok].partitions) == 2, msg="2 partitions")
+
+
+def test_create_topics_v5_plus_response_details(broker):
+    """CreateTopics v5+ answers with the partition count, replication factor and the effective
+    configs of each created topic (v7: its topic id)."""
+    from kafka.protocol.admin.topics import CreateTopicsRequest
+    CT = CreateTopicsRequest.CreatableTopic
+    t = unique("ct5")
+    s = kwire.connect(broker)
+    try:
+        r = kwire.request(s, CreateTopicsRequest, 7, topics=[
+            CT(name=t, num_partitions=3, replication_factor=-1, assignments=[],
+               configs=[CT.CreatableTopicConfig(name="retention.ms", value="4242")])],
+            timeout_ms=10000, validate_only=False)
+    finally:
+        s.close()
+    res = r.topics[0]
+    assert (res.name, res.error_code, res.num_partitions, res.replication_factor) == (t, 0, 3, 1)
+    cfg = {c.name: c.value for c in res.configs}
+    assert cfg.get("retention.ms") == "4242"
+    assert cfg.get("cleanup.policy") == "delete"
+    import uuid
+    assert res.topic_id not in (None, uuid.UUID(int=0))
