@@ -261,6 +261,14 @@ impl BrokerConfig {
             .collect()
     }
 
+    /// The effective value of one topic config for a topic with `overrides`.
+    pub fn topic_config_value(&self, overrides: &BTreeMap<String, String>, name: &str) -> String {
+        if let Some(v) = overrides.get(name) {
+            return v.clone();
+        }
+        topic_config::lookup(name).map_or_else(String::new, |def| self.topic_default(def).0)
+    }
+
     /// The log settings of a topic with `overrides` (values were validated on the way in).
     pub fn log_config(&self, overrides: &BTreeMap<String, String>) -> LogConfig {
         let values = self.topic_config_values(overrides);

@@ -27,6 +27,9 @@ pub(crate) fn controller_error_code(e: &ControllerError) -> i16 {
 pub(crate) fn partition_error_code(e: &PartitionError) -> i16 {
     match e {
         PartitionError::Deleted => ResponseError::UnknownTopicOrPartition,
+        PartitionError::InvalidRecord(_) => ResponseError::InvalidRecord,
+        PartitionError::CorruptMessage(_) => ResponseError::CorruptMessage,
+        PartitionError::UnsupportedCompressionType => ResponseError::UnsupportedCompressionType,
         PartitionError::Producer(e) => match e {
             ProducerError::InvalidProducerEpoch { .. } => ResponseError::InvalidProducerEpoch,
             ProducerError::OutOfOrderSequence { .. } => ResponseError::OutOfOrderSequenceNumber,

@@ -142,10 +142,7 @@ impl Broker {
             .unwrap_or(86_400_000);
         for partition in self.partitions.all() {
             partition.expire_producers(now, expiration_ms);
-            let result = partition.with_log(|log| {
-                log.maybe_roll(now)?;
-                Ok(log.enforce_retention(now)?)
-            });
+            let result = partition.enforce_retention(now);
             match result {
                 Ok(0) | Err(partition::PartitionError::Deleted) => {}
                 Ok(deleted) => tracing::info!(

@@ -14,6 +14,7 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use oxka_log::batch::BatchHeader;
+use oxka_log::RecordBatch;
 use oxka_log::{AppendInfo, Log, LogError, ReadInfo};
 use oxka_metadata::MetadataImage;
 use parking_lot::{Mutex, RwLock};
@@ -40,6 +41,25 @@ pub struct Partition {
 struct Inner {
     log: Log,
     producers: ProducerStateManager,
+    policy: CleanupPolicy,
+}
+
+/// A topic's `cleanup.policy`: time/size retention applies only with `delete`; a topic with
+/// `compact` accepts only records with keys.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct CleanupPolicy {
+    pub delete: bool,
+    pub compact: bool,
+}
+
+impl CleanupPolicy {
+    pub fn parse(value: &str) -> CleanupPolicy {
+        let has = |p: &str| value.split(',').any(|v| v.trim() == p);
+        CleanupPolicy {
+            delete: has("delete"),
+            compact: has("compact"),
+        }
+    }
 }
 
 /// A consistent view of a partition's offsets.
@@ -58,6 +78,12 @@ pub enum PartitionError {
     Log(#[from] LogError),
     #[error(transparent)]
     Producer(#[from] ProducerError),
+    #[error("{0}")]
+    InvalidRecord(String),
+    #[error("{0}")]
+    CorruptMessage(String),
+    #[error("zstd compression needs Produce v7 / Fetch v10 or later")]
+    UnsupportedCompressionType,
 }
 
 /// The result of a produce append: where the batch is (for a duplicate, where it already was).
@@ -74,9 +100,14 @@ impl Partition {
     /// Appends a produce request's batches (offsets assigned here, in place). A batch from an
     /// idempotent producer is first checked against that producer's sequences: a retry of a
     /// batch already written is answered with its original offsets and not written again.
-    pub fn append_as_leader(&self, records: &mut [u8]) -> Result<Appended, PartitionError> {
+    pub fn append_as_leader(
+        &self,
+        records: &mut [u8],
+        allow_zstd: bool,
+    ) -> Result<Appended, PartitionError> {
         let mut inner = self.inner.lock();
         let inner = inner.as_mut().ok_or(PartitionError::Deleted)?;
+        self.validate_records(records, allow_zstd, inner.policy.compact)?;
         let producer = BatchHeader::parse(records).filter(|h| h.producer_id >= 0);
         if let Some(h) = &producer {
             let last = producer_state::last_seq(h.base_sequence, h.last_offset_delta);
@@ -117,6 +148,66 @@ impl Partition {
             bytes: info.bytes,
             duplicate: false,
         })
+    }
+
+    /// Kafka's LogValidator checks on a produce: exactly one batch (Produce v3+), zstd only
+    /// from Produce v7, and every record of the batch parsed (decompressing if needed) with the
+    /// count the header claims; on a compacted topic every record needs a key. Header, size and
+    /// CRC checks are the log's own (`validate_batches`).
+    fn validate_records(
+        &self,
+        records: &[u8],
+        allow_zstd: bool,
+        compact: bool,
+    ) -> Result<(), PartitionError> {
+        let Ok(batch) = RecordBatch::from_prefix(records) else {
+            return Ok(()); // the log reports malformed or empty input
+        };
+        if batch.size_in_bytes() != records.len() {
+            return Err(PartitionError::InvalidRecord(
+                "Produce requests with version 3 and above must contain exactly one record batch"
+                    .into(),
+            ));
+        }
+        if !batch.is_valid() {
+            return Ok(()); // CRC mismatch: CORRUPT_MESSAGE from the log
+        }
+        if !allow_zstd && matches!(batch.compression(), Ok(oxka_log::Compression::Zstd)) {
+            return Err(PartitionError::UnsupportedCompressionType);
+        }
+        let payload = batch
+            .records_payload()
+            .map_err(|e| PartitionError::CorruptMessage(e.to_string()))?;
+        let mut count: i64 = 0;
+        for record in batch.records(&payload) {
+            let record = record.map_err(|e| PartitionError::CorruptMessage(e.to_string()))?;
+            if compact && record.key.is_none() {
+                return Err(PartitionError::InvalidRecord(format!(
+                    "Compacted topic cannot accept message without key in topic partition {}-{}.",
+                    self.topic, self.index
+                )));
+            }
+            count += 1;
+        }
+        if count != i64::from(batch.records_count()) {
+            return Err(PartitionError::InvalidRecord(format!(
+                "Record count {} does not match the {count} records in the batch",
+                batch.records_count()
+            )));
+        }
+        Ok(())
+    }
+
+    /// Applies retention if the topic's cleanup policy includes `delete`; the number of
+    /// segments deleted.
+    pub fn enforce_retention(&self, now_ms: i64) -> Result<usize, PartitionError> {
+        let mut inner = self.inner.lock();
+        let inner = inner.as_mut().ok_or(PartitionError::Deleted)?;
+        inner.log.maybe_roll(now_ms)?;
+        if !inner.policy.delete {
+            return Ok(0);
+        }
+        Ok(inner.log.enforce_retention(now_ms)?)
     }
 
     /// Forgets idle producers (`producer.id.expiration.ms`).
@@ -247,18 +338,19 @@ impl PartitionManager {
             }
         }
         for (name, topic) in &image.topics {
-            let log_config = config.log_config(image.topic_overrides(name));
+            let overrides = image.topic_overrides(name);
+            let log_config = config.log_config(overrides);
+            let policy =
+                CleanupPolicy::parse(&config.topic_config_value(overrides, "cleanup.policy"));
             for p in &topic.partitions {
                 if !p.replicas.contains(&self.node_id) {
                     continue;
                 }
                 if let Some(existing) = self.get(name, p.partition) {
-                    existing
-                        .with_log(|log| {
-                            log.update_config(log_config.clone());
-                            Ok(())
-                        })
-                        .ok();
+                    if let Some(inner) = existing.inner.lock().as_mut() {
+                        inner.log.update_config(log_config.clone());
+                        inner.policy = policy;
+                    }
                     continue;
                 }
                 let dir = self.dir_for(name, p.partition);
@@ -269,7 +361,11 @@ impl PartitionManager {
                     topic_id: topic.topic_id,
                     index: p.partition,
                     leader_epoch: p.leader_epoch,
-                    inner: Mutex::new(Some(Inner { log, producers })),
+                    inner: Mutex::new(Some(Inner {
+                        log,
+                        producers,
+                        policy,
+                    })),
                 });
                 let mut topics = self.topics.write();
                 let hosted = topics.entry(name.clone()).or_insert_with(|| HostedTopic {

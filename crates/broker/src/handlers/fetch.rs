@@ -11,6 +11,8 @@ use kafka_protocol::messages::fetch_response::{FetchableTopicResponse, Partition
 use kafka_protocol::messages::{FetchRequest, FetchResponse, TopicName};
 use oxka_protocol::kafka_protocol;
 
+use oxka_log::batch::BatchHeader;
+
 use crate::errors::partition_error_code;
 use crate::partition::PartitionError;
 use crate::{metrics, Broker};
@@ -102,6 +104,11 @@ fn read_once(
             // a batch larger than max_bytes cannot stall the consumer.
             let min_one = total == 0;
             match partition.read(p.fetch_offset, max_bytes, min_one) {
+                Ok((info, _)) if version < 10 && contains_zstd(&info.records) => {
+                    // Clients before Fetch v10 cannot read zstd (KIP-110).
+                    data.error_code = ResponseError::UnsupportedCompressionType.code();
+                    any_error = true;
+                }
                 Ok((info, offsets)) => {
                     data.high_watermark = offsets.high_watermark;
                     data.last_stable_offset = offsets.high_watermark;
@@ -133,4 +140,18 @@ fn read_once(
         out.push(topic_response);
     }
     (out, total, any_error)
+}
+
+/// Whether any batch in `records` is zstd-compressed (attributes bits 0-2 = 4).
+fn contains_zstd(mut records: &[u8]) -> bool {
+    while let Some(h) = BatchHeader::parse(records) {
+        if h.attributes & 0x7 == 4 {
+            return true;
+        }
+        match h.size_in_bytes() {
+            Some(size) if size <= records.len() => records = &records[size..],
+            _ => return false,
+        }
+    }
+    false
 }

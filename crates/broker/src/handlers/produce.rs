@@ -10,7 +10,6 @@ use kafka_protocol::messages::produce_response::{PartitionProduceResponse, Topic
 use kafka_protocol::messages::{ProduceRequest, ProduceResponse};
 use oxka_protocol::kafka_protocol;
 
-use super::metadata::create_for_metadata;
 use crate::errors::partition_error_code;
 use crate::{metrics, Broker};
 
@@ -37,14 +36,12 @@ pub(super) async fn handle(
     for topic in request.topic_data {
         let mut topic_response = TopicProduceResponse::default();
         let name = topic.name.clone();
-        let exists = broker.image().topic(&name).is_some();
-        let topic_error = if exists {
-            None
-        } else {
-            create_for_metadata(broker, &name, broker.config.auto_create_topics_enable)
-                .await
-                .err()
-        };
+        // Produce never creates topics (clients do it through Metadata first), as in Kafka.
+        let topic_error = broker
+            .image()
+            .topic(&name)
+            .is_none()
+            .then(|| ResponseError::UnknownTopicOrPartition.code());
         for data in topic.partition_data {
             let mut p = PartitionProduceResponse::default();
             p.index = data.index;
@@ -58,7 +55,7 @@ pub(super) async fn handle(
                 (None, Some(_), None) => p.error_code = ResponseError::InvalidRecord.code(),
                 (None, Some(partition), Some(records)) => {
                     let mut records = BytesMut::from(&records[..]);
-                    match partition.append_as_leader(&mut records) {
+                    match partition.append_as_leader(&mut records, version >= 7) {
                         Ok(info) => {
                             appended_any = true;
                             p.base_offset = info.first_offset;
