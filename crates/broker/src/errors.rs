@@ -30,6 +30,7 @@ pub(crate) fn partition_error_code(e: &PartitionError) -> i16 {
         PartitionError::InvalidRecord(_) => ResponseError::InvalidRecord,
         PartitionError::CorruptMessage(_) => ResponseError::CorruptMessage,
         PartitionError::UnsupportedCompressionType => ResponseError::UnsupportedCompressionType,
+        PartitionError::InvalidTimestamp(_) => ResponseError::InvalidTimestamp,
         PartitionError::Producer(e) => match e {
             ProducerError::InvalidProducerEpoch { .. } => ResponseError::InvalidProducerEpoch,
             ProducerError::OutOfOrderSequence { .. } => ResponseError::OutOfOrderSequenceNumber,

@@ -19,7 +19,7 @@ use parking_lot::{Mutex, RwLock};
 use tokio::sync::Notify;
 
 pub use config::{BrokerConfig, ConfigSource};
-pub use handlers::RequestContext;
+pub use handlers::{Reply, RequestContext};
 use partition::PartitionManager;
 
 /// Wall-clock milliseconds since the Unix epoch, Kafka's timestamp unit.
@@ -54,6 +54,8 @@ pub struct Broker {
     data_arrived: Notify,
     /// The unused part of this broker's current block of producer ids: `next..end`.
     producer_ids: Mutex<(i64, i64)>,
+    /// The group coordinator (consumer groups and committed offsets).
+    pub groups: group::GroupCoordinator,
 }
 
 impl Broker {
@@ -65,12 +67,13 @@ impl Broker {
                 source,
             })?;
         }
-        let controller = Controller::open(
+        let mut controller = Controller::open(
             &config.metadata_log_dir.join("__cluster_metadata-0"),
             config.node_id,
             config.cluster_id.clone(),
         )?;
-        let image = controller.image();
+        let groups_config = group::CoordinatorConfig::from_broker(&config);
+        let image = group::ensure_offsets_topic(&mut controller, &groups_config, 1)?;
         for dir in &config.log_dirs {
             write_meta_properties(dir, config.node_id, &image.cluster_id).map_err(|source| {
                 StartError::LogDir {
@@ -82,14 +85,17 @@ impl Broker {
         let partitions = PartitionManager::new(config.node_id, config.log_dirs.clone());
         partitions.remove_orphans(&image);
         partitions.reconcile(&image, &config)?;
-        Ok(Arc::new(Broker {
+        let broker = Arc::new(Broker {
             config: Arc::new(config),
             controller: Mutex::new(controller),
             image: RwLock::new(image),
             partitions,
             data_arrived: Notify::new(),
             producer_ids: Mutex::new((0, 0)),
-        }))
+            groups: group::GroupCoordinator::new(groups_config),
+        });
+        group::GroupCoordinator::start(&broker);
+        Ok(broker)
     }
 
     pub fn image(&self) -> Arc<MetadataImage> {
@@ -160,6 +166,18 @@ impl Broker {
             }
         }
         metrics::record_log_sizes(self);
+    }
+
+    /// Fsyncs partitions whose `flush.ms` has passed. Blocking.
+    pub fn run_scheduled_flushes(&self) {
+        let now = now_ms();
+        for partition in self.partitions.all() {
+            if partition.flush_due(now) {
+                if let Err(e) = partition.flush() {
+                    tracing::error!(topic = %partition.topic, partition = partition.index, error = %e, "scheduled flush failed");
+                }
+            }
+        }
     }
 
     /// Flushes and closes every log (clean shutdown). Blocking.

@@ -41,23 +41,44 @@ pub struct Partition {
 struct Inner {
     log: Log,
     producers: ProducerStateManager,
-    policy: CleanupPolicy,
+    policy: TopicRules,
+    /// Records appended since the last fsync, and when that was.
+    unflushed_records: u64,
+    last_flush_ms: i64,
 }
 
-/// A topic's `cleanup.policy`: time/size retention applies only with `delete`; a topic with
-/// `compact` accepts only records with keys.
+/// The topic configs the partition enforces itself (the log enforces its own).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct CleanupPolicy {
+pub struct TopicRules {
+    /// `cleanup.policy` has `delete`: time and size retention apply.
     pub delete: bool,
+    /// `cleanup.policy` has `compact`: every record needs a key.
     pub compact: bool,
+    /// `message.timestamp.type=CreateTime`: record timestamps are checked against the window.
+    pub create_time: bool,
+    /// `message.timestamp.before.max.ms` / `message.timestamp.after.max.ms`.
+    pub timestamp_before_ms: i64,
+    pub timestamp_after_ms: i64,
+    /// `flush.messages` / `flush.ms`: fsync after this many records / this long.
+    pub flush_messages: u64,
+    pub flush_ms: i64,
 }
 
-impl CleanupPolicy {
-    pub fn parse(value: &str) -> CleanupPolicy {
-        let has = |p: &str| value.split(',').any(|v| v.trim() == p);
-        CleanupPolicy {
+impl TopicRules {
+    /// The rules of a topic with `overrides` (values were validated on the way in).
+    pub fn of(config: &BrokerConfig, overrides: &BTreeMap<String, String>) -> TopicRules {
+        let value = |name: &str| config.topic_config_value(overrides, name);
+        let number = |name: &str| value(name).trim().parse::<i64>().unwrap_or(i64::MAX);
+        let policy = value("cleanup.policy");
+        let has = |p: &str| policy.split(',').any(|v| v.trim() == p);
+        TopicRules {
             delete: has("delete"),
             compact: has("compact"),
+            create_time: !value("message.timestamp.type").eq_ignore_ascii_case("LogAppendTime"),
+            timestamp_before_ms: number("message.timestamp.before.max.ms"),
+            timestamp_after_ms: number("message.timestamp.after.max.ms"),
+            flush_messages: number("flush.messages").max(1) as u64,
+            flush_ms: number("flush.ms"),
         }
     }
 }
@@ -84,6 +105,8 @@ pub enum PartitionError {
     CorruptMessage(String),
     #[error("zstd compression needs Produce v7 / Fetch v10 or later")]
     UnsupportedCompressionType,
+    #[error("{0}")]
+    InvalidTimestamp(String),
 }
 
 /// The result of a produce append: where the batch is (for a duplicate, where it already was).
@@ -94,6 +117,8 @@ pub struct Appended {
     pub num_records: u64,
     pub bytes: usize,
     pub duplicate: bool,
+    /// `flush.messages` was reached: the caller must `flush` before acknowledging.
+    pub needs_flush: bool,
 }
 
 impl Partition {
@@ -107,7 +132,7 @@ impl Partition {
     ) -> Result<Appended, PartitionError> {
         let mut inner = self.inner.lock();
         let inner = inner.as_mut().ok_or(PartitionError::Deleted)?;
-        self.validate_records(records, allow_zstd, inner.policy.compact)?;
+        self.validate_records(records, allow_zstd, &inner.policy)?;
         let producer = BatchHeader::parse(records).filter(|h| h.producer_id >= 0);
         if let Some(h) = &producer {
             let last = producer_state::last_seq(h.base_sequence, h.last_offset_delta);
@@ -122,6 +147,7 @@ impl Partition {
                     num_records: 0,
                     bytes: 0,
                     duplicate: true,
+                    needs_flush: false,
                 });
             }
         }
@@ -141,12 +167,33 @@ impl Partition {
                 },
             );
         }
+        inner.unflushed_records += info.num_records;
         Ok(Appended {
             first_offset: info.first_offset,
             log_append_time_ms: info.log_append_time_ms,
             num_records: info.num_records,
             bytes: info.bytes,
             duplicate: false,
+            needs_flush: inner.unflushed_records >= inner.policy.flush_messages,
+        })
+    }
+
+    /// Fsyncs the log if anything was appended since the last flush. Blocking.
+    pub fn flush(&self) -> Result<(), PartitionError> {
+        let mut inner = self.inner.lock();
+        let inner = inner.as_mut().ok_or(PartitionError::Deleted)?;
+        if inner.unflushed_records > 0 {
+            inner.log.flush()?;
+            inner.unflushed_records = 0;
+        }
+        inner.last_flush_ms = now_ms();
+        Ok(())
+    }
+
+    /// Whether `flush.ms` has passed with unflushed records.
+    pub fn flush_due(&self, now_ms: i64) -> bool {
+        self.inner.lock().as_ref().is_some_and(|i| {
+            i.unflushed_records > 0 && now_ms.saturating_sub(i.last_flush_ms) >= i.policy.flush_ms
         })
     }
 
@@ -158,7 +205,7 @@ impl Partition {
         &self,
         records: &[u8],
         allow_zstd: bool,
-        compact: bool,
+        rules: &TopicRules,
     ) -> Result<(), PartitionError> {
         let Ok(batch) = RecordBatch::from_prefix(records) else {
             return Ok(()); // the log reports malformed or empty input
@@ -179,9 +226,21 @@ impl Partition {
             .records_payload()
             .map_err(|e| PartitionError::CorruptMessage(e.to_string()))?;
         let mut count: i64 = 0;
+        let now = now_ms();
+        let earliest = now.saturating_sub(rules.timestamp_before_ms);
+        let latest = now.saturating_add(rules.timestamp_after_ms);
+        let check_time =
+            rules.create_time && batch.timestamp_type() == oxka_log::TimestampType::CreateTime;
         for record in batch.records(&payload) {
             let record = record.map_err(|e| PartitionError::CorruptMessage(e.to_string()))?;
-            if compact && record.key.is_none() {
+            let timestamp = batch.base_timestamp().wrapping_add(record.timestamp_delta);
+            if check_time && timestamp != -1 && !(earliest..=latest).contains(&timestamp) {
+                return Err(PartitionError::InvalidTimestamp(format!(
+                    "Timestamp {timestamp} of message with offset delta {} is out of range. The timestamp should be within [{earliest}, {latest}]",
+                    record.offset_delta
+                )));
+            }
+            if rules.compact && record.key.is_none() {
                 return Err(PartitionError::InvalidRecord(format!(
                     "Compacted topic cannot accept message without key in topic partition {}-{}.",
                     self.topic, self.index
@@ -340,8 +399,7 @@ impl PartitionManager {
         for (name, topic) in &image.topics {
             let overrides = image.topic_overrides(name);
             let log_config = config.log_config(overrides);
-            let policy =
-                CleanupPolicy::parse(&config.topic_config_value(overrides, "cleanup.policy"));
+            let policy = TopicRules::of(config, overrides);
             for p in &topic.partitions {
                 if !p.replicas.contains(&self.node_id) {
                     continue;
@@ -365,6 +423,8 @@ impl PartitionManager {
                         log,
                         producers,
                         policy,
+                        unflushed_records: 0,
+                        last_flush_ms: now_ms(),
                     })),
                 });
                 let mut topics = self.topics.write();

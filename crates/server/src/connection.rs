@@ -11,7 +11,7 @@ use std::sync::Arc;
 use std::time::Instant;
 
 use bytes::{Buf, BufMut, Bytes, BytesMut};
-use oxka_broker::{metrics, Broker, RequestContext};
+use oxka_broker::{metrics, Broker, Reply, RequestContext};
 use oxka_protocol::frame::{self, FrameError};
 use oxka_protocol::kafka_protocol::messages::{
     api_versions_response::ApiVersion, ApiKey, ApiVersionsResponse, RequestKind, ResponseKind,
@@ -71,6 +71,11 @@ enum ConnError {
         api_key: i16,
         api_version: i16,
     },
+    Closed {
+        api_key: i16,
+        api_version: i16,
+        reason: String,
+    },
     Malformed {
         api_key: i16,
         api_version: i16,
@@ -90,6 +95,14 @@ impl std::fmt::Display for ConnError {
             } => {
                 write!(f, "unsupported version {api_version} of api key {api_key}")
             }
+            ConnError::Closed {
+                api_key,
+                api_version,
+                reason,
+            } => write!(
+                f,
+                "closing after api key {api_key} v{api_version}: {reason}"
+            ),
             ConnError::Malformed {
                 api_key,
                 api_version,
@@ -217,8 +230,16 @@ async fn handle_frame(
         listener_name: listener_name.to_owned(),
     };
     let span = tracing::debug_span!("request", api_key, api_version, correlation_id);
-    let Some(response) = broker.handle(&ctx, request).instrument(span).await else {
-        return Ok(None);
+    let response = match broker.handle(&ctx, request).instrument(span).await {
+        Reply::Send(response) => response,
+        Reply::Nothing => return Ok(None),
+        Reply::Close(reason) => {
+            return Err(ConnError::Closed {
+                api_key,
+                api_version,
+                reason,
+            })
+        }
     };
     let bytes = encode(key, api_version, correlation_id, &response)
         .map_err(|e| malformed(format!("encoding response: {e}")))?;

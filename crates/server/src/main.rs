@@ -110,6 +110,7 @@ async fn serve(properties: Option<PathBuf>, overrides: Vec<String>) -> anyhow::R
         ));
     }
     tokio::spawn(log_maintenance(broker.clone()));
+    tokio::spawn(scheduled_flushes(broker.clone()));
     shutdown_signal().await;
     tracing::info!("shutting down");
     tokio::task::spawn_blocking(move || broker.shutdown()).await?;
@@ -141,6 +142,19 @@ async fn log_maintenance(broker: Arc<Broker>) {
         let b = broker.clone();
         if let Err(e) = tokio::task::spawn_blocking(move || b.run_log_maintenance()).await {
             tracing::error!(error = %e, "log maintenance task failed");
+        }
+    }
+}
+
+/// Applies `flush.ms`: once a second, fsync partitions whose interval has passed.
+async fn scheduled_flushes(broker: Arc<Broker>) {
+    let mut ticker = tokio::time::interval(Duration::from_secs(1));
+    ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        ticker.tick().await;
+        let b = broker.clone();
+        if let Err(e) = tokio::task::spawn_blocking(move || b.run_scheduled_flushes()).await {
+            tracing::error!(error = %e, "flush task failed");
         }
     }
 }

@@ -5,6 +5,7 @@ mod admin;
 mod api_versions;
 mod configs;
 mod fetch;
+mod group;
 mod list_offsets;
 mod log_dirs;
 mod metadata;
@@ -28,24 +29,29 @@ pub struct RequestContext {
     pub listener_name: String,
 }
 
+/// What the connection does after a request.
+#[derive(Debug)]
+pub enum Reply {
+    /// Send this response.
+    Send(ResponseKind),
+    /// Send nothing (Produce with acks=0).
+    Nothing,
+    /// Close the connection (an acks=0 produce failed: the only way to tell the producer).
+    Close(String),
+}
+
 impl Broker {
-    /// Handles one request. `None` means no response is sent (Produce with acks=0).
-    pub async fn handle(
-        self: &Arc<Self>,
-        ctx: &RequestContext,
-        request: RequestKind,
-    ) -> Option<ResponseKind> {
+    /// Handles one request.
+    pub async fn handle(self: &Arc<Self>, ctx: &RequestContext, request: RequestKind) -> Reply {
         let v = ctx.api_version;
-        Some(match request {
+        Reply::Send(match request {
             RequestKind::ApiVersions(r) => {
                 ResponseKind::ApiVersions(api_versions::handle(self, v, r))
             }
             RequestKind::Metadata(r) => {
                 ResponseKind::Metadata(metadata::handle(self, ctx, r).await)
             }
-            RequestKind::Produce(r) => {
-                return produce::handle(self, v, r).await.map(ResponseKind::Produce)
-            }
+            RequestKind::Produce(r) => return produce::handle(self, v, r).await,
             RequestKind::Fetch(r) => ResponseKind::Fetch(fetch::handle(self, v, r).await),
             RequestKind::ListOffsets(r) => {
                 ResponseKind::ListOffsets(list_offsets::handle(self, v, r))
@@ -83,11 +89,42 @@ impl Broker {
             RequestKind::DescribeCluster(r) => {
                 ResponseKind::DescribeCluster(metadata::describe_cluster(self, ctx, r))
             }
+            RequestKind::FindCoordinator(r) => {
+                ResponseKind::FindCoordinator(group::find_coordinator(self, ctx, r))
+            }
+            RequestKind::JoinGroup(r) => {
+                ResponseKind::JoinGroup(group::join_group(self, ctx, r).await)
+            }
+            RequestKind::SyncGroup(r) => {
+                ResponseKind::SyncGroup(group::sync_group(self, ctx, r).await)
+            }
+            RequestKind::Heartbeat(r) => ResponseKind::Heartbeat(group::heartbeat(self, r)),
+            RequestKind::LeaveGroup(r) => {
+                ResponseKind::LeaveGroup(group::leave_group(self, ctx, r))
+            }
+            RequestKind::OffsetCommit(r) => {
+                ResponseKind::OffsetCommit(group::offset_commit(self, ctx, r))
+            }
+            RequestKind::OffsetFetch(r) => {
+                ResponseKind::OffsetFetch(group::offset_fetch(self, ctx, r))
+            }
+            RequestKind::ListGroups(r) => {
+                ResponseKind::ListGroups(group::list_groups(self, ctx, r))
+            }
+            RequestKind::DescribeGroups(r) => {
+                ResponseKind::DescribeGroups(group::describe_groups(self, ctx, r))
+            }
+            RequestKind::DeleteGroups(r) => {
+                ResponseKind::DeleteGroups(group::delete_groups(self, r))
+            }
+            RequestKind::OffsetDelete(r) => {
+                ResponseKind::OffsetDelete(group::offset_delete(self, r))
+            }
             other => {
                 // The server only decodes requests listed in the version table, and every
                 // API in that table has an arm above.
                 tracing::error!(request = ?std::mem::discriminant(&other), "request reached the broker without a handler");
-                return None;
+                return Reply::Close("no handler".into());
             }
         })
     }

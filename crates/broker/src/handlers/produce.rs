@@ -7,17 +7,14 @@ use std::sync::Arc;
 use bytes::BytesMut;
 use kafka_protocol::error::ResponseError;
 use kafka_protocol::messages::produce_response::{PartitionProduceResponse, TopicProduceResponse};
-use kafka_protocol::messages::{ProduceRequest, ProduceResponse};
+use kafka_protocol::messages::{ProduceRequest, ProduceResponse, ResponseKind};
 use oxka_protocol::kafka_protocol;
 
+use super::Reply;
 use crate::errors::partition_error_code;
 use crate::{metrics, Broker};
 
-pub(super) async fn handle(
-    broker: &Arc<Broker>,
-    version: i16,
-    request: ProduceRequest,
-) -> Option<ProduceResponse> {
+pub(super) async fn handle(broker: &Arc<Broker>, version: i16, request: ProduceRequest) -> Reply {
     let acks = request.acks;
     let mut response = ProduceResponse::default();
     if request.transactional_id.is_some() {
@@ -26,11 +23,11 @@ pub(super) async fn handle(
             &request,
             ResponseError::TransactionalIdAuthorizationFailed.code(),
         );
-        return Some(response);
+        return Reply::Send(ResponseKind::Produce(response));
     }
     if !matches!(acks, -1..=1) {
         response.responses = error_all(&request, ResponseError::InvalidRequiredAcks.code());
-        return Some(response);
+        return Reply::Send(ResponseKind::Produce(response));
     }
     let mut appended_any = false;
     for topic in request.topic_data {
@@ -57,6 +54,16 @@ pub(super) async fn handle(
                     let mut records = BytesMut::from(&records[..]);
                     match partition.append_as_leader(&mut records, version >= 7) {
                         Ok(info) => {
+                            if info.needs_flush {
+                                // flush.messages reached: acknowledge only what is on disk.
+                                let p = partition.clone();
+                                let flushed = tokio::task::spawn_blocking(move || p.flush())
+                                    .await
+                                    .expect("flush task panicked");
+                                if let Err(e) = flushed {
+                                    tracing::error!(error = %e, "flush failed");
+                                }
+                            }
                             appended_any = true;
                             p.base_offset = info.first_offset;
                             p.log_append_time_ms = info.log_append_time_ms;
@@ -86,7 +93,25 @@ pub(super) async fn handle(
     if appended_any {
         broker.data_arrived.notify_waiters();
     }
-    (acks != 0).then_some(response)
+    if acks != 0 {
+        return Reply::Send(ResponseKind::Produce(response));
+    }
+    // acks=0: no response; an error closes the connection, as Kafka does, so the producer
+    // notices and refreshes its metadata.
+    let failed = response
+        .responses
+        .iter()
+        .flat_map(|t| t.partition_responses.iter().map(move |p| (t, p)))
+        .find(|(_, p)| p.error_code != 0);
+    match failed {
+        Some((t, p)) => Reply::Close(format!(
+            "acks=0 produce to {}-{} failed with error {}",
+            t.name.as_str(),
+            p.index,
+            p.error_code
+        )),
+        None => Reply::Nothing,
+    }
 }
 
 fn error_all(request: &ProduceRequest, code: i16) -> Vec<TopicProduceResponse> {
