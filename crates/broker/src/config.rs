@@ -303,7 +303,6 @@ impl BrokerConfig {
             } else {
                 TimestampType::CreateTime
             },
-            ..defaults
         }
     }
 
