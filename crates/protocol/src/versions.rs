@@ -4,6 +4,8 @@
 //! Only versions that are implemented *and* exercised by a real client test are listed; a
 //! client picks the highest common version, so overstating support breaks it.
 
+use kafka_protocol::messages::api_versions_response::ApiVersion;
+
 /// `(api_key, min_version, max_version)` for every API served on client listeners.
 pub const SUPPORTED_APIS: &[(i16, i16, i16)] = &[
     (0, 3, 11), // Produce: record batches v2 only
@@ -23,6 +25,20 @@ pub const SUPPORTED_APIS: &[(i16, i16, i16)] = &[
     (44, 0, 1), // IncrementalAlterConfigs
     (60, 0, 1), // DescribeCluster
 ];
+
+/// The served ranges as ApiVersions response entries.
+pub fn api_version_entries() -> Vec<ApiVersion> {
+    SUPPORTED_APIS
+        .iter()
+        .map(|&(key, min, max)| {
+            let mut v = ApiVersion::default();
+            v.api_key = key;
+            v.min_version = min;
+            v.max_version = max;
+            v
+        })
+        .collect()
+}
 
 /// The served version range of `api_key`, if it is served at all.
 pub fn supported_range(api_key: i16) -> Option<(i16, i16)> {

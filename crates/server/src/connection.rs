@@ -10,14 +10,12 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::Instant;
 
-use bytes::{Buf, BufMut, Bytes, BytesMut};
+use bytes::{Buf, Bytes, BytesMut};
 use oxka_broker::{metrics, Broker, Reply, RequestContext};
 use oxka_protocol::frame::{self, FrameError};
-use oxka_protocol::kafka_protocol::messages::{
-    api_versions_response::ApiVersion, ApiKey, ApiVersionsResponse, RequestKind, ResponseKind,
-};
+use oxka_protocol::kafka_protocol::messages::{ApiKey, ApiVersionsResponse, RequestKind};
 use oxka_protocol::kafka_protocol::protocol::Encodable;
-use oxka_protocol::{guard, versions};
+use oxka_protocol::{codec, guard, versions};
 use tokio::io::{AsyncReadExt, AsyncWriteExt, BufWriter};
 use tokio::net::{TcpListener, TcpStream};
 use tracing::Instrument;
@@ -241,53 +239,18 @@ async fn handle_frame(
             })
         }
     };
-    let bytes = encode(key, api_version, correlation_id, &response)
+    let bytes = codec::encode_response(key, api_version, correlation_id, &response)
         .map_err(|e| malformed(format!("encoding response: {e}")))?;
     Ok(Some((api_name(key), bytes)))
-}
-
-fn encode(
-    key: ApiKey,
-    api_version: i16,
-    correlation_id: i32,
-    response: &ResponseKind,
-) -> anyhow::Result<Bytes> {
-    let header_version = key.response_header_version(api_version);
-    let mut buf = BytesMut::with_capacity(256);
-    buf.put_i32(0); // size, patched below
-    buf.put_i32(correlation_id);
-    if header_version >= 1 {
-        buf.put_u8(0); // no tagged fields
-    }
-    response.encode(&mut buf, api_version)?;
-    let size = (buf.len() - 4) as i32;
-    buf[..4].copy_from_slice(&size.to_be_bytes());
-    Ok(buf.freeze())
 }
 
 fn unsupported_api_versions(correlation_id: i32) -> Bytes {
     let mut response = ApiVersionsResponse::default();
     response.error_code =
         oxka_protocol::kafka_protocol::error::ResponseError::UnsupportedVersion.code();
-    response.api_keys = versions::SUPPORTED_APIS
-        .iter()
-        .map(|&(key, min, max)| {
-            let mut v = ApiVersion::default();
-            v.api_key = key;
-            v.min_version = min;
-            v.max_version = max;
-            v
-        })
-        .collect();
-    let mut buf = BytesMut::with_capacity(8 + response.compute_size(0).unwrap_or(0));
-    buf.put_i32(0);
-    buf.put_i32(correlation_id);
-    response
-        .encode(&mut buf, 0)
-        .expect("v0 ApiVersions always encodes");
-    let size = (buf.len() - 4) as i32;
-    buf[..4].copy_from_slice(&size.to_be_bytes());
-    buf.freeze()
+    response.api_keys = versions::api_version_entries();
+    codec::frame(correlation_id, 0, |buf| response.encode(buf, 0))
+        .expect("v0 ApiVersions always encodes")
 }
 
 fn api_name(key: ApiKey) -> &'static str {

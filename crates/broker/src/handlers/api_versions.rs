@@ -3,12 +3,10 @@
 //! response carrying UNSUPPORTED_VERSION before it ever reaches this handler.
 
 use kafka_protocol::error::ResponseError;
-use kafka_protocol::messages::api_versions_response::{
-    ApiVersion, FinalizedFeatureKey, SupportedFeatureKey,
-};
+use kafka_protocol::messages::api_versions_response::{FinalizedFeatureKey, SupportedFeatureKey};
 use kafka_protocol::messages::{ApiVersionsRequest, ApiVersionsResponse};
 use oxka_protocol::kafka_protocol;
-use oxka_protocol::versions::SUPPORTED_APIS;
+use oxka_protocol::versions::api_version_entries;
 
 use crate::Broker;
 
@@ -21,16 +19,7 @@ pub(super) fn handle(
     request: ApiVersionsRequest,
 ) -> ApiVersionsResponse {
     let mut response = ApiVersionsResponse::default();
-    response.api_keys = SUPPORTED_APIS
-        .iter()
-        .map(|&(key, min, max)| {
-            let mut v = ApiVersion::default();
-            v.api_key = key;
-            v.min_version = min;
-            v.max_version = max;
-            v
-        })
-        .collect();
+    response.api_keys = api_version_entries();
     if version >= 3 {
         let valid = |s: &str| {
             !s.is_empty()
