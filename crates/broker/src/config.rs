@@ -4,6 +4,9 @@
 
 use std::collections::BTreeMap;
 use std::path::PathBuf;
+use std::sync::Arc;
+
+use parking_lot::RwLock;
 
 use oxka_log::{LogConfig, TimestampType};
 use oxka_metadata::topic_config::{self, TopicConfigDef};
@@ -29,6 +32,9 @@ pub const BROKER_DEFAULTS: &[(&str, &str)] = &[
     ("default.replication.factor", "1"),
     ("delete.topic.enable", "true"),
     ("group.initial.rebalance.delay.ms", "3000"),
+    ("group.max.session.timeout.ms", "1800000"),
+    ("group.max.size", "2147483647"),
+    ("group.min.session.timeout.ms", "6000"),
     ("inter.broker.listener.name", "PLAINTEXT"),
     ("inter.broker.protocol.version", "3.9-IV0"),
     ("listener.security.protocol.map", "PLAINTEXT:PLAINTEXT,CONTROLLER:PLAINTEXT,SSL:SSL,SASL_PLAINTEXT:SASL_PLAINTEXT,SASL_SSL:SASL_SSL"),
@@ -63,8 +69,12 @@ pub const BROKER_DEFAULTS: &[(&str, &str)] = &[
     ("num.io.threads", "8"),
     ("num.network.threads", "3"),
     ("num.partitions", "1"),
+    ("offset.metadata.max.bytes", "4096"),
+    ("offsets.retention.check.interval.ms", "600000"),
+    ("offsets.retention.minutes", "10080"),
     ("offsets.topic.num.partitions", "50"),
     ("offsets.topic.replication.factor", "1"),
+    ("offsets.topic.segment.bytes", "104857600"),
     ("oxka.metrics.listen", "127.0.0.1:9404"),
     ("process.roles", "broker,controller"),
     ("producer.id.expiration.ms", "86400000"),
@@ -92,10 +102,20 @@ pub struct ConfigError {
     pub reason: String,
 }
 
-/// The broker's effective static configuration.
+/// Broker configs set at run time through AlterConfigs (kept in the metadata log): this
+/// broker's own, and the cluster-wide defaults (resource name "").
+#[derive(Debug, Clone, Default)]
+pub struct DynamicBrokerConfigs {
+    pub node: BTreeMap<String, String>,
+    pub cluster: BTreeMap<String, String>,
+}
+
+/// The broker's effective configuration: static values (files, environment, flags, defaults)
+/// under the dynamic layer that the metadata image provides.
 #[derive(Debug, Clone)]
 pub struct BrokerConfig {
     values: BTreeMap<String, (String, ConfigSource)>,
+    dynamic: Arc<RwLock<Arc<DynamicBrokerConfigs>>>,
     pub node_id: i32,
     pub cluster_id: Option<String>,
     pub listeners: Vec<Listener>,
@@ -198,6 +218,7 @@ impl BrokerConfig {
             )?,
             metrics_listen,
             values,
+            dynamic: Arc::default(),
         };
         // Every topic default must be valid, or topics could not be opened.
         for def in topic_config::TOPIC_CONFIGS {
@@ -211,11 +232,27 @@ impl BrokerConfig {
         Ok(config)
     }
 
-    /// Every broker key with its value and source, sorted by key.
-    pub fn entries(&self) -> impl Iterator<Item = (&str, &str, ConfigSource)> {
-        self.values
-            .iter()
-            .map(|(k, (v, s))| (k.as_str(), v.as_str(), *s))
+    /// Replaces the dynamic layer (called whenever the metadata image changes).
+    pub fn set_dynamic(&self, dynamic: DynamicBrokerConfigs) {
+        *self.dynamic.write() = Arc::new(dynamic);
+    }
+
+    /// The dynamic layer in force.
+    pub fn dynamic(&self) -> Arc<DynamicBrokerConfigs> {
+        self.dynamic.read().clone()
+    }
+
+    /// Every broker key with its effective value and source, sorted by key.
+    pub fn entries(&self) -> Vec<(String, String, ConfigSource)> {
+        let dynamic = self.dynamic();
+        let mut out: BTreeMap<String, (String, ConfigSource)> = self.values.clone();
+        for (k, v) in &dynamic.cluster {
+            out.insert(k.clone(), (v.clone(), ConfigSource::DynamicDefaultBroker));
+        }
+        for (k, v) in &dynamic.node {
+            out.insert(k.clone(), (v.clone(), ConfigSource::DynamicBroker));
+        }
+        out.into_iter().map(|(k, (v, s))| (k, v, s)).collect()
     }
 
     /// The value of a broker key, if it is set or has a default.
@@ -223,8 +260,16 @@ impl BrokerConfig {
         self.values.get(key).map(|(v, _)| v.as_str())
     }
 
-    /// The broker-level value a topic config defaults to, and its source.
+    /// The broker-level value a topic config defaults to, and its source: a dynamic value of
+    /// its broker synonym (this broker's, then the cluster default), else the static one.
     pub fn topic_default(&self, def: &TopicConfigDef) -> (String, ConfigSource) {
+        let dynamic = self.dynamic();
+        if let Some(v) = dynamic.node.get(def.broker_synonym) {
+            return (v.clone(), ConfigSource::DynamicBroker);
+        }
+        if let Some(v) = dynamic.cluster.get(def.broker_synonym) {
+            return (v.clone(), ConfigSource::DynamicDefaultBroker);
+        }
         let from_key = |key: &str| {
             self.values
                 .get(key)

@@ -82,6 +82,7 @@ impl Broker {
                 }
             })?;
         }
+        config.set_dynamic(dynamic_configs(&image, config.node_id));
         let partitions = PartitionManager::new(config.node_id, config.log_dirs.clone());
         partitions.remove_orphans(&image);
         partitions.reconcile(&image, &config)?;
@@ -117,6 +118,8 @@ impl Broker {
         let image = controller.image();
         let changed = !Arc::ptr_eq(&image, &self.image());
         if changed {
+            self.config
+                .set_dynamic(dynamic_configs(&image, self.config.node_id));
             *self.image.write() = image.clone();
             if let Err(e) = self.partitions.reconcile(&image, &self.config) {
                 tracing::error!(error = %e, "reconciling partitions with metadata failed");
@@ -187,6 +190,18 @@ impl Broker {
                 tracing::warn!(topic = %partition.topic, partition = partition.index, error = %e, "flush on shutdown failed");
             }
         }
+    }
+}
+
+/// The dynamic broker configs the image holds for `node_id`.
+fn dynamic_configs(image: &MetadataImage, node_id: i32) -> config::DynamicBrokerConfigs {
+    config::DynamicBrokerConfigs {
+        node: image
+            .broker_configs
+            .get(&node_id.to_string())
+            .cloned()
+            .unwrap_or_default(),
+        cluster: image.broker_configs.get("").cloned().unwrap_or_default(),
     }
 }
 

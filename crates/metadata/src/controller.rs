@@ -239,12 +239,72 @@ impl Controller {
         for (key, value) in configs {
             topic_config::validate(key, value).map_err(ControllerError::InvalidConfig)?;
         }
+        let current = self.image.topic_overrides(name).clone();
+        self.replace_configs(
+            ConfigResource::Topic,
+            name,
+            &current,
+            configs,
+            validate_only,
+        )
+    }
+
+    /// Replaces the dynamic configs of broker `name` ("" = cluster-wide default). Only the
+    /// broker-level synonyms of topic configs (`log.retention.ms`, `message.max.bytes`, ...)
+    /// can change at run time; any other key is INVALID_REQUEST, as Kafka refuses keys it
+    /// cannot update dynamically.
+    pub fn set_broker_configs(
+        &mut self,
+        name: &str,
+        configs: &BTreeMap<String, String>,
+        validate_only: bool,
+    ) -> Result<Arc<MetadataImage>, ControllerError> {
+        let fixed: Vec<&str> = configs
+            .keys()
+            .filter(|k| topic_config::by_broker_synonym(k).is_none())
+            .map(String::as_str)
+            .collect();
+        if !fixed.is_empty() {
+            return Err(ControllerError::InvalidRequest(format!(
+                "Cannot update these configs dynamically: {}",
+                fixed.join(", ")
+            )));
+        }
+        for (key, value) in configs {
+            let def = topic_config::by_broker_synonym(key).expect("checked above");
+            topic_config::validate_kind(key, def.kind, value)
+                .map_err(ControllerError::InvalidConfig)?;
+        }
+        let current = self
+            .image
+            .broker_configs
+            .get(name)
+            .cloned()
+            .unwrap_or_default();
+        self.replace_configs(
+            ConfigResource::Broker,
+            name,
+            &current,
+            configs,
+            validate_only,
+        )
+    }
+
+    /// Records that turn `current` into `wanted` for one resource, committed unless
+    /// `validate_only`.
+    fn replace_configs(
+        &mut self,
+        resource: ConfigResource,
+        name: &str,
+        current: &BTreeMap<String, String>,
+        configs: &BTreeMap<String, String>,
+        validate_only: bool,
+    ) -> Result<Arc<MetadataImage>, ControllerError> {
         if validate_only {
             return Ok(self.image.clone());
         }
-        let current = self.image.topic_overrides(name).clone();
         let config = |key: &String, value: Option<String>| MetadataRecord::Config {
-            resource: ConfigResource::Topic,
+            resource,
             resource_name: name.to_owned(),
             name: key.clone(),
             value,

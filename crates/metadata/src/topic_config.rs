@@ -211,6 +211,13 @@ pub fn lookup(name: &str) -> Option<&'static TopicConfigDef> {
     TOPIC_CONFIGS.iter().find(|d| d.name == name)
 }
 
+/// The topic config whose broker-level synonym is `broker_key`, if any.
+pub fn by_broker_synonym(broker_key: &str) -> Option<&'static TopicConfigDef> {
+    TOPIC_CONFIGS
+        .iter()
+        .find(|d| d.broker_synonym == broker_key)
+}
+
 /// Checks `value` for topic config `name`; the error is the message Kafka's
 /// InvalidConfigurationException would carry.
 pub fn validate(name: &str, value: &str) -> Result<(), String> {

@@ -159,55 +159,53 @@ fn describe_broker(
     with_synonyms: bool,
     wanted: &dyn Fn(&str) -> bool,
 ) -> Result<Vec<DescribeConfigsResourceResult>, ResourceError> {
-    if name.is_empty() {
-        // Cluster-wide dynamic defaults: none are set.
-        return Ok(Vec::new());
-    }
-    if name != broker.config.node_id.to_string() {
-        return Err((
-            ResponseError::InvalidRequest.code(),
-            format!(
-                "Unexpected broker id, expected {} but received {name}",
-                broker.config.node_id
-            ),
-        ));
-    }
-    Ok(broker
-        .config
-        .entries()
+    check_broker_name(broker, name)?;
+    // The cluster default resource ("") describes only the dynamic defaults that are set.
+    let entries: Vec<(String, String, ConfigSource)> = if name.is_empty() {
+        broker
+            .config
+            .dynamic()
+            .cluster
+            .iter()
+            .map(|(k, v)| (k.clone(), v.clone(), ConfigSource::DynamicDefaultBroker))
+            .collect()
+    } else {
+        broker.config.entries()
+    };
+    Ok(entries
+        .into_iter()
         .filter(|(key, _, _)| wanted(key))
         .map(|(key, value, source)| {
-            let kind = topic_config::TOPIC_CONFIGS
-                .iter()
-                .find(|d| d.broker_synonym == key)
-                .map_or(2, |d| config_type(d.kind));
+            let dynamic = topic_config::by_broker_synonym(&key);
+            let kind = dynamic.map_or(2, |d| config_type(d.kind));
             let sensitive = key.contains("password") || key.contains("secret");
-            let mut c = entry(key, value, source, true, sensitive, kind);
+            let mut c = entry(&key, &value, source, dynamic.is_none(), sensitive, kind);
             if with_synonyms {
-                c.synonyms.push(synonym(key, value, source));
+                c.synonyms.push(synonym(&key, &value, source));
             }
             c
         })
         .collect())
 }
 
-/// Refusal of a change to a broker resource: no broker config is dynamic yet.
-fn broker_alter_error(broker: &Broker, name: &str, keys: &[String]) -> ResourceError {
-    if !name.is_empty() && name != broker.config.node_id.to_string() {
-        return (
-            ResponseError::InvalidRequest.code(),
-            format!(
-                "Unexpected broker id, expected {} but received {name}",
-                broker.config.node_id
-            ),
-        );
+/// Checks that a broker resource names this broker or the cluster default ("").
+fn check_broker_name(broker: &Broker, name: &str) -> Result<(), ResourceError> {
+    if name.is_empty() || name == broker.config.node_id.to_string() {
+        return Ok(());
     }
-    (
+    Err((
         ResponseError::InvalidRequest.code(),
         format!(
-            "Cannot update these configs dynamically: {}",
-            keys.join(", ")
+            "Unexpected broker id, expected {} but received {name}",
+            broker.config.node_id
         ),
+    ))
+}
+
+fn unsupported_resource(resource_type: i8) -> ResourceError {
+    (
+        ResponseError::InvalidRequest.code(),
+        format!("Unsupported resource type {resource_type}"),
     )
 }
 
@@ -229,24 +227,15 @@ pub(super) async fn alter(
                 None => null_key = Some(c.name.to_string()),
             }
         }
-        let outcome = match resource.resource_type {
-            _ if null_key.is_some() => Err((
+        let outcome = match (resource.resource_type, null_key) {
+            (_, Some(key)) => Err((
                 ResponseError::InvalidRequest.code(),
-                format!(
-                    "Null value not supported for : {}",
-                    null_key.unwrap_or_default()
-                ),
+                format!("Null value not supported for : {key}"),
             )),
-            TOPIC => set_topic_configs(broker, name, configs, validate_only).await,
-            BROKER => Err(broker_alter_error(
-                broker,
-                &name,
-                &configs.keys().cloned().collect::<Vec<_>>(),
-            )),
-            other => Err((
-                ResponseError::InvalidRequest.code(),
-                format!("Unsupported resource type {other}"),
-            )),
+            (TOPIC | BROKER, None) => {
+                replace_configs(broker, resource.resource_type, name, configs, validate_only).await
+            }
+            (other, None) => Err(unsupported_resource(other)),
         };
         let mut r = alter_configs_response::AlterConfigsResourceResponse::default();
         r.resource_type = resource.resource_type;
@@ -265,6 +254,9 @@ const DELETE: i8 = 1;
 const APPEND: i8 = 2;
 const SUBTRACT: i8 = 3;
 
+/// One IncrementalAlterConfigs operation: key, operation, value.
+type ConfigOp = (String, i8, Option<String>);
+
 pub(super) async fn incremental_alter(
     broker: &Arc<Broker>,
     request: IncrementalAlterConfigsRequest,
@@ -273,7 +265,7 @@ pub(super) async fn incremental_alter(
     let mut response = IncrementalAlterConfigsResponse::default();
     for resource in request.resources {
         let name = resource.resource_name.to_string();
-        let ops: Vec<(String, i8, Option<String>)> = resource
+        let ops: Vec<ConfigOp> = resource
             .configs
             .iter()
             .map(|c| {
@@ -284,20 +276,13 @@ pub(super) async fn incremental_alter(
                 )
             })
             .collect();
-        let outcome = match resource.resource_type {
-            TOPIC => match incremental_topic_configs(broker, &name, &ops) {
-                Ok(configs) => set_topic_configs(broker, name, configs, validate_only).await,
+        let kind = resource.resource_type;
+        let outcome = match kind {
+            TOPIC | BROKER => match incremental_configs(broker, kind, &name, &ops) {
+                Ok(configs) => replace_configs(broker, kind, name, configs, validate_only).await,
                 Err(e) => Err(e),
             },
-            BROKER => Err(broker_alter_error(
-                broker,
-                &name,
-                &ops.iter().map(|o| o.0.clone()).collect::<Vec<_>>(),
-            )),
-            other => Err((
-                ResponseError::InvalidRequest.code(),
-                format!("Unsupported resource type {other}"),
-            )),
+            other => Err(unsupported_resource(other)),
         };
         let mut r = incremental_alter_configs_response::AlterConfigsResourceResponse::default();
         r.resource_type = resource.resource_type;
@@ -311,19 +296,27 @@ pub(super) async fn incremental_alter(
     response
 }
 
-/// Applies SET/DELETE/APPEND/SUBTRACT to a topic's overrides, returning the new overrides.
-fn incremental_topic_configs(
+/// Applies SET/DELETE/APPEND/SUBTRACT to a resource's current settings (a topic's overrides,
+/// or a broker's dynamic configs), returning the new settings.
+fn incremental_configs(
     broker: &Broker,
-    topic: &str,
-    ops: &[(String, i8, Option<String>)],
+    resource_type: i8,
+    name: &str,
+    ops: &[ConfigOp],
 ) -> Result<BTreeMap<String, String>, ResourceError> {
     let image = broker.image();
-    if image.topic(topic).is_none() {
-        return Err((
-            ResponseError::UnknownTopicOrPartition.code(),
-            format!("Topic {topic} does not exist"),
-        ));
-    }
+    let mut current = if resource_type == TOPIC {
+        if image.topic(name).is_none() {
+            return Err((
+                ResponseError::UnknownTopicOrPartition.code(),
+                format!("Topic {name} does not exist"),
+            ));
+        }
+        image.topic_overrides(name).clone()
+    } else {
+        check_broker_name(broker, name)?;
+        image.broker_configs.get(name).cloned().unwrap_or_default()
+    };
     let mut seen = std::collections::BTreeSet::new();
     if let Some((dup, _, _)) = ops.iter().find(|(k, _, _)| !seen.insert(k.clone())) {
         return Err((
@@ -331,13 +324,24 @@ fn incremental_topic_configs(
             format!("Error due to duplicate config keys : {dup}"),
         ));
     }
-    let mut overrides = image.topic_overrides(topic).clone();
     for (key, op, value) in ops {
-        let Some(def) = topic_config::lookup(key) else {
-            return Err((
-                ResponseError::InvalidConfig.code(),
-                format!("Unknown topic config name: {key}"),
-            ));
+        let def = if resource_type == TOPIC {
+            topic_config::lookup(key)
+        } else {
+            topic_config::by_broker_synonym(key)
+        };
+        let Some(def) = def else {
+            return Err(if resource_type == TOPIC {
+                (
+                    ResponseError::InvalidConfig.code(),
+                    format!("Unknown topic config name: {key}"),
+                )
+            } else {
+                (
+                    ResponseError::InvalidRequest.code(),
+                    format!("Cannot update these configs dynamically: {key}"),
+                )
+            });
         };
         match *op {
             SET => {
@@ -347,10 +351,10 @@ fn incremental_topic_configs(
                         format!("Null value not supported for : {key}"),
                     ));
                 };
-                overrides.insert(key.clone(), v.clone());
+                current.insert(key.clone(), v.clone());
             }
             DELETE => {
-                overrides.remove(key);
+                current.remove(key);
             }
             APPEND | SUBTRACT => {
                 if !matches!(def.kind, ConfigKind::List(_)) {
@@ -359,22 +363,18 @@ fn incremental_topic_configs(
                         format!("Config value append is not allowed for config key: {key}"),
                     ));
                 }
-                let current = overrides
+                let base = current
                     .get(key)
                     .cloned()
                     .unwrap_or_else(|| broker.config.topic_default(def).0);
-                let mut items: Vec<String> = current
-                    .split(',')
-                    .map(|s| s.trim().to_owned())
-                    .filter(|s| !s.is_empty())
-                    .collect();
-                let given: Vec<String> = value
-                    .as_deref()
-                    .unwrap_or("")
-                    .split(',')
-                    .map(|s| s.trim().to_owned())
-                    .filter(|s| !s.is_empty())
-                    .collect();
+                let list = |s: &str| -> Vec<String> {
+                    s.split(',')
+                        .map(|i| i.trim().to_owned())
+                        .filter(|i| !i.is_empty())
+                        .collect()
+                };
+                let mut items = list(&base);
+                let given = list(value.as_deref().unwrap_or(""));
                 if *op == APPEND {
                     for g in given {
                         if !items.contains(&g) {
@@ -384,7 +384,7 @@ fn incremental_topic_configs(
                 } else {
                     items.retain(|i| !given.contains(i));
                 }
-                overrides.insert(key.clone(), items.join(","));
+                current.insert(key.clone(), items.join(","));
             }
             other => {
                 return Err((
@@ -394,22 +394,32 @@ fn incremental_topic_configs(
             }
         }
     }
-    Ok(overrides)
+    Ok(current)
 }
 
-async fn set_topic_configs(
+/// Replaces a topic's overrides or a broker's dynamic configs through the controller.
+async fn replace_configs(
     broker: &Arc<Broker>,
-    topic: String,
+    resource_type: i8,
+    name: String,
     configs: BTreeMap<String, String>,
     validate_only: bool,
 ) -> Result<(), ResourceError> {
-    if let Err(message) = oxka_metadata::validate_topic_name(&topic) {
-        return Err((ResponseError::InvalidTopicException.code(), message));
+    if resource_type == TOPIC {
+        if let Err(message) = oxka_metadata::validate_topic_name(&name) {
+            return Err((ResponseError::InvalidTopicException.code(), message));
+        }
+    } else {
+        check_broker_name(broker, &name)?;
     }
     blocking(broker, move |b| {
         b.change_metadata(|c| {
-            c.set_topic_configs(&topic, &configs, validate_only)
-                .map(|_| ())
+            if resource_type == TOPIC {
+                c.set_topic_configs(&name, &configs, validate_only)
+            } else {
+                c.set_broker_configs(&name, &configs, validate_only)
+            }
+            .map(|_| ())
         })
     })
     .await
