@@ -5,8 +5,11 @@ Like kafka-producer-perf-test / kafka-consumer-perf-test: one broker on loopback
 producer (linger.ms=5, batch.size=1 MiB, acks=1, no compression) and consumer. Measures
 
   * produce throughput, 100-byte and 1 KiB records (msgs/s, MB/s; best and median of --repeat),
+    each run starting after `sync` (page cache absorbs the run), and 1 KiB back to back without
+    sync (sustained: bounded by how fast the disk takes the kernel's write-back),
   * consume throughput, reading the whole 100-byte topic back,
   * produce->ack latency at 1,000 msgs/s with linger.ms=0 and acks=all (avg, p50/p99/p999, max),
+    on a quiet disk and again right after the sustained runs (while write-back is under way),
   * produce->ack latency under full load (100-byte records, the throughput settings),
   * broker RSS idle after start, after the load, and with a 1,000-partition topic,
   * start-to-serving time on an empty data dir (spawn until the port accepts; best of 5),
@@ -145,7 +148,13 @@ class Broker:
                     return int(line.split()[1]) / 1024.0
         return None
 
-    def stop(self):
+    def restart(self):
+        """Stops the process (SIGTERM), keeps the data dir, starts again; returns (accept,
+        first ApiVersions answer) seconds."""
+        self.stop(keep_data=True)
+        return self.start(answer=True)
+
+    def stop(self, keep_data=False):
         if self.proc and self.proc.poll() is None:
             self.proc.send_signal(signal.SIGTERM)
             try:
@@ -153,7 +162,16 @@ class Broker:
             except subprocess.TimeoutExpired:
                 self.proc.kill()
                 self.proc.wait(timeout=10)
-        shutil.rmtree(self.dir, ignore_errors=True)
+        if not keep_data:
+            shutil.rmtree(self.dir, ignore_errors=True)
+
+
+def settle():
+    """Writes back dirty page cache (`sync`), so a run starts with the kernel's full dirty-page
+    headroom instead of inheriting the previous run's write-back."""
+    t0 = time.perf_counter()
+    subprocess.run(["sync"], timeout=600, check=True)
+    log(f"   (sync took {time.perf_counter() - t0:.1f}s)")
 
 
 def run_perf(perf, args, timeout):
@@ -295,25 +313,40 @@ def main():
                 time.sleep(1.0)
                 results["rss_idle_mib"] = b.status("VmRSS")
                 target = ["-b", b.bootstrap]
-                create_topics(b.bootstrap, [("perf-100b", 1), ("perf-1k", 1), ("perf-lat", 1),
-                                            ("perf-loadlat", 1)])
+                create_topics(b.bootstrap, [("perf-100b", 1), ("perf-1k", 1), ("perf-1k-sustained", 1),
+                                            ("perf-lat", 1), ("perf-loadlat", 1)])
                 results["rss_after_create_mib"] = b.status("VmRSS")
-                log("== produce 100-byte records")
-                runs = [produce(a.perf, target, "perf-100b", 100, n100, PRODUCE_CONF, tmo)
-                        for _ in range(a.repeat)]
+                settle()
+                log("== latency at 1,000 msgs/s, linger.ms=0, acks=all (quiet disk)")
+                results["latency_1000"] = latency(a.perf, target, "perf-lat", 1000, nlat,
+                                                  LATENCY_CONF, tmo, tmp)
+                log("== produce 100-byte records (sync before each run)")
+                runs = []
+                for _ in range(a.repeat):
+                    settle()
+                    runs.append(produce(a.perf, target, "perf-100b", 100, n100, PRODUCE_CONF, tmo))
                 results["produce_100b"] = best_and_median(runs)
                 total = sum(r["msgs"] for r in runs)
                 log("== consume everything back")
+                settle()
                 runs = [consume(a.perf, target, "perf-100b", total, tmo) for _ in range(a.repeat)]
                 results["consume_100b"] = best_and_median(runs)
-                log("== produce 1 KiB records")
-                runs = [produce(a.perf, target, "perf-1k", 1024, n1k, PRODUCE_CONF, tmo)
-                        for _ in range(a.repeat)]
+                log("== produce 1 KiB records (sync before each run)")
+                runs = []
+                for _ in range(a.repeat):
+                    settle()
+                    runs.append(produce(a.perf, target, "perf-1k", 1024, n1k, PRODUCE_CONF, tmo))
                 results["produce_1k"] = best_and_median(runs)
-                log("== latency at 1,000 msgs/s, linger.ms=0, acks=all")
-                results["latency_1000"] = latency(a.perf, target, "perf-lat", 1000, nlat,
-                                                  LATENCY_CONF, tmo, tmp)
+                log("== produce 1 KiB records, back to back without sync (sustained, disk-bound)")
+                settle()
+                runs = [produce(a.perf, target, "perf-1k-sustained", 1024, n1k, PRODUCE_CONF, tmo)
+                        for _ in range(a.repeat)]
+                results["produce_1k_sustained"] = best_and_median(runs)
+                log("== latency at 1,000 msgs/s right after that (kernel writing back dirty pages)")
+                results["latency_1000_writeback"] = latency(a.perf, target, "perf-lat", 1000, nlat,
+                                                            LATENCY_CONF, tmo, tmp)
                 log("== latency under full load (throughput settings, acks=1)")
+                settle()
                 results["latency_loaded"] = latency(a.perf, target, "perf-loadlat", 0, nload_lat,
                                                     PRODUCE_CONF, tmo, tmp)
                 results["rss_after_load_mib"] = b.status("VmRSS")
@@ -326,13 +359,19 @@ def main():
             try:
                 b.start()
                 time.sleep(0.5)
+                t0 = time.perf_counter()
                 create_topics(b.bootstrap, [("perf-1000p", 1000)], timeout=120)
+                results["create_1000p_s"] = time.perf_counter() - t0
                 time.sleep(1.0)
                 results["rss_1000p_created_mib"] = b.status("VmRSS")
                 produce_each_partition(b.bootstrap, "perf-1000p", 1000, 10)
                 time.sleep(2.0)
                 results["rss_1000p_mib"] = b.status("VmRSS")
                 results["rss_1000p_peak_mib"] = b.status("VmHWM")
+                accept, answer = b.restart()
+                results["restart_1000p_ms"] = {"accept": accept * 1000.0, "api_versions": answer * 1000.0}
+                time.sleep(1.0)
+                results["rss_1000p_restarted_mib"] = b.status("VmRSS")
             finally:
                 b.stop()
 
@@ -374,30 +413,39 @@ def print_table(r):
         return "n/a" if v is None else fmt.format(v)
 
     rows = [
-        ("produce 100 B, msgs/s (best / median)", "≥ 1,000,000",
+        ("produce 100 B, msgs/s, sync before each run (best / median)", "≥ 1,000,000",
          f"{f(g('produce_100b', 'best', 'msgs_s'))} / {f(g('produce_100b', 'median_msgs_s'))}",
          f"{f(g('mock_produce_100b', 'best', 'msgs_s'))} / {f(g('mock_produce_100b', 'median_msgs_s'))}"),
         ("consume 100 B, msgs/s (best / median)", "≥ 1,500,000",
          f"{f(g('consume_100b', 'best', 'msgs_s'))} / {f(g('consume_100b', 'median_msgs_s'))}", "n/a"),
-        ("produce 1 KiB, MB/s (best / median)", "≥ 500",
+        ("produce 1 KiB, MB/s, sync before each run (best / median)", "≥ 500",
          f"{f(g('produce_1k', 'best', 'mb_s'), '{:.1f}')} / {f(g('produce_1k', 'median_mb_s'), '{:.1f}')}",
          f"{f(g('mock_produce_1k', 'best', 'mb_s'), '{:.1f}')} / {f(g('mock_produce_1k', 'median_mb_s'), '{:.1f}')}"),
     ]
+    rows.append(("produce 1 KiB, MB/s, back to back, no sync (best / median)", "≥ 500",
+                 f"{f(g('produce_1k_sustained', 'best', 'mb_s'), '{:.1f}')} / "
+                 f"{f(g('produce_1k_sustained', 'median_mb_s'), '{:.1f}')}", "n/a"))
     for key, mk, label, target in [("latency_1000", "mock_latency_1000",
                                     "latency @1,000 msgs/s acks=all linger 0", "avg ≤ 0.5, max ≤ 5"),
+                                   ("latency_1000_writeback", None,
+                                    "same, right after the sustained runs (disk write-back)",
+                                    "avg ≤ 0.5, max ≤ 5"),
                                    ("latency_loaded", "mock_latency_loaded",
                                     "latency under full load acks=1", "—")]:
         rows.append((label + ", ms avg / p50 / p99 / p999 / max", target,
                      " / ".join(f(g(key, k), "{:.2f}") for k in
                                 ("avg_ms", "p50_ms", "p99_ms", "p999_ms", "max_ms")),
                      " / ".join(f(g(mk, k), "{:.2f}") for k in
-                                ("avg_ms", "p50_ms", "p99_ms", "p999_ms", "max_ms"))))
+                                ("avg_ms", "p50_ms", "p99_ms", "p999_ms", "max_ms")) if mk else "n/a"))
     rows += [
         ("RSS idle after start, MiB", "≤ 20", f(g("rss_idle_mib"), "{:.1f}"), "n/a"),
         ("RSS after the load runs (peak), MiB", "—",
          f"{f(g('rss_after_load_mib'), '{:.1f}')} ({f(g('rss_peak_mib'), '{:.1f}')})", "n/a"),
         ("RSS with 1,000 partitions (created / after produce), MiB", "≤ 150",
          f"{f(g('rss_1000p_created_mib'), '{:.1f}')} / {f(g('rss_1000p_mib'), '{:.1f}')}", "n/a"),
+        ("CreateTopics of one 1,000-partition topic, s", "—", f(g("create_1000p_s"), "{:.2f}"), "n/a"),
+        ("restart with 1,000 partitions to first ApiVersions answer, ms (RSS after, MiB)", "—",
+         f"{f(g('restart_1000p_ms', 'api_versions'), '{:.0f}')} ({f(g('rss_1000p_restarted_mib'), '{:.1f}')})", "n/a"),
         ("start to serving, empty dir, ms, best of 5 (port accepts / first ApiVersions answer)", "≤ 200",
          f"{f(g('start', 'best_ms'), '{:.1f}')} / {f(g('start', 'api_versions_best_ms'), '{:.1f}')}", "n/a"),
     ]
