@@ -1,0 +1,997 @@
+//! The group coordinator shell: runs the [`Group`] state machines, parks JoinGroup and
+//! SyncGroup requests until their answers, fires deadlines from a ticker task, and keeps
+//! committed offsets, persisting everything to `__consumer_offsets`.
+//!
+//! A group is coordinated by the leader of partition
+//! `abs(java_string_hash(group_id)) % offsets.topic.num.partitions` of `__consumer_offsets`,
+//! as in Kafka; on one node that is always this broker. Each group lives behind its own mutex
+//! (requests of one group are serialised; groups never contend); records are appended while
+//! that mutex is held, so the log order of a group's records is the order of its changes. No
+//! lock is held across an `.await`.
+//!
+//! Start-up: [`GroupCoordinator::load`] reads every partition of `__consumer_offsets` from its
+//! log start (later records win, tombstones delete). Until it has finished, every group
+//! request is answered with COORDINATOR_LOAD_IN_PROGRESS.
+
+use std::collections::{BTreeMap, HashMap};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Weak};
+use std::time::Duration;
+
+use bytes::{Bytes, BytesMut};
+use kafka_protocol::records::{
+    Compression, Record, RecordBatchDecoder, RecordBatchEncoder, RecordEncodeOptions, TimestampType,
+};
+use oxka_log::batch::BatchHeader;
+use oxka_metadata::{ControllerError, CreateTopicSpec, MetadataImage};
+use oxka_protocol::kafka_protocol;
+use parking_lot::{Mutex, RwLock};
+use tokio::sync::oneshot;
+
+use super::records::{self, OffsetValue, RecordKey};
+use super::state::{
+    code, Action, Group, GroupConfig, GroupSnapshot, GroupState, JoinRequest, JoinResult, Outcome,
+    SyncResult,
+};
+use crate::config::BrokerConfig;
+use crate::partition::{Partition, PartitionError};
+use crate::{now_ms, Broker};
+
+pub const OFFSETS_TOPIC: &str = "__consumer_offsets";
+
+/// Kafka error codes the shell answers with (the core's are in [`code`]).
+pub mod err {
+    pub const UNKNOWN_TOPIC_OR_PARTITION: i16 = 3;
+    pub const OFFSET_METADATA_TOO_LARGE: i16 = 12;
+    pub const COORDINATOR_LOAD_IN_PROGRESS: i16 = 14;
+    pub const NOT_COORDINATOR: i16 = 16;
+    pub const UNKNOWN_SERVER_ERROR: i16 = -1;
+    pub const NON_EMPTY_GROUP: i16 = 68;
+    pub const GROUP_ID_NOT_FOUND: i16 = 69;
+    pub const GROUP_SUBSCRIBED_TO_TOPIC: i16 = 86;
+}
+
+/// How often deadlines (sessions, join and sync timeouts) are checked.
+const TICK: Duration = Duration::from_millis(100);
+
+/// The coordinator's settings, from the broker's config keys.
+#[derive(Debug, Clone)]
+pub struct CoordinatorConfig {
+    pub group: GroupConfig,
+    pub num_partitions: i32,
+    pub replication_factor: i16,
+    pub segment_bytes: i64,
+    pub retention_ms: i64,
+    pub retention_check_interval_ms: i64,
+    pub metadata_max_bytes: usize,
+}
+
+impl CoordinatorConfig {
+    pub fn from_broker(config: &BrokerConfig) -> CoordinatorConfig {
+        fn get<T: std::str::FromStr>(config: &BrokerConfig, key: &str, default: T) -> T {
+            config
+                .get(key)
+                .and_then(|v| v.trim().parse().ok())
+                .unwrap_or(default)
+        }
+        CoordinatorConfig {
+            group: GroupConfig {
+                min_session_timeout_ms: get(config, "group.min.session.timeout.ms", 6_000),
+                max_session_timeout_ms: get(config, "group.max.session.timeout.ms", 1_800_000),
+                initial_rebalance_delay_ms: get(config, "group.initial.rebalance.delay.ms", 3_000),
+                max_size: get::<i64>(config, "group.max.size", i64::from(i32::MAX)).max(1) as usize,
+            },
+            num_partitions: get(config, "offsets.topic.num.partitions", 50).max(1),
+            replication_factor: get(config, "offsets.topic.replication.factor", 3),
+            segment_bytes: get(config, "offsets.topic.segment.bytes", 104_857_600),
+            retention_ms: get::<i64>(config, "offsets.retention.minutes", 10_080) * 60_000,
+            retention_check_interval_ms: get(
+                config,
+                "offsets.retention.check.interval.ms",
+                600_000,
+            ),
+            metadata_max_bytes: get(config, "offset.metadata.max.bytes", 4096),
+        }
+    }
+}
+
+/// Creates `__consumer_offsets` through the controller if it does not exist yet: compacted,
+/// `offsets.topic.num.partitions` partitions, replication factor capped to the live brokers.
+pub fn ensure_offsets_topic(
+    controller: &mut oxka_metadata::Controller,
+    config: &CoordinatorConfig,
+    live_brokers: usize,
+) -> Result<Arc<MetadataImage>, ControllerError> {
+    if controller.image().topic(OFFSETS_TOPIC).is_some() {
+        return Ok(controller.image());
+    }
+    let rf = config
+        .replication_factor
+        .clamp(1, live_brokers.max(1) as i16);
+    let configs = [
+        ("cleanup.policy", "compact".to_owned()),
+        ("compression.type", "producer".to_owned()),
+        ("segment.bytes", config.segment_bytes.to_string()),
+        // Until the log cleaner compacts, time retention must not delete committed offsets
+        // (Kafka's compact-only topics are never deleted by time).
+        ("retention.ms", "-1".to_owned()),
+    ];
+    let spec = CreateTopicSpec {
+        name: OFFSETS_TOPIC.to_owned(),
+        num_partitions: config.num_partitions,
+        replication_factor: rf,
+        assignments: Vec::new(),
+        configs: configs
+            .into_iter()
+            .map(|(k, v)| (k.to_owned(), v))
+            .collect(),
+    };
+    tracing::info!(
+        partitions = config.num_partitions,
+        replication_factor = rf,
+        "creating {OFFSETS_TOPIC}"
+    );
+    controller.create_topic(&spec, config.num_partitions, rf, false)
+}
+
+/// Java's `String.hashCode` (over UTF-16 code units, wrapping).
+pub fn java_string_hash(s: &str) -> i32 {
+    s.encode_utf16()
+        .fold(0i32, |h, c| h.wrapping_mul(31).wrapping_add(i32::from(c)))
+}
+
+/// The partition of `__consumer_offsets` that coordinates `group_id`.
+pub fn partition_for(group_id: &str, num_partitions: i32) -> i32 {
+    // Kafka's Utils.abs: abs, with i32::MIN mapped to 0.
+    let h = java_string_hash(group_id);
+    let abs = if h == i32::MIN { 0 } else { h.abs() };
+    abs % num_partitions
+}
+
+/// One group: its state machine, its committed offsets and its parked requests.
+#[derive(Debug)]
+struct GroupEntry {
+    group: Group,
+    offsets: BTreeMap<(String, i32), OffsetValue>,
+    join_waiters: HashMap<String, oneshot::Sender<JoinResult>>,
+    sync_waiters: HashMap<String, oneshot::Sender<SyncResult>>,
+}
+
+impl GroupEntry {
+    fn new(group: Group) -> GroupEntry {
+        GroupEntry {
+            group,
+            offsets: BTreeMap::new(),
+            join_waiters: HashMap::new(),
+            sync_waiters: HashMap::new(),
+        }
+    }
+}
+
+/// A group as ListGroups and DescribeGroups report it.
+#[derive(Debug, Clone)]
+pub struct GroupSummary {
+    pub group_id: String,
+    pub state: GroupState,
+    pub protocol_type: String,
+    pub protocol_name: String,
+    pub snapshot: GroupSnapshot,
+}
+
+/// An offset to commit.
+#[derive(Debug, Clone)]
+pub struct OffsetCommit {
+    pub topic: String,
+    pub partition: i32,
+    pub offset: i64,
+    pub leader_epoch: i32,
+    pub metadata: Option<String>,
+}
+
+/// Who commits: a member of a generation, or (generation < 0, empty member id) a client
+/// without group management / an admin.
+#[derive(Debug, Clone)]
+pub struct Committer {
+    pub member_id: String,
+    pub group_instance_id: Option<String>,
+    pub generation: i32,
+    /// OffsetCommit v2–v4 retention time; -1 = the broker's.
+    pub retention_time_ms: i64,
+}
+
+/// The group coordinator. See the module docs.
+#[derive(Debug)]
+pub struct GroupCoordinator {
+    config: CoordinatorConfig,
+    groups: RwLock<HashMap<String, Arc<Mutex<GroupEntry>>>>,
+    loaded: AtomicBool,
+}
+
+impl GroupCoordinator {
+    pub fn new(config: CoordinatorConfig) -> GroupCoordinator {
+        GroupCoordinator {
+            config,
+            groups: RwLock::new(HashMap::new()),
+            loaded: AtomicBool::new(false),
+        }
+    }
+
+    pub fn config(&self) -> &CoordinatorConfig {
+        &self.config
+    }
+
+    /// Loads `__consumer_offsets` (blocking, on a thread of its own) and then ticks deadlines
+    /// and offset expiry until the broker is dropped. Needs a tokio runtime.
+    pub fn start(broker: &Arc<Broker>) {
+        let Ok(runtime) = tokio::runtime::Handle::try_current() else {
+            tracing::warn!("no runtime: group coordinator not started");
+            return;
+        };
+        let weak: Weak<Broker> = Arc::downgrade(broker);
+        runtime.spawn(async move {
+            let loader = weak.clone();
+            let loaded = tokio::task::spawn_blocking(move || {
+                if let Some(b) = loader.upgrade() {
+                    b.groups.load(&b);
+                }
+            })
+            .await;
+            if let Err(e) = loaded {
+                tracing::error!(error = %e, "loading {OFFSETS_TOPIC} failed");
+                return;
+            }
+            let mut interval = tokio::time::interval(TICK);
+            interval.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+            let mut last_expiry = now_ms();
+            loop {
+                interval.tick().await;
+                let Some(b) = weak.upgrade() else { return };
+                let now = now_ms();
+                b.groups.tick(&b, now);
+                if now - last_expiry >= b.groups.config.retention_check_interval_ms {
+                    last_expiry = now;
+                    b.groups.expire_offsets(&b, now);
+                }
+            }
+        });
+    }
+
+    /// Reads every partition of `__consumer_offsets` and rebuilds groups and offsets. Blocking.
+    pub fn load(&self, broker: &Broker) {
+        let started = std::time::Instant::now();
+        let mut snapshots: HashMap<String, GroupSnapshot> = HashMap::new();
+        let mut offsets: HashMap<String, BTreeMap<(String, i32), OffsetValue>> = HashMap::new();
+        let mut records = 0usize;
+        for p in 0..self.config.num_partitions {
+            let Some(partition) = broker.partitions().get(OFFSETS_TOPIC, p) else {
+                continue;
+            };
+            let result = for_each_record(&partition, |key, value| {
+                records += 1;
+                match (records::decode_key(&key), value) {
+                    (Some(RecordKey::Group { group }), None) => {
+                        snapshots.remove(&group);
+                        offsets.remove(&group);
+                    }
+                    (Some(RecordKey::Group { group }), Some(v)) => {
+                        match records::decode_group_value(&v) {
+                            Some(s) => {
+                                snapshots.insert(group, s);
+                            }
+                            None => tracing::warn!(%group, "unreadable group metadata record"),
+                        }
+                    }
+                    (
+                        Some(RecordKey::Offset {
+                            group,
+                            topic,
+                            partition,
+                        }),
+                        value,
+                    ) => {
+                        let of_group = offsets.entry(group).or_default();
+                        match value.as_deref().and_then(records::decode_offset_value) {
+                            Some(v) => {
+                                of_group.insert((topic, partition), v);
+                            }
+                            None => {
+                                of_group.remove(&(topic, partition));
+                            }
+                        }
+                    }
+                    (None, _) => tracing::warn!("unreadable {OFFSETS_TOPIC} key"),
+                }
+            });
+            if let Err(e) = result {
+                tracing::error!(partition = p, error = %e, "reading {OFFSETS_TOPIC} failed");
+            }
+        }
+        let now = now_ms();
+        let mut groups = self.groups.write();
+        let ids: Vec<String> = snapshots
+            .keys()
+            .chain(offsets.keys())
+            .cloned()
+            .collect::<std::collections::BTreeSet<_>>()
+            .into_iter()
+            .collect();
+        for id in ids {
+            let group = match snapshots.remove(&id) {
+                Some(s) => Group::restore(&id, self.config.group.clone(), s, now),
+                None => Group::new(&id, self.config.group.clone(), now),
+            };
+            let mut entry = GroupEntry::new(group);
+            entry.offsets = offsets.remove(&id).unwrap_or_default();
+            if entry.group.is_empty()
+                && entry.offsets.is_empty()
+                && entry.group.protocol_type().is_none()
+            {
+                continue;
+            }
+            groups.insert(id, Arc::new(Mutex::new(entry)));
+        }
+        tracing::info!(
+            groups = groups.len(),
+            records,
+            elapsed_ms = started.elapsed().as_millis() as u64,
+            "loaded {OFFSETS_TOPIC}"
+        );
+        drop(groups);
+        self.loaded.store(true, Ordering::Release);
+    }
+
+    /// The node coordinating `group_id`, or the error FindCoordinator answers with.
+    pub fn coordinator_for(&self, broker: &Broker, group_id: &str) -> Result<i32, i16> {
+        let image = broker.image();
+        let topic = image
+            .topic(OFFSETS_TOPIC)
+            .ok_or(code::COORDINATOR_NOT_AVAILABLE)?;
+        let p = partition_for(group_id, topic.partitions.len() as i32);
+        let leader = topic
+            .partitions
+            .iter()
+            .find(|x| x.partition == p)
+            .map(|x| x.leader)
+            .ok_or(code::COORDINATOR_NOT_AVAILABLE)?;
+        if leader < 0 {
+            return Err(code::COORDINATOR_NOT_AVAILABLE);
+        }
+        Ok(leader)
+    }
+
+    /// The `__consumer_offsets` partition of `group_id` if this broker coordinates it and has
+    /// loaded it; else the error every group request answers with.
+    fn partition_of(&self, broker: &Broker, group_id: &str) -> Result<Arc<Partition>, i16> {
+        let p = partition_for(group_id, self.config.num_partitions);
+        let partition = broker
+            .partitions()
+            .get(OFFSETS_TOPIC, p)
+            .ok_or(err::NOT_COORDINATOR)?;
+        if !self.loaded.load(Ordering::Acquire) {
+            return Err(err::COORDINATOR_LOAD_IN_PROGRESS);
+        }
+        Ok(partition)
+    }
+
+    fn entry(&self, group_id: &str) -> Option<Arc<Mutex<GroupEntry>>> {
+        self.groups.read().get(group_id).cloned()
+    }
+
+    fn entry_or_create(&self, group_id: &str) -> Arc<Mutex<GroupEntry>> {
+        if let Some(e) = self.entry(group_id) {
+            return e;
+        }
+        let mut groups = self.groups.write();
+        groups
+            .entry(group_id.to_owned())
+            .or_insert_with(|| {
+                Arc::new(Mutex::new(GroupEntry::new(Group::new(
+                    group_id,
+                    self.config.group.clone(),
+                    now_ms(),
+                ))))
+            })
+            .clone()
+    }
+
+    /// JoinGroup: answered when the join phase completes (or at once on an error).
+    pub async fn join(&self, broker: &Broker, group_id: &str, req: JoinRequest) -> JoinResult {
+        let error = |e| JoinResult {
+            error: e,
+            member_id: req.member_id.clone(),
+            generation: -1,
+            ..JoinResult::default()
+        };
+        let partition = match self.partition_of(broker, group_id) {
+            Ok(p) => p,
+            Err(e) => return error(e),
+        };
+        let entry = if req.member_id.is_empty() {
+            self.entry_or_create(group_id)
+        } else {
+            match self.entry(group_id) {
+                Some(e) => e,
+                None => return error(code::UNKNOWN_MEMBER_ID),
+            }
+        };
+        let (tx, rx) = oneshot::channel();
+        {
+            let mut e = entry.lock();
+            let (outcome, actions) = e.group.join(now_ms(), req.clone());
+            let immediate = match outcome {
+                Outcome::Now(result) => Some(result),
+                Outcome::Parked { member_id } => {
+                    e.join_waiters.insert(member_id, tx);
+                    None
+                }
+            };
+            execute(&mut e, &partition, actions);
+            if let Some(result) = immediate {
+                return result;
+            }
+        }
+        // The sender is dropped only if this member's join was superseded by a newer one.
+        rx.await
+            .unwrap_or_else(|_| error(code::REBALANCE_IN_PROGRESS))
+    }
+
+    /// SyncGroup: the leader's assignment is answered to every member once it arrives.
+    #[allow(clippy::too_many_arguments)]
+    pub async fn sync(
+        &self,
+        broker: &Broker,
+        group_id: &str,
+        member_id: &str,
+        group_instance_id: Option<&str>,
+        generation: i32,
+        protocol_type: Option<&str>,
+        protocol_name: Option<&str>,
+        assignments: Vec<(String, Bytes)>,
+    ) -> SyncResult {
+        let error = |e| SyncResult {
+            error: e,
+            ..SyncResult::default()
+        };
+        let partition = match self.partition_of(broker, group_id) {
+            Ok(p) => p,
+            Err(e) => return error(e),
+        };
+        let Some(entry) = self.entry(group_id) else {
+            return error(code::UNKNOWN_MEMBER_ID);
+        };
+        let (tx, rx) = oneshot::channel();
+        {
+            let mut e = entry.lock();
+            let (outcome, actions) = e.group.sync(
+                now_ms(),
+                member_id,
+                group_instance_id,
+                generation,
+                protocol_type,
+                protocol_name,
+                assignments,
+            );
+            let immediate = match outcome {
+                Outcome::Now(result) => Some(result),
+                Outcome::Parked { member_id } => {
+                    e.sync_waiters.insert(member_id, tx);
+                    None
+                }
+            };
+            execute(&mut e, &partition, actions);
+            if let Some(result) = immediate {
+                return result;
+            }
+        }
+        rx.await
+            .unwrap_or_else(|_| error(code::REBALANCE_IN_PROGRESS))
+    }
+
+    pub fn heartbeat(
+        &self,
+        broker: &Broker,
+        group_id: &str,
+        member_id: &str,
+        group_instance_id: Option<&str>,
+        generation: i32,
+    ) -> i16 {
+        if let Err(e) = self.partition_of(broker, group_id) {
+            return e;
+        }
+        match self.entry(group_id) {
+            Some(entry) => {
+                entry
+                    .lock()
+                    .group
+                    .heartbeat(now_ms(), member_id, group_instance_id, generation)
+            }
+            None => code::UNKNOWN_MEMBER_ID,
+        }
+    }
+
+    /// LeaveGroup: `Err` is a group-level error, else one code per leaving member.
+    pub fn leave(
+        &self,
+        broker: &Broker,
+        group_id: &str,
+        members: &[(String, Option<String>)],
+    ) -> Result<Vec<i16>, i16> {
+        let partition = self.partition_of(broker, group_id)?;
+        let Some(entry) = self.entry(group_id) else {
+            return Ok(vec![code::UNKNOWN_MEMBER_ID; members.len()]);
+        };
+        let mut e = entry.lock();
+        if e.group.state() == GroupState::Dead {
+            return Err(code::COORDINATOR_NOT_AVAILABLE);
+        }
+        let (codes, actions) = e.group.leave(now_ms(), members);
+        execute(&mut e, &partition, actions);
+        Ok(codes)
+    }
+
+    /// OffsetCommit: `Err` applies to every partition, else one code per commit.
+    pub fn commit_offsets(
+        &self,
+        broker: &Broker,
+        group_id: &str,
+        who: &Committer,
+        commits: &[OffsetCommit],
+    ) -> Result<Vec<i16>, i16> {
+        let partition = self.partition_of(broker, group_id)?;
+        let entry = match self.entry(group_id) {
+            Some(e) => e,
+            None if who.generation < 0 => self.entry_or_create(group_id),
+            None => return Err(code::ILLEGAL_GENERATION),
+        };
+        let now = now_ms();
+        let mut e = entry.lock();
+        e.group.validate_offset_commit(
+            &who.member_id,
+            who.group_instance_id.as_deref(),
+            who.generation,
+            now,
+        )?;
+        let image = broker.image();
+        let mut codes = Vec::with_capacity(commits.len());
+        let mut accepted = Vec::new();
+        for c in commits {
+            let known = image
+                .topic(&c.topic)
+                .is_some_and(|t| t.partitions.iter().any(|p| p.partition == c.partition));
+            let metadata = c.metadata.clone().unwrap_or_default();
+            let code = if !known {
+                err::UNKNOWN_TOPIC_OR_PARTITION
+            } else if metadata.len() > self.config.metadata_max_bytes {
+                err::OFFSET_METADATA_TOO_LARGE
+            } else {
+                let value = OffsetValue {
+                    offset: c.offset,
+                    leader_epoch: c.leader_epoch,
+                    metadata,
+                    commit_timestamp_ms: now,
+                    expire_timestamp_ms: (who.retention_time_ms >= 0)
+                        .then(|| now.saturating_add(who.retention_time_ms)),
+                };
+                accepted.push(((c.topic.clone(), c.partition), value));
+                code::NONE
+            };
+            codes.push(code);
+        }
+        if accepted.is_empty() {
+            return Ok(codes);
+        }
+        let batch: Vec<(Bytes, Option<Bytes>)> = accepted
+            .iter()
+            .map(|((topic, p), v)| {
+                let key = RecordKey::Offset {
+                    group: group_id.to_owned(),
+                    topic: topic.clone(),
+                    partition: *p,
+                };
+                (
+                    records::encode_key(&key),
+                    Some(records::encode_offset_value(v)),
+                )
+            })
+            .collect();
+        if let Err(error) = append(&partition, &batch, now) {
+            tracing::error!(group = group_id, %error, "writing offsets failed");
+            return Err(err::UNKNOWN_SERVER_ERROR);
+        }
+        for (key, value) in accepted {
+            e.offsets.insert(key, value);
+        }
+        Ok(codes)
+    }
+
+    /// OffsetFetch: `None` partitions = every committed offset of the group. Each answer is
+    /// `(topic, partition, offset or None)`.
+    #[allow(clippy::type_complexity)]
+    pub fn fetch_offsets(
+        &self,
+        broker: &Broker,
+        group_id: &str,
+        partitions: Option<Vec<(String, i32)>>,
+    ) -> Result<Vec<(String, i32, Option<OffsetValue>)>, i16> {
+        self.partition_of(broker, group_id)?;
+        let entry = self.entry(group_id);
+        let e = entry.as_ref().map(|e| e.lock());
+        let offsets = e.as_ref().map(|e| &e.offsets);
+        Ok(match partitions {
+            Some(list) => list
+                .into_iter()
+                .map(|(t, p)| {
+                    let v = offsets.and_then(|o| o.get(&(t.clone(), p)).cloned());
+                    (t, p, v)
+                })
+                .collect(),
+            None => offsets
+                .into_iter()
+                .flatten()
+                .map(|((t, p), v)| (t.clone(), *p, Some(v.clone())))
+                .collect(),
+        })
+    }
+
+    /// Every group (ListGroups), or `Err` while loading.
+    pub fn list(&self) -> Result<Vec<GroupSummary>, i16> {
+        if !self.loaded.load(Ordering::Acquire) {
+            return Err(err::COORDINATOR_LOAD_IN_PROGRESS);
+        }
+        let entries: Vec<Arc<Mutex<GroupEntry>>> = self.groups.read().values().cloned().collect();
+        let mut out: Vec<GroupSummary> = entries
+            .iter()
+            .map(|e| summary(&e.lock().group))
+            .filter(|s| s.state != GroupState::Dead)
+            .collect();
+        out.sort_by(|a, b| a.group_id.cmp(&b.group_id));
+        Ok(out)
+    }
+
+    /// One group (DescribeGroups); a group that does not exist is reported Dead.
+    pub fn describe(&self, broker: &Broker, group_id: &str) -> Result<GroupSummary, i16> {
+        self.partition_of(broker, group_id)?;
+        Ok(match self.entry(group_id) {
+            Some(e) => summary(&e.lock().group),
+            None => GroupSummary {
+                group_id: group_id.to_owned(),
+                state: GroupState::Dead,
+                protocol_type: String::new(),
+                protocol_name: String::new(),
+                snapshot: Group::new(group_id, self.config.group.clone(), 0).snapshot(),
+            },
+        })
+    }
+
+    /// DeleteGroups for one group: only an Empty group can go (NON_EMPTY_GROUP otherwise).
+    pub fn delete_group(&self, broker: &Broker, group_id: &str) -> i16 {
+        let partition = match self.partition_of(broker, group_id) {
+            Ok(p) => p,
+            Err(e) => return e,
+        };
+        let Some(entry) = self.entry(group_id) else {
+            return err::GROUP_ID_NOT_FOUND;
+        };
+        let mut e = entry.lock();
+        match e.group.state() {
+            GroupState::Dead => return err::GROUP_ID_NOT_FOUND,
+            GroupState::Empty => {}
+            _ => return err::NON_EMPTY_GROUP,
+        }
+        let now = now_ms();
+        let mut batch: Vec<(Bytes, Option<Bytes>)> = e
+            .offsets
+            .keys()
+            .map(|(topic, p)| {
+                let key = RecordKey::Offset {
+                    group: group_id.to_owned(),
+                    topic: topic.clone(),
+                    partition: *p,
+                };
+                (records::encode_key(&key), None)
+            })
+            .collect();
+        batch.push((
+            records::encode_key(&RecordKey::Group {
+                group: group_id.to_owned(),
+            }),
+            None,
+        ));
+        if let Err(error) = append(&partition, &batch, now) {
+            tracing::error!(group = group_id, %error, "writing group tombstones failed");
+            return err::UNKNOWN_SERVER_ERROR;
+        }
+        e.offsets.clear();
+        e.group.mark_dead(now);
+        drop(e);
+        self.groups.write().remove(group_id);
+        code::NONE
+    }
+
+    /// OffsetDelete: `Err` is a group-level error, else one code per partition.
+    pub fn delete_offsets(
+        &self,
+        broker: &Broker,
+        group_id: &str,
+        partitions: &[(String, i32)],
+    ) -> Result<Vec<i16>, i16> {
+        let partition = self.partition_of(broker, group_id)?;
+        let entry = self.entry(group_id).ok_or(err::GROUP_ID_NOT_FOUND)?;
+        let mut e = entry.lock();
+        let subscribed = match e.group.state() {
+            GroupState::Dead => return Err(err::GROUP_ID_NOT_FOUND),
+            GroupState::Empty => Default::default(),
+            _ => match e.group.subscribed_topics() {
+                Some(topics) => topics,
+                None => return Err(err::NON_EMPTY_GROUP),
+            },
+        };
+        let image = broker.image();
+        let mut codes = Vec::with_capacity(partitions.len());
+        let mut batch = Vec::new();
+        let mut removed = Vec::new();
+        for (topic, p) in partitions {
+            let known = image
+                .topic(topic)
+                .is_some_and(|t| t.partitions.iter().any(|x| x.partition == *p));
+            if !known {
+                codes.push(err::UNKNOWN_TOPIC_OR_PARTITION);
+            } else if subscribed.contains(topic) {
+                codes.push(err::GROUP_SUBSCRIBED_TO_TOPIC);
+            } else {
+                codes.push(code::NONE);
+                if e.offsets.contains_key(&(topic.clone(), *p)) {
+                    let key = RecordKey::Offset {
+                        group: group_id.to_owned(),
+                        topic: topic.clone(),
+                        partition: *p,
+                    };
+                    batch.push((records::encode_key(&key), None));
+                    removed.push((topic.clone(), *p));
+                }
+            }
+        }
+        if !batch.is_empty() {
+            if let Err(error) = append(&partition, &batch, now_ms()) {
+                tracing::error!(group = group_id, %error, "writing offset tombstones failed");
+                return Err(err::UNKNOWN_SERVER_ERROR);
+            }
+            for k in removed {
+                e.offsets.remove(&k);
+            }
+        }
+        Ok(codes)
+    }
+
+    /// Fires every group's passed deadlines.
+    fn tick(&self, broker: &Broker, now: i64) {
+        let entries: Vec<(String, Arc<Mutex<GroupEntry>>)> = self
+            .groups
+            .read()
+            .iter()
+            .map(|(k, v)| (k.clone(), v.clone()))
+            .collect();
+        for (id, entry) in entries {
+            let Ok(partition) = self.partition_of(broker, &id) else {
+                continue;
+            };
+            let mut e = entry.lock();
+            let actions = e.group.tick(now);
+            if !actions.is_empty() {
+                execute(&mut e, &partition, actions);
+            }
+        }
+    }
+
+    /// Deletes offsets past retention: of Empty groups `offsets.retention.minutes` after the
+    /// group became Empty (or after the commit, for groups that never had members), or at the
+    /// commit's own expire timestamp. A group left with no offsets and no members is removed.
+    fn expire_offsets(&self, broker: &Broker, now: i64) {
+        let entries: Vec<(String, Arc<Mutex<GroupEntry>>)> = self
+            .groups
+            .read()
+            .iter()
+            .map(|(k, v)| (k.clone(), v.clone()))
+            .collect();
+        for (id, entry) in entries {
+            let Ok(partition) = self.partition_of(broker, &id) else {
+                continue;
+            };
+            let mut e = entry.lock();
+            if e.group.state() != GroupState::Empty {
+                continue;
+            }
+            let has_protocol = e.group.protocol_type().is_some();
+            let state_since = e.group.state_since_ms();
+            let retention = self.config.retention_ms;
+            let expired: Vec<(String, i32)> = e
+                .offsets
+                .iter()
+                .filter(|(_, v)| {
+                    let expire_at = v.expire_timestamp_ms.unwrap_or_else(|| {
+                        let base = if has_protocol {
+                            state_since.max(v.commit_timestamp_ms)
+                        } else {
+                            v.commit_timestamp_ms
+                        };
+                        base.saturating_add(retention)
+                    });
+                    expire_at <= now
+                })
+                .map(|(k, _)| k.clone())
+                .collect();
+            let mut batch: Vec<(Bytes, Option<Bytes>)> = expired
+                .iter()
+                .map(|(topic, p)| {
+                    let key = RecordKey::Offset {
+                        group: id.clone(),
+                        topic: topic.clone(),
+                        partition: *p,
+                    };
+                    (records::encode_key(&key), None)
+                })
+                .collect();
+            let dies = e.offsets.len() == expired.len();
+            if dies {
+                batch.push((
+                    records::encode_key(&RecordKey::Group { group: id.clone() }),
+                    None,
+                ));
+            }
+            if expired.is_empty() && !dies {
+                continue;
+            }
+            if let Err(error) = append(&partition, &batch, now) {
+                tracing::error!(group = %id, %error, "writing expired offsets failed");
+                continue;
+            }
+            tracing::info!(group = %id, expired = expired.len(), "offsets expired");
+            for k in &expired {
+                e.offsets.remove(k);
+            }
+            if dies {
+                e.group.mark_dead(now);
+                drop(e);
+                self.groups.write().remove(&id);
+            }
+        }
+    }
+}
+
+fn summary(group: &Group) -> GroupSummary {
+    let mut snapshot = group.snapshot();
+    if group.state() != GroupState::Stable {
+        // Kafka describes metadata and assignments only of a Stable group.
+        for m in &mut snapshot.members {
+            m.subscription = Bytes::new();
+            m.assignment = Bytes::new();
+        }
+    }
+    GroupSummary {
+        group_id: group.id().to_owned(),
+        state: group.state(),
+        protocol_type: group.protocol_type().unwrap_or_default().to_owned(),
+        protocol_name: group.protocol_name().unwrap_or_default().to_owned(),
+        snapshot,
+    }
+}
+
+/// Carries out the state machine's actions: answers parked requests and persists the group.
+fn execute(e: &mut GroupEntry, partition: &Partition, actions: Vec<Action>) {
+    for action in actions {
+        match action {
+            Action::Join { member_id, result } => {
+                if let Some(tx) = e.join_waiters.remove(&member_id) {
+                    let _ = tx.send(result);
+                }
+            }
+            Action::Sync { member_id, result } => {
+                if let Some(tx) = e.sync_waiters.remove(&member_id) {
+                    let _ = tx.send(result);
+                }
+            }
+            Action::Persist => {
+                let key = records::encode_key(&RecordKey::Group {
+                    group: e.group.id().to_owned(),
+                });
+                let value = records::encode_group_value(&e.group.snapshot());
+                if let Err(error) = append(partition, &[(key, Some(value))], now_ms()) {
+                    tracing::error!(group = e.group.id(), %error, "writing group metadata failed");
+                }
+            }
+        }
+    }
+}
+
+/// Appends one uncompressed batch of `(key, value)` records (a `None` value is a tombstone).
+fn append(
+    partition: &Partition,
+    batch: &[(Bytes, Option<Bytes>)],
+    now: i64,
+) -> Result<(), PartitionError> {
+    let records: Vec<Record> = batch
+        .iter()
+        .enumerate()
+        .map(|(i, (key, value))| Record {
+            transactional: false,
+            control: false,
+            delete_horizon: false,
+            partition_leader_epoch: -1,
+            producer_id: -1,
+            producer_epoch: -1,
+            timestamp_type: TimestampType::Creation,
+            offset: i as i64,
+            // The encoder starts a new batch wherever `offset - sequence` changes; with no
+            // producer id the sequence means nothing, so it follows the offset.
+            sequence: i as i32,
+            timestamp: now,
+            key: Some(key.clone()),
+            value: value.clone(),
+            headers: Default::default(),
+        })
+        .collect();
+    let mut buf = BytesMut::new();
+    let options = RecordEncodeOptions {
+        version: 2,
+        compression: Compression::None,
+    };
+    RecordBatchEncoder::encode(&mut buf, &records, &options)
+        .expect("encoding an uncompressed batch into memory cannot fail");
+    partition.append_as_leader(&mut buf, true)?;
+    Ok(())
+}
+
+/// Calls `f(key, value)` for every record of the partition, from its log start to its high
+/// watermark. Blocking.
+fn for_each_record(
+    partition: &Partition,
+    mut f: impl FnMut(Bytes, Option<Bytes>),
+) -> Result<(), PartitionError> {
+    let mut offset = partition.offsets()?.log_start_offset;
+    loop {
+        let (info, offsets) = partition.read(offset, 1 << 20, true)?;
+        if info.records.is_empty() || offset >= offsets.high_watermark {
+            return Ok(());
+        }
+        let mut rest = info.records.clone();
+        while let Some(header) = BatchHeader::parse(&rest) {
+            let Some(size) = header.size_in_bytes().filter(|s| *s <= rest.len()) else {
+                break;
+            };
+            let mut batch = rest.split_to(size);
+            offset = header.next_offset();
+            match RecordBatchDecoder::decode(&mut batch) {
+                Ok(set) => {
+                    for r in set.records.into_iter().filter(|r| !r.control) {
+                        if let Some(key) = r.key {
+                            f(key, r.value);
+                        }
+                    }
+                }
+                Err(e) => tracing::warn!(
+                    base_offset = header.base_offset,
+                    error = %e,
+                    "skipping an unreadable {OFFSETS_TOPIC} batch"
+                ),
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn java_hash_matches_java() {
+        assert_eq!(java_string_hash(""), 0);
+        assert_eq!(java_string_hash("a"), 97);
+        // "hello".hashCode() == 99162322; "polygenelubricants".hashCode() == Integer.MIN_VALUE
+        assert_eq!(java_string_hash("hello"), 99_162_322);
+        assert_eq!(java_string_hash("polygenelubricants"), i32::MIN);
+        assert_eq!(partition_for("polygenelubricants", 50), 0);
+        // "my-group".hashCode() is negative: -1906497762 -> abs % 50 = 12
+        assert_eq!(java_string_hash("my-group"), -1_906_497_762);
+        assert_eq!(partition_for("my-group", 50), 12);
+    }
+}

@@ -1,0 +1,615 @@
+//! Group APIs: FindCoordinator (10), JoinGroup (11), Heartbeat (12), LeaveGroup (13),
+//! SyncGroup (14), OffsetCommit (8), OffsetFetch (9), DescribeGroups (15), ListGroups (16),
+//! DeleteGroups (42), OffsetDelete (47). They translate between the wire and
+//! [`crate::group::GroupCoordinator`]; every field that a version lacks is left at its default
+//! (the codec refuses to encode it otherwise).
+
+use std::sync::Arc;
+
+use kafka_protocol::messages::describe_groups_response::{DescribedGroup, DescribedGroupMember};
+use kafka_protocol::messages::find_coordinator_response::Coordinator;
+use kafka_protocol::messages::join_group_response::JoinGroupResponseMember;
+use kafka_protocol::messages::leave_group_response::MemberResponse;
+use kafka_protocol::messages::list_groups_response::ListedGroup;
+use kafka_protocol::messages::offset_commit_response::{
+    OffsetCommitResponsePartition, OffsetCommitResponseTopic,
+};
+use kafka_protocol::messages::offset_delete_response::{
+    OffsetDeleteResponsePartition, OffsetDeleteResponseTopic,
+};
+use kafka_protocol::messages::offset_fetch_response::{
+    OffsetFetchResponseGroup, OffsetFetchResponsePartition, OffsetFetchResponsePartitions,
+    OffsetFetchResponseTopic, OffsetFetchResponseTopics,
+};
+use kafka_protocol::messages::{
+    delete_groups_response::DeletableGroupResult, DeleteGroupsRequest, DeleteGroupsResponse,
+    DescribeGroupsRequest, DescribeGroupsResponse, FindCoordinatorRequest, FindCoordinatorResponse,
+    HeartbeatRequest, HeartbeatResponse, JoinGroupRequest, JoinGroupResponse, LeaveGroupRequest,
+    LeaveGroupResponse, ListGroupsRequest, ListGroupsResponse, OffsetCommitRequest,
+    OffsetCommitResponse, OffsetDeleteRequest, OffsetDeleteResponse, OffsetFetchRequest,
+    OffsetFetchResponse, SyncGroupRequest, SyncGroupResponse,
+};
+use kafka_protocol::protocol::StrBytes;
+use oxka_protocol::kafka_protocol;
+
+use super::RequestContext;
+use crate::group::coordinator::{Committer, OffsetCommit};
+use crate::group::state::{code, JoinRequest};
+use crate::Broker;
+
+const INVALID_REQUEST: i16 = 42;
+/// READ, DELETE and DESCRIBE: what a group allows when no authorizer is configured.
+const GROUP_AUTHORIZED_OPERATIONS: i32 = (1 << 3) | (1 << 6) | (1 << 8);
+
+fn s(v: &str) -> StrBytes {
+    StrBytes::from_string(v.to_owned())
+}
+
+pub(super) fn find_coordinator(
+    broker: &Arc<Broker>,
+    ctx: &RequestContext,
+    request: FindCoordinatorRequest,
+) -> FindCoordinatorResponse {
+    let v = ctx.api_version;
+    let keys: Vec<String> = if v >= 4 {
+        request
+            .coordinator_keys
+            .iter()
+            .map(|k| k.to_string())
+            .collect()
+    } else {
+        vec![request.key.to_string()]
+    };
+    let listener = broker.config.advertised_for(&ctx.listener_name);
+    let answers: Vec<Coordinator> = keys
+        .into_iter()
+        .map(|key| {
+            let found = match request.key_type {
+                0 => broker.groups.coordinator_for(broker, &key),
+                // Transactions are not served yet: no transaction coordinator to point at.
+                1 => Err(code::COORDINATOR_NOT_AVAILABLE),
+                _ => Err(INVALID_REQUEST),
+            };
+            let mut c = Coordinator::default();
+            c.key = s(&key);
+            match (found, listener) {
+                (Ok(node), Some(l)) => {
+                    c.node_id = node.into();
+                    c.host = s(&l.host);
+                    c.port = i32::from(l.port);
+                    c.error_message = None;
+                }
+                (result, _) => {
+                    let error = result.err().unwrap_or(code::COORDINATOR_NOT_AVAILABLE);
+                    c.error_code = error;
+                    c.node_id = (-1).into();
+                    c.host = s("");
+                    c.port = -1;
+                    c.error_message = Some(s(error_message(error)));
+                }
+            }
+            c
+        })
+        .collect();
+    let mut response = FindCoordinatorResponse::default();
+    if v >= 4 {
+        response.coordinators = answers;
+    } else if let Some(c) = answers.into_iter().next() {
+        response.error_code = c.error_code;
+        response.node_id = c.node_id;
+        response.host = c.host;
+        response.port = c.port;
+        response.error_message = if v >= 1 { c.error_message } else { None };
+    }
+    response
+}
+
+fn error_message(code: i16) -> &'static str {
+    match code {
+        code::COORDINATOR_NOT_AVAILABLE => "The coordinator is not available.",
+        INVALID_REQUEST => "Invalid coordinator key type.",
+        _ => "",
+    }
+}
+
+pub(super) async fn join_group(
+    broker: &Arc<Broker>,
+    ctx: &RequestContext,
+    request: JoinGroupRequest,
+) -> JoinGroupResponse {
+    let v = ctx.api_version;
+    let client_id = ctx.client_id.clone().unwrap_or_default();
+    let req = JoinRequest {
+        member_id: request.member_id.to_string(),
+        group_instance_id: request.group_instance_id.as_ref().map(|i| i.to_string()),
+        protocol_type: request.protocol_type.to_string(),
+        protocols: request
+            .protocols
+            .iter()
+            .map(|p| (p.name.to_string(), p.metadata.clone()))
+            .collect(),
+        session_timeout_ms: request.session_timeout_ms,
+        rebalance_timeout_ms: if v >= 1 {
+            request.rebalance_timeout_ms
+        } else {
+            request.session_timeout_ms
+        },
+        client_host: String::new(),
+        require_known_member_id: v >= 4,
+        new_member_id: format!("{client_id}-{}", uuid::Uuid::new_v4()),
+        client_id,
+    };
+    let result = broker.groups.join(broker, &request.group_id, req).await;
+    let mut response = JoinGroupResponse::default();
+    response.error_code = result.error;
+    response.generation_id = result.generation;
+    if v >= 7 {
+        response.protocol_type = result.protocol_type.map(|p| s(&p));
+        response.protocol_name = result.protocol_name.map(|p| s(&p));
+    } else {
+        response.protocol_name = Some(s(result.protocol_name.as_deref().unwrap_or("")));
+    }
+    response.leader = s(&result.leader);
+    if v >= 9 {
+        response.skip_assignment = result.skip_assignment;
+    }
+    response.member_id = s(&result.member_id);
+    response.members = result
+        .members
+        .into_iter()
+        .map(|m| {
+            let mut out = JoinGroupResponseMember::default();
+            out.member_id = s(&m.member_id);
+            if v >= 5 {
+                out.group_instance_id = m.group_instance_id.map(|i| s(&i));
+            }
+            out.metadata = m.metadata;
+            out
+        })
+        .collect();
+    response
+}
+
+pub(super) async fn sync_group(
+    broker: &Arc<Broker>,
+    ctx: &RequestContext,
+    request: SyncGroupRequest,
+) -> SyncGroupResponse {
+    let v = ctx.api_version;
+    let assignments = request
+        .assignments
+        .iter()
+        .map(|a| (a.member_id.to_string(), a.assignment.clone()))
+        .collect();
+    let result = broker
+        .groups
+        .sync(
+            broker,
+            &request.group_id,
+            &request.member_id,
+            request.group_instance_id.as_deref(),
+            request.generation_id,
+            request.protocol_type.as_deref(),
+            request.protocol_name.as_deref(),
+            assignments,
+        )
+        .await;
+    let mut response = SyncGroupResponse::default();
+    response.error_code = result.error;
+    if v >= 5 {
+        response.protocol_type = result.protocol_type.map(|p| s(&p));
+        response.protocol_name = result.protocol_name.map(|p| s(&p));
+    }
+    response.assignment = result.assignment;
+    response
+}
+
+pub(super) fn heartbeat(broker: &Arc<Broker>, request: HeartbeatRequest) -> HeartbeatResponse {
+    let mut response = HeartbeatResponse::default();
+    response.error_code = broker.groups.heartbeat(
+        broker,
+        &request.group_id,
+        &request.member_id,
+        request.group_instance_id.as_deref(),
+        request.generation_id,
+    );
+    response
+}
+
+pub(super) fn leave_group(
+    broker: &Arc<Broker>,
+    ctx: &RequestContext,
+    request: LeaveGroupRequest,
+) -> LeaveGroupResponse {
+    let v = ctx.api_version;
+    let members: Vec<(String, Option<String>)> = if v >= 3 {
+        request
+            .members
+            .iter()
+            .map(|m| {
+                (
+                    m.member_id.to_string(),
+                    m.group_instance_id.as_ref().map(|i| i.to_string()),
+                )
+            })
+            .collect()
+    } else {
+        vec![(request.member_id.to_string(), None)]
+    };
+    let mut response = LeaveGroupResponse::default();
+    match broker.groups.leave(broker, &request.group_id, &members) {
+        Err(e) => response.error_code = e,
+        Ok(codes) if v >= 3 => {
+            response.members = members
+                .into_iter()
+                .zip(codes)
+                .map(|((member_id, instance), code)| {
+                    let mut m = MemberResponse::default();
+                    m.member_id = s(&member_id);
+                    m.group_instance_id = instance.map(|i| s(&i));
+                    m.error_code = code;
+                    m
+                })
+                .collect();
+        }
+        Ok(codes) => response.error_code = codes.first().copied().unwrap_or(code::NONE),
+    }
+    response
+}
+
+pub(super) fn offset_commit(
+    broker: &Arc<Broker>,
+    ctx: &RequestContext,
+    request: OffsetCommitRequest,
+) -> OffsetCommitResponse {
+    let v = ctx.api_version;
+    let who = Committer {
+        member_id: request.member_id.to_string(),
+        group_instance_id: if v >= 7 {
+            request.group_instance_id.as_ref().map(|i| i.to_string())
+        } else {
+            None
+        },
+        generation: request.generation_id_or_member_epoch,
+        retention_time_ms: if (2..=4).contains(&v) {
+            request.retention_time_ms
+        } else {
+            -1
+        },
+    };
+    let commits: Vec<OffsetCommit> = request
+        .topics
+        .iter()
+        .flat_map(|t| {
+            t.partitions.iter().map(|p| OffsetCommit {
+                topic: t.name.to_string(),
+                partition: p.partition_index,
+                offset: p.committed_offset,
+                leader_epoch: if v >= 6 { p.committed_leader_epoch } else { -1 },
+                metadata: p.committed_metadata.as_ref().map(|m| m.to_string()),
+            })
+        })
+        .collect();
+    let codes = match broker
+        .groups
+        .commit_offsets(broker, &request.group_id, &who, &commits)
+    {
+        Ok(codes) => codes,
+        Err(e) => vec![e; commits.len()],
+    };
+    let mut codes = codes.into_iter();
+    let mut response = OffsetCommitResponse::default();
+    response.topics = request
+        .topics
+        .iter()
+        .map(|t| {
+            let mut topic = OffsetCommitResponseTopic::default();
+            topic.name = t.name.clone();
+            topic.partitions = t
+                .partitions
+                .iter()
+                .map(|p| {
+                    let mut out = OffsetCommitResponsePartition::default();
+                    out.partition_index = p.partition_index;
+                    out.error_code = codes.next().unwrap_or(code::NONE);
+                    out
+                })
+                .collect();
+            topic
+        })
+        .collect();
+    response
+}
+
+/// One partition's answer: `(partition, offset, leader epoch, metadata, error)`.
+type OffsetRow = (i32, i64, i32, String, i16);
+
+/// One group's offsets as OffsetFetch answers them, by topic, or a group-level error.
+type FetchedOffsets = Result<Vec<(String, Vec<OffsetRow>)>, i16>;
+
+fn fetch_group_offsets(
+    broker: &Arc<Broker>,
+    group_id: &str,
+    topics: Option<Vec<(String, Vec<i32>)>>,
+) -> FetchedOffsets {
+    let wanted = topics.map(|ts| {
+        ts.into_iter()
+            .flat_map(|(t, ps)| ps.into_iter().map(move |p| (t.clone(), p)))
+            .collect()
+    });
+    let found = broker.groups.fetch_offsets(broker, group_id, wanted)?;
+    let mut out: Vec<(String, Vec<OffsetRow>)> = Vec::new();
+    for (topic, partition, value) in found {
+        let row = match value {
+            Some(v) => (partition, v.offset, v.leader_epoch, v.metadata, code::NONE),
+            None => (partition, -1, -1, String::new(), code::NONE),
+        };
+        match out.last_mut() {
+            Some((t, rows)) if *t == topic => rows.push(row),
+            _ => out.push((topic, vec![row])),
+        }
+    }
+    Ok(out)
+}
+
+pub(super) fn offset_fetch(
+    broker: &Arc<Broker>,
+    ctx: &RequestContext,
+    request: OffsetFetchRequest,
+) -> OffsetFetchResponse {
+    let v = ctx.api_version;
+    let mut response = OffsetFetchResponse::default();
+    if v >= 8 {
+        response.groups = request
+            .groups
+            .iter()
+            .map(|g| {
+                let topics = g.topics.as_ref().map(|ts| {
+                    ts.iter()
+                        .map(|t| (t.name.to_string(), t.partition_indexes.clone()))
+                        .collect()
+                });
+                let mut group = OffsetFetchResponseGroup::default();
+                group.group_id = g.group_id.clone();
+                match fetch_group_offsets(broker, &g.group_id, topics) {
+                    Err(e) => group.error_code = e,
+                    Ok(found) => {
+                        group.topics = found
+                            .into_iter()
+                            .map(|(name, rows)| {
+                                let mut t = OffsetFetchResponseTopics::default();
+                                t.name = s(&name).into();
+                                t.partitions = rows
+                                    .into_iter()
+                                    .map(|(p, offset, epoch, metadata, error)| {
+                                        let mut out = OffsetFetchResponsePartitions::default();
+                                        out.partition_index = p;
+                                        out.committed_offset = offset;
+                                        out.committed_leader_epoch = epoch;
+                                        out.metadata = Some(s(&metadata));
+                                        out.error_code = error;
+                                        out
+                                    })
+                                    .collect();
+                                t
+                            })
+                            .collect();
+                    }
+                }
+                group
+            })
+            .collect();
+        return response;
+    }
+    let requested: Option<Vec<(String, Vec<i32>)>> = request.topics.as_ref().map(|ts| {
+        ts.iter()
+            .map(|t| (t.name.to_string(), t.partition_indexes.clone()))
+            .collect()
+    });
+    let (found, group_error) =
+        match fetch_group_offsets(broker, &request.group_id, requested.clone()) {
+            Ok(found) => (found, code::NONE),
+            // v0–v1 have no group-level error: each requested partition carries it.
+            Err(e) => (
+                requested
+                    .unwrap_or_default()
+                    .into_iter()
+                    .map(|(t, ps)| {
+                        let rows = ps.into_iter().map(|p| (p, -1, -1, String::new(), e));
+                        (t, rows.collect())
+                    })
+                    .collect(),
+                e,
+            ),
+        };
+    if v >= 2 {
+        response.error_code = group_error;
+    }
+    response.topics = found
+        .into_iter()
+        .map(|(name, rows)| {
+            let mut t = OffsetFetchResponseTopic::default();
+            t.name = s(&name).into();
+            t.partitions = rows
+                .into_iter()
+                .map(|(p, offset, epoch, metadata, error)| {
+                    let mut out = OffsetFetchResponsePartition::default();
+                    out.partition_index = p;
+                    out.committed_offset = offset;
+                    if v >= 5 {
+                        out.committed_leader_epoch = epoch;
+                    }
+                    out.metadata = Some(s(&metadata));
+                    out.error_code = error;
+                    out
+                })
+                .collect();
+            t
+        })
+        .collect();
+    response
+}
+
+pub(super) fn list_groups(
+    broker: &Arc<Broker>,
+    ctx: &RequestContext,
+    request: ListGroupsRequest,
+) -> ListGroupsResponse {
+    let v = ctx.api_version;
+    let mut response = ListGroupsResponse::default();
+    let groups = match broker.groups.list() {
+        Ok(groups) => groups,
+        Err(e) => {
+            response.error_code = e;
+            return response;
+        }
+    };
+    let states: Vec<String> = if v >= 4 {
+        request
+            .states_filter
+            .iter()
+            .map(|s| s.to_lowercase())
+            .collect()
+    } else {
+        Vec::new()
+    };
+    let types: Vec<String> = if v >= 5 {
+        request
+            .types_filter
+            .iter()
+            .map(|s| s.to_lowercase())
+            .collect()
+    } else {
+        Vec::new()
+    };
+    response.groups = groups
+        .into_iter()
+        .filter(|g| states.is_empty() || states.contains(&g.state.name().to_lowercase()))
+        .filter(|_| types.is_empty() || types.iter().any(|t| t == "classic"))
+        .map(|g| {
+            let mut out = ListedGroup::default();
+            out.group_id = s(&g.group_id).into();
+            out.protocol_type = s(&g.protocol_type);
+            if v >= 4 {
+                out.group_state = s(g.state.name());
+            }
+            if v >= 5 {
+                out.group_type = s("classic");
+            }
+            out
+        })
+        .collect();
+    response
+}
+
+pub(super) fn describe_groups(
+    broker: &Arc<Broker>,
+    ctx: &RequestContext,
+    request: DescribeGroupsRequest,
+) -> DescribeGroupsResponse {
+    let v = ctx.api_version;
+    let mut response = DescribeGroupsResponse::default();
+    response.groups = request
+        .groups
+        .iter()
+        .map(|id| {
+            let mut out = DescribedGroup::default();
+            out.group_id = id.clone();
+            match broker.groups.describe(broker, id) {
+                Err(e) => out.error_code = e,
+                Ok(g) => {
+                    out.group_state = s(g.state.name());
+                    out.protocol_type = s(&g.protocol_type);
+                    out.protocol_data = s(&g.protocol_name);
+                    out.members = g
+                        .snapshot
+                        .members
+                        .into_iter()
+                        .map(|m| {
+                            let mut member = DescribedGroupMember::default();
+                            member.member_id = s(&m.member_id);
+                            if v >= 4 {
+                                member.group_instance_id = m.group_instance_id.map(|i| s(&i));
+                            }
+                            member.client_id = s(&m.client_id);
+                            member.client_host = s(&m.client_host);
+                            member.member_metadata = m.subscription;
+                            member.member_assignment = m.assignment;
+                            member
+                        })
+                        .collect();
+                    if v >= 3 && request.include_authorized_operations {
+                        out.authorized_operations = GROUP_AUTHORIZED_OPERATIONS;
+                    }
+                }
+            }
+            out
+        })
+        .collect();
+    response
+}
+
+pub(super) fn delete_groups(
+    broker: &Arc<Broker>,
+    request: DeleteGroupsRequest,
+) -> DeleteGroupsResponse {
+    let mut response = DeleteGroupsResponse::default();
+    response.results = request
+        .groups_names
+        .iter()
+        .map(|id| {
+            let mut out = DeletableGroupResult::default();
+            out.group_id = id.clone();
+            out.error_code = broker.groups.delete_group(broker, id);
+            out
+        })
+        .collect();
+    response
+}
+
+pub(super) fn offset_delete(
+    broker: &Arc<Broker>,
+    request: OffsetDeleteRequest,
+) -> OffsetDeleteResponse {
+    let partitions: Vec<(String, i32)> = request
+        .topics
+        .iter()
+        .flat_map(|t| {
+            t.partitions
+                .iter()
+                .map(|p| (t.name.to_string(), p.partition_index))
+        })
+        .collect();
+    let mut response = OffsetDeleteResponse::default();
+    let codes = match broker
+        .groups
+        .delete_offsets(broker, &request.group_id, &partitions)
+    {
+        Ok(codes) => codes,
+        Err(e) => {
+            response.error_code = e;
+            return response;
+        }
+    };
+    let mut codes = codes.into_iter();
+    response.topics = request
+        .topics
+        .iter()
+        .map(|t| {
+            let mut topic = OffsetDeleteResponseTopic::default();
+            topic.name = t.name.clone();
+            topic.partitions = t
+                .partitions
+                .iter()
+                .map(|p| {
+                    let mut out = OffsetDeleteResponsePartition::default();
+                    out.partition_index = p.partition_index;
+                    out.error_code = codes.next().unwrap_or(code::NONE);
+                    out
+                })
+                .collect();
+            topic
+        })
+        .collect();
+    response
+}
