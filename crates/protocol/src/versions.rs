@@ -12,6 +12,15 @@ pub const SUPPORTED_APIS: &[(i16, i16, i16)] = &[
     (1, 4, 16), // Fetch
     (2, 1, 9),  // ListOffsets
     (3, 0, 12), // Metadata
+    (8, 2, 9),  // OffsetCommit
+    (9, 1, 9),  // OffsetFetch: multi-group from v8
+    (10, 0, 6), // FindCoordinator: batched keys from v4; group keys (no transactions yet)
+    (11, 0, 9), // JoinGroup
+    (12, 0, 4), // Heartbeat
+    (13, 0, 5), // LeaveGroup: batched members from v3
+    (14, 0, 5), // SyncGroup
+    (15, 0, 5), // DescribeGroups
+    (16, 0, 5), // ListGroups: state filter v4+, type filter v5+
     (18, 0, 4), // ApiVersions
     (19, 2, 7), // CreateTopics
     (20, 1, 6), // DeleteTopics
@@ -22,7 +31,9 @@ pub const SUPPORTED_APIS: &[(i16, i16, i16)] = &[
     (33, 0, 2), // AlterConfigs
     (35, 1, 4), // DescribeLogDirs
     (37, 0, 3), // CreatePartitions
+    (42, 0, 2), // DeleteGroups
     (44, 0, 1), // IncrementalAlterConfigs
+    (47, 0, 0), // OffsetDelete
     (60, 0, 1), // DescribeCluster
 ];
 
