@@ -10,6 +10,7 @@ mod handlers;
 pub mod metrics;
 pub mod partition;
 pub mod producer_state;
+pub mod txn;
 
 use std::sync::Arc;
 use std::time::{SystemTime, UNIX_EPOCH};
