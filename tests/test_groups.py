@@ -326,3 +326,77 @@ def test_admin_list_describe_alter_delete(broker):
         a.delete_consumer_groups([idle])[idle].result(15)
     assert ei.value.args[0].code() == KafkaError.GROUP_ID_NOT_FOUND
     assert kutil_committed(broker, idle, topic, 0) == -1001
+
+
+def test_kafka_python_group_splits_and_commits(broker):
+    from kafka import KafkaConsumer, TopicPartition as KTP
+    from kafka.structs import OffsetAndMetadata
+    topic = create_topic(broker, unique("grp"), partitions=4)
+    produce(broker, topic, [b"k%d" % i for i in range(8)], partition=0)
+    group = unique("g")
+
+    def make():
+        return KafkaConsumer(topic, bootstrap_servers=broker.bootstrap, group_id=group,
+                             auto_offset_reset="earliest", enable_auto_commit=False,
+                             session_timeout_ms=10000, heartbeat_interval_ms=500,
+                             request_timeout_ms=15000)
+    c1, c2 = make(), make()
+    try:
+        def split():
+            for c in (c1, c2):
+                c.poll(timeout_ms=100)
+            a1, a2 = c1.assignment(), c2.assignment()
+            return len(a1) == 2 and len(a2) == 2 and not (a1 & a2)
+        wait_until(split, 30, interval=0.01, msg="kafka-python members split 2/2")
+        owner = c1 if KTP(topic, 0) in c1.assignment() else c2
+        owner.commit({KTP(topic, 0): OffsetAndMetadata(5, "kp", -1)})
+        assert owner.committed(KTP(topic, 0)) == 5
+    finally:
+        c1.close()
+        c2.close()
+    assert kutil_committed(broker, group, topic, 0) == 5
+
+
+def test_aiokafka_group_consumes_and_commits(broker):
+    import asyncio
+    from aiokafka import AIOKafkaConsumer
+    from aiokafka.structs import TopicPartition as ATP
+    topic = create_topic(broker, unique("grp"), partitions=2)
+    produce(broker, topic, [b"a%d" % i for i in range(5)], partition=0)
+    produce(broker, topic, [b"b%d" % i for i in range(5)], partition=1)
+    group = unique("g")
+
+    async def run():
+        c = AIOKafkaConsumer(topic, bootstrap_servers=broker.bootstrap, group_id=group,
+                             auto_offset_reset="earliest", enable_auto_commit=False,
+                             session_timeout_ms=10000, heartbeat_interval_ms=500)
+        await c.start()
+        try:
+            got = []
+            async def take():
+                while len(got) < 10:
+                    batch = await c.getmany(timeout_ms=500)
+                    for msgs in batch.values():
+                        got.extend(msgs)
+            await asyncio.wait_for(take(), 30)
+            await c.commit()
+            assert sorted(m.value for m in got) == sorted([b"a%d" % i for i in range(5)]
+                                                          + [b"b%d" % i for i in range(5)])
+            return [await c.committed(ATP(topic, p)) for p in (0, 1)]
+        finally:
+            await c.stop()
+    assert asyncio.run(run()) == [5, 5]
+    assert [kutil_committed(broker, group, topic, p) for p in (0, 1)] == [5, 5]
+
+
+def test_kcat_balanced_consumer(broker):
+    topic = create_topic(broker, unique("grp"), partitions=3)
+    for p in range(3):
+        produce(broker, topic, [b"c%d-%d" % (p, i) for i in range(4)], partition=p)
+    group = unique("g")
+    r = kutil.kcat(broker, "-G", group, "-X", "auto.offset.reset=earliest",
+                   "-X", "enable.auto.commit=true", "-X", "auto.commit.interval.ms=100",
+                   "-c", "12", "-f", "%s\n", topic, timeout=60)
+    values = sorted(r.stdout.decode().split())
+    assert values == sorted("c%d-%d" % (p, i) for p in range(3) for i in range(4))
+    assert [kutil_committed(broker, group, topic, p) for p in range(3)] == [4, 4, 4]
