@@ -400,3 +400,43 @@ def test_kcat_balanced_consumer(broker):
     values = sorted(r.stdout.decode().split())
     assert values == sorted("c%d-%d" % (p, i) for p in range(3) for i in range(4))
     assert [kutil_committed(broker, group, topic, p) for p in range(3)] == [4, 4, 4]
+
+
+def test_kafka_python_admin_offset_delete_and_remove_members(broker):
+    from kafka import TopicPartition as KTP
+    from kafka.admin import MemberToRemove
+    from kafka.structs import OffsetAndMetadata
+    other = create_topic(broker, unique("grp"), partitions=1)
+    topic = create_topic(broker, unique("grp"), partitions=2)
+    group = unique("g")
+    kp = kutil.kp_admin(broker)
+    c = group_consumer(broker, group, **{"group.instance.id": "static-1",
+                                         "session.timeout.ms": 30000})
+    c.subscribe([topic])
+    try:
+        pump([c], lambda: len(assignment(c)) == 2)
+        c.commit(offsets=[TopicPartition(topic, 0, 3), TopicPartition(other, 0, 9)],
+                 asynchronous=False)
+        # OffsetDelete: a topic the live group subscribes to is refused, another is deleted
+        res = kp.delete_group_offsets(group, [KTP(topic, 0), KTP(other, 0)])
+        errors = {tp.topic: err for tp, err in res.items()}
+        assert errors[topic].__name__ == "GroupSubscribedToTopicError", errors
+        assert errors[other].__name__ == "NoError", errors
+        offsets = kp.list_group_offsets({group: None})[group]
+        assert {(tp.topic, tp.partition): o.offset for tp, o in offsets.items()} == {(topic, 0): 3}
+        # LeaveGroup v3+ removes the static member by instance id (it never leaves by itself)
+        kp.remove_group_members(group, [MemberToRemove(group_instance_id="static-1")])
+        wait_until(lambda: kp.describe_groups([group])[group]["group_state"] == "Empty", 10,
+                   msg="group empty after removing its static member")
+        # now its offsets may be altered and deleted
+        kp.alter_group_offsets(group, {KTP(topic, 1): OffsetAndMetadata(7, "", -1)})
+        kp.delete_group_offsets(group, [KTP(topic, 0)])
+        offsets = kp.list_group_offsets({group: None})[group]
+        assert {(tp.topic, tp.partition): o.offset for tp, o in offsets.items()} == {(topic, 1): 7}
+        listed = kp.list_groups(states_filter=["Empty"])
+        assert {"group_id": group, "protocol_type": "consumer", "group_state": "Empty",
+                "group_type": "classic"} in listed
+        assert all(g["group_state"] == "Empty" for g in listed)
+    finally:
+        c.close()
+        kp.close()
