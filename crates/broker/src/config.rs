@@ -348,6 +348,19 @@ impl BrokerConfig {
             } else {
                 TimestampType::CreateTime
             },
+            compact: get("cleanup.policy").split(',').any(|p| p.trim() == "compact"),
+            delete_retention_ms: get("delete.retention.ms")
+                .parse()
+                .unwrap_or(defaults.delete_retention_ms),
+            min_compaction_lag_ms: get("min.compaction.lag.ms")
+                .parse()
+                .unwrap_or(defaults.min_compaction_lag_ms),
+            max_compaction_lag_ms: get("max.compaction.lag.ms")
+                .parse()
+                .unwrap_or(defaults.max_compaction_lag_ms),
+            min_cleanable_dirty_ratio: get("min.cleanable.dirty.ratio")
+                .parse()
+                .unwrap_or(defaults.min_cleanable_dirty_ratio),
         }
     }
 

@@ -142,7 +142,7 @@ impl Broker {
         Ok(ids.0 - 1)
     }
 
-    /// Periodic log maintenance: time-based rolls and retention. Blocking.
+    /// Periodic log maintenance: time-based rolls, retention and compaction. Blocking.
     pub fn run_log_maintenance(&self) {
         let now = now_ms();
         let expiration_ms = self
@@ -166,6 +166,15 @@ impl Broker {
                     partition = partition.index,
                     error = %e,
                     "log maintenance failed"
+                ),
+            }
+            match partition.compact(now, &oxka_log::CleanerConfig::default()) {
+                Ok(_) | Err(partition::PartitionError::Deleted) => {}
+                Err(e) => tracing::error!(
+                    topic = %partition.topic,
+                    partition = partition.index,
+                    error = %e,
+                    "log compaction failed"
                 ),
             }
         }

@@ -269,6 +269,35 @@ impl Partition {
         Ok(inner.log.enforce_retention(now_ms)?)
     }
 
+    /// One log-compaction pass when the topic's cleanup policy includes `compact` and a pass is
+    /// due (see `oxka_log::cleaner`). The lock is held to plan the pass and to swap the cleaned
+    /// segments in, not while they are written: appends and reads go on meanwhile.
+    pub fn compact(
+        &self,
+        now_ms: i64,
+        cleaner: &oxka_log::CleanerConfig,
+    ) -> Result<Option<oxka_log::CompactionStats>, PartitionError> {
+        let job = {
+            let inner = self.inner.lock();
+            let inner = inner.as_ref().ok_or(PartitionError::Deleted)?;
+            if !inner.policy.compact {
+                return Ok(None);
+            }
+            let high_watermark = offsets_of(&inner.log).high_watermark;
+            match inner
+                .log
+                .prepare_compaction(now_ms, high_watermark, cleaner)?
+            {
+                Some(job) => job,
+                None => return Ok(None),
+            }
+        };
+        let cleaned = job.clean()?;
+        let mut inner = self.inner.lock();
+        let inner = inner.as_mut().ok_or(PartitionError::Deleted)?;
+        Ok(Some(inner.log.finish_compaction(cleaned)?))
+    }
+
     /// Forgets idle producers (`producer.id.expiration.ms`).
     pub fn expire_producers(&self, now_ms: i64, expiration_ms: i64) -> usize {
         self.inner

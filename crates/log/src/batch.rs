@@ -72,9 +72,11 @@ pub const NO_TIMESTAMP: i64 = -1;
 pub const NO_PARTITION_LEADER_EPOCH: i32 = -1;
 
 const COMPRESSION_MASK: i16 = 0x07;
-const TIMESTAMP_TYPE_BIT: i16 = 0x08;
-const TRANSACTIONAL_BIT: i16 = 0x10;
-const CONTROL_BIT: i16 = 0x20;
+pub(crate) const TIMESTAMP_TYPE_BIT: i16 = 0x08;
+pub(crate) const TRANSACTIONAL_BIT: i16 = 0x10;
+pub(crate) const CONTROL_BIT: i16 = 0x20;
+/// attributes bit 6 (KIP-534): baseTimestamp holds the delete horizon set by the log cleaner.
+pub(crate) const DELETE_HORIZON_BIT: i16 = 0x40;
 
 /// The compression codec of a batch (attributes bits 0-2).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -406,6 +408,17 @@ impl<'a> RecordBatch<'a> {
     /// attributes bit 5.
     pub fn is_control(&self) -> bool {
         self.attributes() & CONTROL_BIT != 0
+    }
+
+    /// With attributes bit 6 set (KIP-534), the time after which the log cleaner may remove this
+    /// batch's tombstones; it is stored in baseTimestamp.
+    pub fn delete_horizon_ms(&self) -> Option<i64> {
+        (self.attributes() & DELETE_HORIZON_BIT != 0).then(|| self.base_timestamp())
+    }
+
+    /// Whether the batch has a producer id (idempotent or transactional).
+    pub fn has_producer_id(&self) -> bool {
+        self.producer_id() >= 0
     }
 
     /// lastOffsetDelta

@@ -1,4 +1,5 @@
-//! Decompression (and, for tests and control batches, compression) of a batch's records section.
+//! Decompression and compression of a batch's records section (compression: for the log cleaner,
+//! which re-compresses the records it keeps with the batch's codec, and for tests).
 //!
 //! Kafka's codecs: gzip (one gzip member), snappy (raw, or xerial-framed: `\x82SNAPPY\0`, version
 //! i32, compatible version i32, then blocks of `length i32 BE` + raw snappy block), LZ4 frame
@@ -94,6 +95,11 @@ fn snappy_block_into(block: &[u8], out: &mut Vec<u8>, limit: usize) -> Result<()
         .map_err(|e| e.to_string())?;
     out.truncate(start + written);
     Ok(())
+}
+
+/// Whether a snappy payload uses the xerial framing (as the Java producer writes it).
+pub(crate) fn is_xerial(input: &[u8]) -> bool {
+    input.len() >= XERIAL_HEADER_LEN && &input[..8] == XERIAL_MAGIC
 }
 
 /// Compresses `input` as Kafka producers do (snappy: xerial-framed when `xerial`, else raw).

@@ -10,7 +10,8 @@
 //!
 //! Modules: [`batch`] (the batch header view and validation), [`record`] (records inside a
 //! batch), `compression`, `index` and `mmap_file` (the sparse memory-mapped indexes), `segment`,
-//! `epoch` (leader-epoch cache), `log` ([`Log`] itself), [`test_support`] (a batch encoder).
+//! `epoch` (leader-epoch cache), `log` ([`Log`] itself), [`cleaner`] (log compaction),
+//! [`test_support`] (a batch encoder).
 //!
 //! ## Glossary (Kafka's words)
 //! - **offset**: position of a record in the partition, assigned by the leader, increasing by one
@@ -36,9 +37,16 @@
 //! - **recovery point**: the offset below which everything is known to be fsynced.
 //! - **retention**: deleting the oldest segments by age (`retention.ms`) or size
 //!   (`retention.bytes`).
+//! - **compaction** (log cleaning): rewriting inactive segments of a `cleanup.policy=compact`
+//!   topic so that only the latest record per key remains; offsets never change.
+//! - **tombstone**: a record with a key and a null value; it deletes the key when compacted, and
+//!   is itself removed `delete.retention.ms` after the cleaner first kept it (delete horizon).
+//! - **dirty / clean**: the part of the log the cleaner has not yet / has already deduplicated;
+//!   the boundary is the cleaner checkpoint.
 
 pub mod batch;
 mod checkpoint;
+pub mod cleaner;
 mod compression;
 mod epoch;
 mod error;
@@ -52,6 +60,9 @@ pub mod test_support;
 pub use batch::{
     validate_batches, validate_replicated_batches, BatchError, BatchesSummary, Compression,
     RecordBatch, TimestampType,
+};
+pub use cleaner::{
+    CleanedLog, CleanerConfig, CompactionJob, CompactionStats, CLEANER_OFFSET_CHECKPOINT_FILE,
 };
 pub use epoch::EpochEntry;
 pub use error::LogError;

@@ -5,6 +5,8 @@
 //!   [`crate::index`]).
 //! - `leader-epoch-checkpoint`: the leader-epoch cache (Kafka's format).
 //! - `log-start-offset`: the log start offset, in the same text format (`0`, `1`, `<offset>`).
+//! - `cleaner-offset-checkpoint`: the log cleaner's first dirty offset (compacted topics; see
+//!   [`crate::cleaner`]).
 //! - `recovery-point`: the offset below which everything was fsynced by [`Log::flush`]; at open,
 //!   the active segment and every segment holding offsets at or above it are rescanned (CRC
 //!   checked), and the log is cut at the first bad batch (later segments deleted), as Kafka does.
@@ -28,6 +30,8 @@
 use std::collections::BTreeMap;
 use std::fs;
 use std::path::{Path, PathBuf};
+use std::sync::atomic::AtomicBool;
+use std::sync::Arc;
 
 use bytes::Bytes;
 
@@ -36,6 +40,7 @@ use crate::batch::{
     NO_PARTITION_LEADER_EPOCH, NO_TIMESTAMP,
 };
 use crate::checkpoint;
+use crate::cleaner::{self, CLEANER_OFFSET_CHECKPOINT_FILE};
 use crate::epoch::{EpochEntry, LeaderEpochCache};
 use crate::error::{IoContext, LogError};
 use crate::segment::{
@@ -52,7 +57,7 @@ pub const RECOVERY_POINT_FILE: &str = "recovery-point";
 const MAX_SEGMENT_BYTES: u64 = i32::MAX as u64;
 
 /// Per-topic log settings. `Default` is Kafka's defaults.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct LogConfig {
     /// segment.bytes: roll when the active segment would grow beyond this. 1073741824.
     pub segment_bytes: u64,
@@ -70,6 +75,19 @@ pub struct LogConfig {
     pub max_message_bytes: u32,
     /// message.timestamp.type. CreateTime.
     pub timestamp_type: TimestampType,
+    /// cleanup.policy contains `compact`: the log cleaner keeps the latest record per key
+    /// (see [`crate::cleaner`]). false.
+    pub compact: bool,
+    /// delete.retention.ms: how long the cleaner keeps a tombstone after it first kept it.
+    /// 86400000.
+    pub delete_retention_ms: i64,
+    /// min.compaction.lag.ms: a record stays uncompacted at least this long. 0.
+    pub min_compaction_lag_ms: i64,
+    /// max.compaction.lag.ms: a record stays uncompacted at most about this long (also caps
+    /// segment.ms for a compacted topic). 9223372036854775807.
+    pub max_compaction_lag_ms: i64,
+    /// min.cleanable.dirty.ratio: clean when dirty bytes / all cleanable bytes exceeds it. 0.5.
+    pub min_cleanable_dirty_ratio: f64,
 }
 
 impl Default for LogConfig {
@@ -83,12 +101,27 @@ impl Default for LogConfig {
             retention_bytes: -1,
             max_message_bytes: 1_048_588,
             timestamp_type: TimestampType::CreateTime,
+            compact: false,
+            delete_retention_ms: 86_400_000,
+            min_compaction_lag_ms: 0,
+            max_compaction_lag_ms: i64::MAX,
+            min_cleanable_dirty_ratio: 0.5,
         }
     }
 }
 
 impl LogConfig {
-    fn index_config(&self) -> IndexConfig {
+    /// Kafka's `maxSegmentMs`: segment.ms, capped by max.compaction.lag.ms on a compacted topic
+    /// so that records can be cleaned within that lag.
+    pub fn max_segment_ms(&self) -> i64 {
+        if self.compact && self.max_compaction_lag_ms > 0 {
+            self.segment_ms.min(self.max_compaction_lag_ms)
+        } else {
+            self.segment_ms
+        }
+    }
+
+    pub(crate) fn index_config(&self) -> IndexConfig {
         IndexConfig {
             // At least one entry of each kind, so an index is never born full.
             max_index_bytes: self.segment_index_bytes.max(24),
@@ -96,7 +129,7 @@ impl LogConfig {
         }
     }
 
-    fn effective_segment_bytes(&self) -> u64 {
+    pub(crate) fn effective_segment_bytes(&self) -> u64 {
         self.segment_bytes.clamp(1, MAX_SEGMENT_BYTES)
     }
 }
@@ -132,18 +165,28 @@ pub struct ReadInfo {
 /// One partition's log. See the module docs.
 #[derive(Debug)]
 pub struct Log {
-    dir: PathBuf,
-    config: LogConfig,
+    pub(crate) dir: PathBuf,
+    pub(crate) config: LogConfig,
     /// Never empty; the last is the active segment.
-    segments: BTreeMap<i64, LogSegment>,
-    log_start_offset: i64,
-    log_end_offset: i64,
+    pub(crate) segments: BTreeMap<i64, LogSegment>,
+    pub(crate) log_start_offset: i64,
+    pub(crate) log_end_offset: i64,
     /// As written in the recovery-point file: every offset below it is known to be on disk
     /// (fsynced); segments holding offsets at or above it are rescanned at open.
     recovery_point: i64,
     epochs: LeaderEpochCache,
     /// Segment files were created or removed since the last flush: the directory needs an fsync.
-    dir_dirty: bool,
+    pub(crate) dir_dirty: bool,
+    /// The log cleaner's checkpoint: the first dirty offset (see [`crate::cleaner`]).
+    pub(crate) cleaner_checkpoint: i64,
+    /// The latest delete horizon of a tombstone the cleaner kept, not yet passed when it did;
+    /// [`NO_TIMESTAMP`] when none. In memory only, as in Kafka.
+    pub(crate) latest_delete_horizon: i64,
+    /// Bumped whenever segments other than the active one are removed or cut (retention,
+    /// DeleteRecords, truncation), so that a compaction pass planned before gives up.
+    pub(crate) layout_generation: u64,
+    /// A compaction pass is under way.
+    pub(crate) cleaning: Arc<AtomicBool>,
 }
 
 impl Log {
@@ -152,11 +195,13 @@ impl Log {
     /// recovery point, is rescanned batch by batch (magic, lengths, offsets, CRC), the log is cut
     /// at the first torn or corrupt batch (later segments deleted) and the rescanned segments'
     /// indexes rebuilt; any other segment's indexes are checked and rebuilt when missing or
-    /// inconsistent. Leftover `.deleted`/`.cleaned`/`.swap` files, temp files and indexes
-    /// without a `.log` are removed. `now_ms` starts the segment.ms clock of a segment whose
+    /// inconsistent. A log-cleaner swap interrupted by a crash is completed first (see
+    /// [`crate::cleaner`]); leftover `.deleted`/`.cleaned` files, temp files and indexes without
+    /// a `.log` are removed. `now_ms` starts the segment.ms clock of a segment whose
     /// first batch has no timestamp.
     pub fn open(dir: &Path, config: LogConfig, now_ms: i64) -> Result<Log, LogError> {
         fs::create_dir_all(dir).ctx(dir, "create log directory")?;
+        cleaner::complete_interrupted_swaps(dir)?;
         let mut bases = Vec::new();
         let mut index_files = Vec::new();
         for entry in fs::read_dir(dir).ctx(dir, "list log directory")? {
@@ -239,6 +284,8 @@ impl Log {
         let mut epochs = LeaderEpochCache::load(dir)?;
         epochs.truncate_from_end(log_end_offset)?;
         epochs.truncate_from_start(log_start_offset)?;
+        let cleaner_checkpoint =
+            read_offset_file(dir, CLEANER_OFFSET_CHECKPOINT_FILE)?.unwrap_or(log_start_offset);
         let log = Log {
             dir: dir.to_path_buf(),
             config,
@@ -248,6 +295,10 @@ impl Log {
             recovery_point: recovery_point.clamp(0, log_end_offset),
             epochs,
             dir_dirty: true,
+            cleaner_checkpoint,
+            latest_delete_horizon: NO_TIMESTAMP,
+            layout_generation: 0,
+            cleaning: Arc::new(AtomicBool::new(false)),
         };
         if saved_start != Some(log_start_offset) {
             log.persist_log_start_offset()?;
@@ -387,7 +438,8 @@ impl Log {
         let roll = offsets_overflow
             || active.size() > 0
                 && (active.size() + records.len() as u64 > segment_bytes
-                    || now_ms.saturating_sub(active.rolling_base_ms()) > self.config.segment_ms
+                    || now_ms.saturating_sub(active.rolling_base_ms())
+                        > self.config.max_segment_ms()
                     || active.indexes_full());
         if roll {
             self.roll_at(info.first_offset)?;
@@ -581,6 +633,7 @@ impl Log {
         if n == 0 {
             return Ok(0);
         }
+        self.layout_generation += 1;
         if n >= self.segments.len() {
             self.roll()?;
         }
@@ -632,12 +685,12 @@ impl Log {
         )
     }
 
-    /// Rolls when segment.ms has elapsed for a non-empty active segment, even without appends
+    /// Rolls when segment.ms (see [`LogConfig::max_segment_ms`]) has elapsed for a non-empty active segment, even without appends
     /// (called periodically). Returns whether it rolled.
     pub fn maybe_roll(&mut self, now_ms: i64) -> Result<bool, LogError> {
         let active = self.active();
         if active.size() > 0
-            && now_ms.saturating_sub(active.rolling_base_ms()) > self.config.segment_ms
+            && now_ms.saturating_sub(active.rolling_base_ms()) > self.config.max_segment_ms()
         {
             self.roll()?;
             return Ok(true);
@@ -685,6 +738,7 @@ impl Log {
         if offset < first_base {
             return self.truncate_fully_and_start_at(offset);
         }
+        self.layout_generation += 1;
         let doomed: Vec<i64> = self.segments.range(offset + 1..).map(|(b, _)| *b).collect();
         // Newest first, so a crash midway leaves a prefix of the log.
         for base in doomed.into_iter().rev() {
@@ -702,6 +756,10 @@ impl Log {
             self.log_start_offset = self.log_end_offset;
             self.persist_log_start_offset()?;
         }
+        if self.cleaner_checkpoint > self.log_end_offset {
+            self.cleaner_checkpoint = self.log_end_offset;
+            self.persist_cleaner_checkpoint()?;
+        }
         Ok(())
     }
 
@@ -711,6 +769,7 @@ impl Log {
         let offset = offset.max(0);
         let cfg = self.config.index_config();
         self.dir_dirty = true;
+        self.layout_generation += 1;
         for (_, seg) in std::mem::take(&mut self.segments).into_iter().rev() {
             seg.delete()?;
         }
@@ -721,6 +780,8 @@ impl Log {
         self.recovery_point = offset;
         self.persist_recovery_point()?;
         self.persist_log_start_offset()?;
+        self.cleaner_checkpoint = offset;
+        self.persist_cleaner_checkpoint()?;
         self.epochs.clear()
     }
 
@@ -798,7 +859,7 @@ impl Log {
         &self.dir
     }
 
-    fn active(&self) -> &LogSegment {
+    pub(crate) fn active(&self) -> &LogSegment {
         self.segments.values().next_back().expect("never empty")
     }
 
@@ -833,7 +894,7 @@ fn remove_segment_files(dir: &Path, base: i64) -> Result<(), LogError> {
 }
 
 /// `00000000000000000042.log` → 42.
-fn parse_segment_name(name: &str, suffix: &str) -> Option<i64> {
+pub(crate) fn parse_segment_name(name: &str, suffix: &str) -> Option<i64> {
     let digits = name.strip_suffix(suffix)?;
     if digits.len() != 20 || !digits.bytes().all(|b| b.is_ascii_digit()) {
         return None;

@@ -97,7 +97,23 @@ impl LogSegment {
         base_offset: i64,
         cfg: IndexConfig,
     ) -> Result<LogSegment, LogError> {
-        let log_path = segment_file(dir, base_offset, LOG_SUFFIX);
+        LogSegment::create_with_suffix(dir, base_offset, cfg, "")
+    }
+
+    /// Creates an empty segment whose three file names end with `extra` after the usual suffix
+    /// (the cleaner writes `<base>.log.cleaned`, `<base>.index.cleaned`, ...).
+    pub(crate) fn create_with_suffix(
+        dir: &Path,
+        base_offset: i64,
+        cfg: IndexConfig,
+        extra: &str,
+    ) -> Result<LogSegment, LogError> {
+        let with_extra = |suffix: &str| {
+            let mut p = segment_file(dir, base_offset, suffix).into_os_string();
+            p.push(extra);
+            PathBuf::from(p)
+        };
+        let log_path = with_extra(LOG_SUFFIX);
         let file = OpenOptions::new()
             .read(true)
             .write(true)
@@ -110,12 +126,12 @@ impl LogSegment {
             file,
             size: 0,
             offset_index: OffsetIndex::create(
-                &segment_file(dir, base_offset, INDEX_SUFFIX),
+                &with_extra(INDEX_SUFFIX),
                 base_offset,
                 cfg.max_index_bytes,
             )?,
             time_index: TimeIndex::create(
-                &segment_file(dir, base_offset, TIME_INDEX_SUFFIX),
+                &with_extra(TIME_INDEX_SUFFIX),
                 base_offset,
                 cfg.max_index_bytes,
             )?,
@@ -239,6 +255,20 @@ impl LogSegment {
 
     pub(crate) fn rolling_base_ms(&self) -> i64 {
         self.rolling_base_ms
+    }
+
+    /// The `.log` file.
+    pub(crate) fn log_path(&self) -> &Path {
+        &self.log_path
+    }
+
+    /// The first batch's maxTimestamp (Kafka's `getFirstBatchTimestamp`), `None` when the segment
+    /// is empty or the batch has no timestamp.
+    pub(crate) fn first_batch_timestamp(&self) -> Result<Option<i64>, LogError> {
+        Ok(self
+            .read_header(0)?
+            .map(|h| h.max_timestamp)
+            .filter(|t| *t >= 0))
     }
 
     /// Whether another index entry of either kind would not fit.

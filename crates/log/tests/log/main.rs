@@ -2,6 +2,7 @@
 //! link times down.
 
 mod append_read;
+mod compaction;
 mod epochs;
 mod randomized;
 mod recovery;
