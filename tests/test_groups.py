@@ -336,22 +336,39 @@ def test_kafka_python_group_splits_and_commits(broker):
     group = unique("g")
 
     def make():
-        return KafkaConsumer(topic, bootstrap_servers=broker.bootstrap, group_id=group,
-                             auto_offset_reset="earliest", enable_auto_commit=False,
-                             session_timeout_ms=10000, heartbeat_interval_ms=500,
-                             request_timeout_ms=15000)
+        c = KafkaConsumer(bootstrap_servers=broker.bootstrap, group_id=group,
+                          auto_offset_reset="earliest", enable_auto_commit=False,
+                          session_timeout_ms=10000, heartbeat_interval_ms=500,
+                          request_timeout_ms=15000)
+        # Know the topic's partitions before joining: kafka-python 3.0 otherwise joins with
+        # no metadata, rejoins when it arrives, and occasionally loses track of that rejoin
+        # (its heartbeat stays disabled until the session expires).
+        wait_until(lambda: c.partitions_for_topic(topic) == {0, 1, 2, 3}, 10)
+        c.subscribe([topic])
+        return c
+    import threading
     c1, c2 = make(), make()
+    stop = threading.Event()
+
+    def run(c):  # each consumer polls from its own thread, as applications do
+        while not stop.is_set():
+            c.poll(timeout_ms=200)
+    threads = [threading.Thread(target=run, args=(c,), daemon=True) for c in (c1, c2)]
+    for t in threads:
+        t.start()
     try:
         def split():
-            for c in (c1, c2):
-                c.poll(timeout_ms=100)
             a1, a2 = c1.assignment(), c2.assignment()
             return len(a1) == 2 and len(a2) == 2 and not (a1 & a2)
-        wait_until(split, 30, interval=0.01, msg="kafka-python members split 2/2")
+        wait_until(split, 30, interval=0.05, msg="kafka-python members split 2/2")
+        stop.set()
+        for t in threads:
+            t.join(10)
         owner = c1 if KTP(topic, 0) in c1.assignment() else c2
         owner.commit({KTP(topic, 0): OffsetAndMetadata(5, "kp", -1)})
         assert owner.committed(KTP(topic, 0)) == 5
     finally:
+        stop.set()
         c1.close()
         c2.close()
     assert kutil_committed(broker, group, topic, 0) == 5

@@ -112,9 +112,6 @@ pub fn ensure_offsets_topic(
         ("cleanup.policy", "compact".to_owned()),
         ("compression.type", "producer".to_owned()),
         ("segment.bytes", config.segment_bytes.to_string()),
-        // Until the log cleaner compacts, time retention must not delete committed offsets
-        // (Kafka's compact-only topics are never deleted by time).
-        ("retention.ms", "-1".to_owned()),
     ];
     let spec = CreateTopicSpec {
         name: OFFSETS_TOPIC.to_owned(),
@@ -418,6 +415,7 @@ impl GroupCoordinator {
         {
             let mut e = entry.lock();
             let (outcome, actions) = e.group.join(now_ms(), req.clone());
+            tracing::debug!(group = group_id, member = %req.member_id, ?outcome, state = ?e.group.state(), generation = e.group.generation(), "join");
             let immediate = match outcome {
                 Outcome::Now(result) => Some(result),
                 Outcome::Parked { member_id } => {
@@ -471,6 +469,7 @@ impl GroupCoordinator {
                 protocol_name,
                 assignments,
             );
+            tracing::debug!(group = group_id, member = member_id, generation, ?outcome, state = ?e.group.state(), "sync");
             let immediate = match outcome {
                 Outcome::Now(result) => Some(result),
                 Outcome::Parked { member_id } => {
@@ -500,10 +499,20 @@ impl GroupCoordinator {
         }
         match self.entry(group_id) {
             Some(entry) => {
-                entry
-                    .lock()
-                    .group
-                    .heartbeat(now_ms(), member_id, group_instance_id, generation)
+                let code = entry.lock().group.heartbeat(
+                    now_ms(),
+                    member_id,
+                    group_instance_id,
+                    generation,
+                );
+                tracing::debug!(
+                    group = group_id,
+                    member = member_id,
+                    generation,
+                    code,
+                    "heartbeat"
+                );
+                code
             }
             None => code::UNKNOWN_MEMBER_ID,
         }
@@ -879,6 +888,7 @@ fn summary(group: &Group) -> GroupSummary {
 /// Carries out the state machine's actions: answers parked requests and persists the group.
 fn execute(e: &mut GroupEntry, partition: &Partition, actions: Vec<Action>) {
     for action in actions {
+        tracing::debug!(group = e.group.id(), ?action, "group action");
         match action {
             Action::Join { member_id, result } => {
                 if let Some(tx) = e.join_waiters.remove(&member_id) {
@@ -937,7 +947,11 @@ fn append(
     };
     RecordBatchEncoder::encode(&mut buf, &records, &options)
         .expect("encoding an uncompressed batch into memory cannot fail");
-    partition.append_as_leader(&mut buf, true)?;
+    if partition.append_as_leader(&mut buf, true)?.needs_flush {
+        // `flush.messages` (e.g. the broker's log.flush.interval.messages) asks for an fsync
+        // before the change is acknowledged.
+        partition.flush()?;
+    }
     Ok(())
 }
 
