@@ -457,3 +457,28 @@ def test_kafka_python_admin_offset_delete_and_remove_members(broker):
     finally:
         c.close()
         kp.close()
+
+
+def test_stable_group_is_restored_after_broker_sigkill(make_broker):
+    b = make_broker(overrides=dict(BROKER_OVERRIDES))
+    topic = create_topic(b, unique("grp"), partitions=2)
+    group = unique("g")
+    c = group_consumer(b, group, **{"session.timeout.ms": 30000})
+    c.subscribe([topic])
+    try:
+        pump([c], lambda: len(assignment(c)) == 2)
+        before = admin(b).describe_consumer_groups([group])[group].result(15)
+        b.restart(kill=True)
+        # loaded from __consumer_offsets: the same member, still Stable, no rebalance needed
+        d = wait_until(lambda: admin(b).describe_consumer_groups([group])[group].result(15), 20)
+        assert d.state == ConsumerGroupState.STABLE
+        assert [m.member_id for m in d.members] == [m.member_id for m in before.members]
+        # the member reconnects and carries on: heartbeats of its generation are accepted
+        for _ in range(40):
+            c.poll(0.1)
+        assert len(assignment(c)) == 2
+        d = admin(b).describe_consumer_groups([group])[group].result(15)
+        assert d.state == ConsumerGroupState.STABLE
+        assert [m.member_id for m in d.members] == [m.member_id for m in before.members]
+    finally:
+        c.close()
