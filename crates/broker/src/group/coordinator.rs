@@ -142,7 +142,7 @@ pub fn partition_for(group_id: &str, num_partitions: i32) -> i32 {
     // Kafka's Utils.abs: abs, with i32::MIN mapped to 0.
     let h = java_string_hash(group_id);
     let abs = if h == i32::MIN { 0 } else { h.abs() };
-    abs % num_partitions
+    abs % num_partitions.max(1)
 }
 
 /// One group: its state machine, its committed offsets and its parked requests.
@@ -259,7 +259,7 @@ impl GroupCoordinator {
         let mut snapshots: HashMap<String, GroupSnapshot> = HashMap::new();
         let mut offsets: HashMap<String, BTreeMap<(String, i32), OffsetValue>> = HashMap::new();
         let mut records = 0usize;
-        for p in 0..self.config.num_partitions {
+        for p in 0..offsets_partition_count(broker) {
             let Some(partition) = broker.partitions().get(OFFSETS_TOPIC, p) else {
                 continue;
             };
@@ -359,7 +359,13 @@ impl GroupCoordinator {
     /// The `__consumer_offsets` partition of `group_id` if this broker coordinates it and has
     /// loaded it; else the error every group request answers with.
     fn partition_of(&self, broker: &Broker, group_id: &str) -> Result<Arc<Partition>, i16> {
-        let p = partition_for(group_id, self.config.num_partitions);
+        // The topic's actual partition count decides placement (as in Kafka), not the config:
+        // changing offsets.topic.num.partitions later must not move groups.
+        let count = offsets_partition_count(broker);
+        if count == 0 {
+            return Err(code::COORDINATOR_NOT_AVAILABLE);
+        }
+        let p = partition_for(group_id, count);
         let partition = broker
             .partitions()
             .get(OFFSETS_TOPIC, p)
@@ -865,6 +871,14 @@ impl GroupCoordinator {
             }
         }
     }
+}
+
+/// How many partitions `__consumer_offsets` has (0 if it does not exist).
+fn offsets_partition_count(broker: &Broker) -> i32 {
+    broker
+        .image()
+        .topic(OFFSETS_TOPIC)
+        .map_or(0, |t| t.partitions.len() as i32)
 }
 
 fn summary(group: &Group) -> GroupSummary {
