@@ -816,25 +816,13 @@ impl GroupCoordinator {
             if e.group.state() != GroupState::Empty {
                 continue;
             }
-            let has_protocol = e.group.protocol_type().is_some();
-            let state_since = e.group.state_since_ms();
-            let retention = self.config.retention_ms;
-            let expired: Vec<(String, i32)> = e
-                .offsets
-                .iter()
-                .filter(|(_, v)| {
-                    let expire_at = v.expire_timestamp_ms.unwrap_or_else(|| {
-                        let base = if has_protocol {
-                            state_since.max(v.commit_timestamp_ms)
-                        } else {
-                            v.commit_timestamp_ms
-                        };
-                        base.saturating_add(retention)
-                    });
-                    expire_at <= now
-                })
-                .map(|(k, _)| k.clone())
-                .collect();
+            let expired = expired_offsets(
+                &e.offsets,
+                e.group.protocol_type().is_some(),
+                e.group.state_since_ms(),
+                self.config.retention_ms,
+                now,
+            );
             let mut batch: Vec<(Bytes, Option<Bytes>)> = expired
                 .iter()
                 .map(|(topic, p)| {
@@ -871,6 +859,33 @@ impl GroupCoordinator {
             }
         }
     }
+}
+
+/// The offsets of an Empty group that have expired at `now`: at their own expire timestamp if
+/// the commit carried one, else `retention_ms` after the later of the commit and the moment the
+/// group became Empty (for a group that never had members, after the commit).
+fn expired_offsets(
+    offsets: &BTreeMap<(String, i32), OffsetValue>,
+    has_protocol: bool,
+    empty_since_ms: i64,
+    retention_ms: i64,
+    now: i64,
+) -> Vec<(String, i32)> {
+    offsets
+        .iter()
+        .filter(|(_, v)| {
+            let expire_at = v.expire_timestamp_ms.unwrap_or_else(|| {
+                let base = if has_protocol {
+                    empty_since_ms.max(v.commit_timestamp_ms)
+                } else {
+                    v.commit_timestamp_ms
+                };
+                base.saturating_add(retention_ms)
+            });
+            expire_at <= now
+        })
+        .map(|(k, _)| k.clone())
+        .collect()
 }
 
 /// How many partitions `__consumer_offsets` has (0 if it does not exist).
@@ -1009,6 +1024,47 @@ fn for_each_record(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn offset(commit_ms: i64, expire_ms: Option<i64>) -> OffsetValue {
+        OffsetValue {
+            offset: 1,
+            leader_epoch: -1,
+            metadata: String::new(),
+            commit_timestamp_ms: commit_ms,
+            expire_timestamp_ms: expire_ms,
+        }
+    }
+
+    #[test]
+    fn offsets_expire_after_retention_from_when_the_group_became_empty() {
+        let mut offsets = BTreeMap::new();
+        offsets.insert(("t".to_owned(), 0), offset(1_000, None));
+        offsets.insert(("t".to_owned(), 1), offset(5_000, None));
+        offsets.insert(("t".to_owned(), 2), offset(1_000, Some(2_000)));
+        let key = |p: i32| ("t".to_owned(), p);
+        // A consumer group that became Empty at 4_000, retention 10_000.
+        assert_eq!(
+            expired_offsets(&offsets, true, 4_000, 10_000, 2_000),
+            vec![key(2)]
+        );
+        assert_eq!(
+            expired_offsets(&offsets, true, 4_000, 10_000, 13_999),
+            vec![key(2)]
+        );
+        assert_eq!(
+            expired_offsets(&offsets, true, 4_000, 10_000, 14_000),
+            vec![key(0), key(2)]
+        );
+        assert_eq!(
+            expired_offsets(&offsets, true, 4_000, 10_000, 15_000).len(),
+            3
+        );
+        // Without group management the commit time alone counts.
+        assert_eq!(
+            expired_offsets(&offsets, false, 4_000, 10_000, 11_000),
+            vec![key(0), key(2)]
+        );
+    }
 
     #[test]
     fn java_hash_matches_java() {
