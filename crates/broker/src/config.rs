@@ -80,8 +80,12 @@ pub const BROKER_DEFAULTS: &[(&str, &str)] = &[
     ("producer.id.expiration.ms", "86400000"),
     ("remote.log.storage.system.enable", "false"),
     ("socket.request.max.bytes", "104857600"),
+    ("transaction.abort.timed.out.transaction.cleanup.interval.ms", "10000"),
+    ("transaction.max.timeout.ms", "900000"),
     ("transaction.state.log.min.isr", "1"),
+    ("transaction.state.log.num.partitions", "50"),
     ("transaction.state.log.replication.factor", "1"),
+    ("transaction.state.log.segment.bytes", "104857600"),
     ("unclean.leader.election.enable", "false"),
 ];
 

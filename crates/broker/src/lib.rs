@@ -57,6 +57,8 @@ pub struct Broker {
     producer_ids: Mutex<(i64, i64)>,
     /// The group coordinator (consumer groups and committed offsets).
     pub groups: group::GroupCoordinator,
+    /// The transaction coordinator (transactional ids, `__transaction_state`, markers).
+    pub txns: txn::TxnCoordinator,
 }
 
 impl Broker {
@@ -74,7 +76,9 @@ impl Broker {
             config.cluster_id.clone(),
         )?;
         let groups_config = group::CoordinatorConfig::from_broker(&config);
-        let image = group::ensure_offsets_topic(&mut controller, &groups_config, 1)?;
+        group::ensure_offsets_topic(&mut controller, &groups_config, 1)?;
+        let txn_config = txn::TxnConfig::from_broker(&config);
+        let image = txn::ensure_txn_topic(&mut controller, &txn_config, 1)?;
         for dir in &config.log_dirs {
             write_meta_properties(dir, config.node_id, &image.cluster_id).map_err(|source| {
                 StartError::LogDir {
@@ -95,8 +99,10 @@ impl Broker {
             data_arrived: Notify::new(),
             producer_ids: Mutex::new((0, 0)),
             groups: group::GroupCoordinator::new(groups_config),
+            txns: txn::TxnCoordinator::new(txn_config),
         });
         group::GroupCoordinator::start(&broker);
+        txn::TxnCoordinator::start(&broker);
         Ok(broker)
     }
 

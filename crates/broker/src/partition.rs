@@ -22,7 +22,14 @@ use uuid::Uuid;
 
 use crate::config::BrokerConfig;
 use crate::now_ms;
-use crate::producer_state::{self, BatchMeta, ProducerError, ProducerStateManager, SequenceCheck};
+use crate::producer_state::{
+    self, AbortedTxn, BatchMeta, ProducerError, ProducerStateManager, SequenceCheck,
+};
+
+/// Batch attributes bit 4: the batch belongs to a transaction.
+const TRANSACTIONAL_BIT: i16 = 0x10;
+/// Batch attributes bit 5: a control batch (transaction marker).
+const CONTROL_BIT: i16 = 0x20;
 
 /// One partition replica on this broker.
 #[derive(Debug)]
@@ -134,6 +141,12 @@ impl Partition {
         let inner = inner.as_mut().ok_or(PartitionError::Deleted)?;
         self.validate_records(records, allow_zstd, &inner.policy)?;
         let producer = BatchHeader::parse(records).filter(|h| h.producer_id >= 0);
+        if BatchHeader::parse(records).is_some_and(|h| h.attributes & CONTROL_BIT != 0) {
+            // Only the transaction coordinator writes markers (Kafka's LogValidator).
+            return Err(PartitionError::InvalidRecord(
+                "Clients are not allowed to write control records".into(),
+            ));
+        }
         if let Some(h) = &producer {
             let last = producer_state::last_seq(h.base_sequence, h.last_offset_delta);
             if let SequenceCheck::Duplicate(meta) =
@@ -165,6 +178,7 @@ impl Partition {
                     last_offset: info.last_offset,
                     timestamp: now_ms(),
                 },
+                h.attributes & TRANSACTIONAL_BIT != 0,
             );
         }
         inner.unflushed_records += info.num_records;
@@ -176,6 +190,84 @@ impl Partition {
             duplicate: false,
             needs_flush: inner.unflushed_records >= inner.policy.flush_messages,
         })
+    }
+
+    /// Writes a transaction marker (a control batch: commit or abort) for `producer_id` at
+    /// `producer_epoch`, closing its open transaction here; the marker's offset. Written by
+    /// the transaction coordinator only.
+    pub fn write_txn_marker(
+        &self,
+        producer_id: i64,
+        producer_epoch: i16,
+        commit: bool,
+        coordinator_epoch: i32,
+    ) -> Result<i64, PartitionError> {
+        let mut inner = self.inner.lock();
+        let inner = inner.as_mut().ok_or(PartitionError::Deleted)?;
+        let now = now_ms();
+        let mut batch =
+            crate::txn::marker::encode(producer_id, producer_epoch, commit, coordinator_epoch, now);
+        let info = inner
+            .log
+            .append_as_leader(&mut batch, self.leader_epoch, now)?;
+        inner
+            .producers
+            .complete_txn(producer_id, producer_epoch, info.first_offset, commit, now);
+        inner.unflushed_records += info.num_records;
+        Ok(info.first_offset)
+    }
+
+    /// The last stable offset: the first offset of the earliest open transaction, else the
+    /// high watermark.
+    pub fn last_stable_offset(&self) -> Result<i64, PartitionError> {
+        let inner = self.inner.lock();
+        let inner = inner.as_ref().ok_or(PartitionError::Deleted)?;
+        let hw = inner.log.log_end_offset();
+        Ok(inner
+            .producers
+            .first_unstable_offset()
+            .map_or(hw, |f| f.min(hw)))
+    }
+
+    /// A read_committed read: whole batches from `offset` bounded by the last stable offset,
+    /// with the aborted transactions overlapping what was read. Returns the offsets and LSO.
+    pub fn read_committed(
+        &self,
+        offset: i64,
+        max_bytes: usize,
+        min_one_batch: bool,
+    ) -> Result<(ReadInfo, PartitionOffsets, i64, Vec<AbortedTxn>), PartitionError> {
+        let mut inner = self.inner.lock();
+        let inner = inner.as_mut().ok_or(PartitionError::Deleted)?;
+        let offsets = offsets_of(&inner.log);
+        let lso = inner
+            .producers
+            .first_unstable_offset()
+            .map_or(offsets.high_watermark, |f| f.min(offsets.high_watermark));
+        let info = inner.log.read(offset, max_bytes, lso, min_one_batch)?;
+        let mut end = offset;
+        let mut buf = &info.records[..];
+        while let Some(h) = BatchHeader::parse(buf) {
+            end = h.next_offset();
+            match h.size_in_bytes() {
+                Some(size) if size <= buf.len() => buf = &buf[size..],
+                _ => break,
+            }
+        }
+        let aborted = if end > offset {
+            inner.producers.aborted_between(offset, end)
+        } else {
+            Vec::new()
+        };
+        Ok((info, offsets, lso, aborted))
+    }
+
+    /// Every producer of this partition (DescribeProducers).
+    #[allow(clippy::type_complexity)]
+    pub fn producers(&self) -> Result<Vec<(i64, i16, i32, i64, Option<i64>)>, PartitionError> {
+        let inner = self.inner.lock();
+        let inner = inner.as_ref().ok_or(PartitionError::Deleted)?;
+        Ok(inner.producers.producers())
     }
 
     /// Fsyncs the log if anything was appended since the last flush. Blocking.
@@ -522,16 +614,19 @@ impl PartitionManager {
     }
 }
 
-/// How much of a log's tail is scanned at start-up to rebuild idempotent-producer state.
+/// How much of a log's tail is scanned at start-up to rebuild idempotent-producer sequences.
 /// Producers whose last batches are older than this are forgotten (as if expired) and get
 /// UNKNOWN_PRODUCER_ID, from which clients recover by bumping their epoch.
 const PRODUCER_STATE_SCAN_SEGMENTS: usize = 2;
 
-/// Rebuilds producer state from the batch headers of the last segments of `log`.
+/// Rebuilds producer state from the batch headers of `log`: sequences from the last
+/// segments, transactions (open ones and aborted ones) from the whole log — a log holding
+/// transactional batches is scanned from its start (there are no producer snapshots or
+/// `.txnindex` yet; this is the price). Control batches are decoded to learn commit/abort.
 fn rebuild_producer_state(log: &Log) -> Result<ProducerStateManager, LogError> {
     let mut producers = ProducerStateManager::default();
     let bases = log.segment_base_offsets();
-    let start = bases
+    let sequences_from = bases
         .iter()
         .rev()
         .nth(PRODUCER_STATE_SCAN_SEGMENTS - 1)
@@ -539,7 +634,7 @@ fn rebuild_producer_state(log: &Log) -> Result<ProducerStateManager, LogError> {
         .unwrap_or(log.log_start_offset())
         .max(log.log_start_offset());
     let end = log.log_end_offset();
-    let mut offset = start;
+    let mut offset = log.log_start_offset();
     while offset < end {
         let chunk = log.read(offset, 4 << 20, end, true)?;
         let mut buf = &chunk.records[..];
@@ -548,7 +643,18 @@ fn rebuild_producer_state(log: &Log) -> Result<ProducerStateManager, LogError> {
             let Some(size) = h.size_in_bytes().filter(|s| *s <= buf.len()) else {
                 break;
             };
-            if h.producer_id >= 0 {
+            let transactional = h.attributes & TRANSACTIONAL_BIT != 0;
+            if h.producer_id >= 0 && h.attributes & CONTROL_BIT != 0 {
+                if let Some(commit) = crate::txn::marker::decode_commit(&buf[..size]) {
+                    producers.complete_txn(
+                        h.producer_id,
+                        h.producer_epoch,
+                        h.base_offset,
+                        commit,
+                        h.max_timestamp,
+                    );
+                }
+            } else if h.producer_id >= 0 && (transactional || h.base_offset >= sequences_from) {
                 producers.record(
                     h.producer_id,
                     h.producer_epoch,
@@ -559,6 +665,7 @@ fn rebuild_producer_state(log: &Log) -> Result<ProducerStateManager, LogError> {
                         last_offset: h.last_offset(),
                         timestamp: h.max_timestamp,
                     },
+                    transactional,
                 );
             }
             offset = h.next_offset();

@@ -3,9 +3,15 @@
 //! with its original offsets instead of being written twice, and a gap in sequences is refused.
 //!
 //! A pure structure with no I/O; the partition keeps it under the same lock as its log, so the
-//! check and the append are one step. It is rebuilt at start-up from the tail of the log.
+//! check and the append are one step. It is rebuilt at start-up from the log.
+//!
+//! Transactions: a producer's first transactional batch since its last commit/abort marker
+//! opens a transaction at that batch's offset; the marker closes it. The last stable offset
+//! is the smallest first offset of an open transaction. Aborted transactions (producer id,
+//! first offset, marker offset) are kept in memory, in marker order, for read_committed
+//! fetches — Oxka has no `.txnindex` yet: the list is rebuilt from the log at open.
 
-use std::collections::{HashMap, VecDeque};
+use std::collections::{BTreeMap, HashMap, VecDeque};
 
 /// How many recent batches per producer are remembered (Kafka's
 /// `max.in.flight.requests.per.connection` bound for idempotence).
@@ -26,6 +32,17 @@ struct ProducerEntry {
     epoch: i16,
     batches: VecDeque<BatchMeta>,
     last_update_ms: i64,
+    /// The first offset of this producer's open transaction on this partition.
+    txn_first_offset: Option<i64>,
+}
+
+/// An aborted transaction as a read_committed fetch reports it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct AbortedTxn {
+    pub producer_id: i64,
+    pub first_offset: i64,
+    /// The offset of the abort marker.
+    pub last_offset: i64,
 }
 
 /// A produce batch refused by sequence or epoch checks.
@@ -59,6 +76,10 @@ pub enum SequenceCheck {
 #[derive(Debug, Default, Clone)]
 pub struct ProducerStateManager {
     producers: HashMap<i64, ProducerEntry>,
+    /// Open transactions: first offset -> producer id.
+    ongoing: BTreeMap<i64, i64>,
+    /// Aborted transactions in marker order.
+    aborted: Vec<AbortedTxn>,
 }
 
 /// The sequence after `seq`; sequences wrap from `i32::MAX` to 0.
@@ -131,16 +152,14 @@ impl ProducerStateManager {
         Ok(SequenceCheck::Append)
     }
 
-    /// Remembers an appended batch (also used when rebuilding from the log).
-    pub fn record(&mut self, producer_id: i64, epoch: i16, batch: BatchMeta) {
-        let entry = self
-            .producers
-            .entry(producer_id)
-            .or_insert_with(|| ProducerEntry {
-                epoch,
-                batches: VecDeque::with_capacity(BATCHES_PER_PRODUCER),
-                last_update_ms: batch.timestamp,
-            });
+    /// Remembers an appended batch (also used when rebuilding from the log); a transactional
+    /// batch opens a transaction if the producer has none open here.
+    pub fn record(&mut self, producer_id: i64, epoch: i16, batch: BatchMeta, transactional: bool) {
+        let entry = self.entry(producer_id, epoch, batch.timestamp);
+        let opens = transactional && entry.txn_first_offset.is_none();
+        if opens {
+            entry.txn_first_offset = Some(batch.first_offset);
+        }
         if epoch != entry.epoch {
             entry.epoch = epoch;
             entry.batches.clear();
@@ -150,13 +169,81 @@ impl ProducerStateManager {
         }
         entry.batches.push_back(batch);
         entry.last_update_ms = entry.last_update_ms.max(batch.timestamp);
+        if opens {
+            self.ongoing.insert(batch.first_offset, producer_id);
+        }
     }
 
-    /// Forgets producers idle for longer than `expiration_ms` (`producer.id.expiration.ms`).
+    /// A commit or abort marker of `producer_id` at `epoch` was written at `marker_offset`:
+    /// closes its open transaction (an abort is remembered for read_committed fetches) and
+    /// moves the producer to `epoch` (a bumped epoch restarts sequences and fences older ones).
+    pub fn complete_txn(
+        &mut self,
+        producer_id: i64,
+        epoch: i16,
+        marker_offset: i64,
+        commit: bool,
+        timestamp: i64,
+    ) {
+        let entry = self.entry(producer_id, epoch, timestamp);
+        if epoch > entry.epoch {
+            entry.epoch = epoch;
+            entry.batches.clear();
+        }
+        entry.last_update_ms = entry.last_update_ms.max(timestamp);
+        let first = entry.txn_first_offset.take();
+        if let Some(first_offset) = first {
+            self.ongoing.remove(&first_offset);
+            if !commit {
+                self.aborted.push(AbortedTxn {
+                    producer_id,
+                    first_offset,
+                    last_offset: marker_offset,
+                });
+            }
+        }
+    }
+
+    /// The first offset of the earliest open transaction: the last stable offset, unless the
+    /// high watermark is lower.
+    pub fn first_unstable_offset(&self) -> Option<i64> {
+        self.ongoing.keys().next().copied()
+    }
+
+    /// Aborted transactions overlapping `[start, end)`, as Fetch reports them.
+    pub fn aborted_between(&self, start: i64, end: i64) -> Vec<AbortedTxn> {
+        self.aborted
+            .iter()
+            .filter(|a| a.last_offset >= start && a.first_offset < end)
+            .copied()
+            .collect()
+    }
+
+    /// Every producer as DescribeProducers reports it: (producer id, epoch, last sequence,
+    /// last update time, first offset of its open transaction).
+    #[allow(clippy::type_complexity)]
+    pub fn producers(&self) -> Vec<(i64, i16, i32, i64, Option<i64>)> {
+        self.producers
+            .iter()
+            .map(|(pid, e)| {
+                (
+                    *pid,
+                    e.epoch,
+                    e.batches.back().map_or(-1, |b| b.last_seq),
+                    e.last_update_ms,
+                    e.txn_first_offset,
+                )
+            })
+            .collect()
+    }
+
+    /// Forgets producers idle for longer than `expiration_ms` (`producer.id.expiration.ms`);
+    /// a producer with an open transaction is kept.
     pub fn expire(&mut self, now_ms: i64, expiration_ms: i64) -> usize {
         let before = self.producers.len();
-        self.producers
-            .retain(|_, e| now_ms.saturating_sub(e.last_update_ms) < expiration_ms);
+        self.producers.retain(|_, e| {
+            e.txn_first_offset.is_some() || now_ms.saturating_sub(e.last_update_ms) < expiration_ms
+        });
         before - self.producers.len()
     }
 
@@ -164,8 +251,25 @@ impl ProducerStateManager {
     pub fn truncate_to(&mut self, offset: i64) {
         for entry in self.producers.values_mut() {
             entry.batches.retain(|b| b.last_offset < offset);
+            if entry.txn_first_offset.is_some_and(|f| f >= offset) {
+                entry.txn_first_offset = None;
+            }
         }
-        self.producers.retain(|_, e| !e.batches.is_empty());
+        self.producers
+            .retain(|_, e| !e.batches.is_empty() || e.txn_first_offset.is_some());
+        self.ongoing.retain(|first, _| *first < offset);
+        self.aborted.retain(|a| a.last_offset < offset);
+    }
+
+    fn entry(&mut self, producer_id: i64, epoch: i16, timestamp: i64) -> &mut ProducerEntry {
+        self.producers
+            .entry(producer_id)
+            .or_insert_with(|| ProducerEntry {
+                epoch,
+                batches: VecDeque::with_capacity(BATCHES_PER_PRODUCER),
+                last_update_ms: timestamp,
+                txn_first_offset: None,
+            })
     }
 
     pub fn len(&self) -> usize {
@@ -195,9 +299,9 @@ mod tests {
     fn retried_batch_is_a_duplicate_with_its_original_offsets() {
         let mut s = ProducerStateManager::default();
         assert_eq!(s.check(7, 0, 0, 4), Ok(SequenceCheck::Append));
-        s.record(7, 0, meta(0, 4, 100));
+        s.record(7, 0, meta(0, 4, 100), false);
         assert_eq!(s.check(7, 0, 5, 9), Ok(SequenceCheck::Append));
-        s.record(7, 0, meta(5, 9, 105));
+        s.record(7, 0, meta(5, 9, 105), false);
         assert_eq!(
             s.check(7, 0, 0, 4),
             Ok(SequenceCheck::Duplicate(meta(0, 4, 100)))
@@ -211,7 +315,7 @@ mod tests {
     #[test]
     fn gaps_old_epochs_and_unknown_producers_are_refused() {
         let mut s = ProducerStateManager::default();
-        s.record(7, 1, meta(0, 4, 0));
+        s.record(7, 1, meta(0, 4, 0), false);
         assert!(matches!(
             s.check(7, 1, 6, 6),
             Err(ProducerError::OutOfOrderSequence { expected: 5, .. })
@@ -233,7 +337,7 @@ mod tests {
     fn only_the_last_five_batches_are_remembered_and_sequences_wrap() {
         let mut s = ProducerStateManager::default();
         for i in 0..7 {
-            s.record(1, 0, meta(i, i, i64::from(i)));
+            s.record(1, 0, meta(i, i, i64::from(i)), false);
         }
         assert!(matches!(
             s.check(1, 0, 0, 0),
@@ -255,6 +359,7 @@ mod tests {
                 last_offset: 1,
                 timestamp: 0,
             },
+            false,
         );
         assert_eq!(w.check(2, 0, 0, 3), Ok(SequenceCheck::Append));
     }
@@ -269,6 +374,7 @@ mod tests {
                 timestamp: 10,
                 ..meta(0, 0, 0)
             },
+            false,
         );
         s.record(
             2,
@@ -277,10 +383,44 @@ mod tests {
                 timestamp: 1_000,
                 ..meta(0, 0, 5)
             },
+            false,
         );
         s.truncate_to(3);
         assert_eq!(s.len(), 1);
         assert_eq!(s.expire(2_000, 500), 1);
         assert!(s.is_empty());
+    }
+
+    #[test]
+    fn transactions_hold_the_last_stable_offset_and_aborts_are_remembered() {
+        let mut s = ProducerStateManager::default();
+        s.record(1, 0, meta(0, 1, 10), true);
+        s.record(2, 0, meta(0, 0, 12), true);
+        s.record(1, 0, meta(2, 2, 13), true);
+        assert_eq!(s.first_unstable_offset(), Some(10));
+        s.complete_txn(1, 0, 14, true, 0);
+        assert_eq!(s.first_unstable_offset(), Some(12));
+        s.complete_txn(2, 0, 15, false, 0);
+        assert_eq!(s.first_unstable_offset(), None);
+        let aborted = AbortedTxn {
+            producer_id: 2,
+            first_offset: 12,
+            last_offset: 15,
+        };
+        assert_eq!(s.aborted_between(0, 100), vec![aborted]);
+        assert_eq!(s.aborted_between(16, 100), vec![]);
+        assert_eq!(s.aborted_between(0, 12), vec![]);
+        // The same epoch continues its sequences in the next transaction.
+        assert_eq!(s.check(1, 0, 3, 3), Ok(SequenceCheck::Append));
+        // A marker at a bumped epoch fences the old epoch and restarts sequences.
+        s.record(1, 0, meta(3, 3, 16), true);
+        s.complete_txn(1, 1, 17, false, 0);
+        assert!(matches!(
+            s.check(1, 0, 4, 4),
+            Err(ProducerError::InvalidProducerEpoch { .. })
+        ));
+        assert_eq!(s.check(1, 1, 0, 0), Ok(SequenceCheck::Append));
+        s.truncate_to(16);
+        assert_eq!(s.aborted_between(0, 100), vec![aborted]);
     }
 }

@@ -25,8 +25,11 @@ pub const SUPPORTED_APIS: &[(i16, i16, i16)] = &[
     (19, 2, 7), // CreateTopics
     (20, 1, 6), // DeleteTopics
     (21, 0, 2), // DeleteRecords
-    (22, 0, 4), // InitProducerId: idempotent producers (transactional ids are refused)
+    (22, 0, 4), // InitProducerId: idempotent and transactional producers
     (23, 2, 4), // OffsetForLeaderEpoch
+    (24, 0, 3), // AddPartitionsToTxn: v4+ (batched, broker-to-broker verification) not served
+    (25, 0, 3), // AddOffsetsToTxn
+    (26, 0, 3), // EndTxn
     (32, 1, 4), // DescribeConfigs
     (33, 0, 2), // AlterConfigs
     (35, 1, 4), // DescribeLogDirs
@@ -35,6 +38,9 @@ pub const SUPPORTED_APIS: &[(i16, i16, i16)] = &[
     (44, 0, 1), // IncrementalAlterConfigs
     (47, 0, 0), // OffsetDelete
     (60, 0, 1), // DescribeCluster
+    (61, 0, 0), // DescribeProducers
+    (65, 0, 0), // DescribeTransactions
+    (66, 0, 1), // ListTransactions: duration filter from v1
 ];
 
 /// The served ranges as ApiVersions response entries.

@@ -7,8 +7,10 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use kafka_protocol::error::ResponseError;
-use kafka_protocol::messages::fetch_response::{FetchableTopicResponse, PartitionData};
-use kafka_protocol::messages::{FetchRequest, FetchResponse, TopicName};
+use kafka_protocol::messages::fetch_response::{
+    AbortedTransaction, FetchableTopicResponse, PartitionData,
+};
+use kafka_protocol::messages::{FetchRequest, FetchResponse, ProducerId, TopicName};
 use oxka_protocol::kafka_protocol;
 
 use oxka_log::batch::BatchHeader;
@@ -103,15 +105,41 @@ fn read_once(
             // KIP-74: the first partition with data may exceed the limits by one batch so that
             // a batch larger than max_bytes cannot stall the consumer.
             let min_one = total == 0;
-            match partition.read(p.fetch_offset, max_bytes, min_one) {
-                Ok((info, _)) if version < 10 && contains_zstd(&info.records) => {
+            // read_committed (isolation level 1) stops at the last stable offset and lists
+            // the aborted transactions in what it returns.
+            let read = if request.isolation_level == 1 {
+                partition
+                    .read_committed(p.fetch_offset, max_bytes, min_one)
+                    .map(|(info, offsets, lso, aborted)| (info, offsets, lso, Some(aborted)))
+            } else {
+                partition
+                    .read(p.fetch_offset, max_bytes, min_one)
+                    .map(|(info, offsets)| {
+                        let lso = partition
+                            .last_stable_offset()
+                            .unwrap_or(offsets.high_watermark);
+                        (info, offsets, lso, None)
+                    })
+            };
+            match read {
+                Ok((info, ..)) if version < 10 && contains_zstd(&info.records) => {
                     // Clients before Fetch v10 cannot read zstd (KIP-110).
                     data.error_code = ResponseError::UnsupportedCompressionType.code();
                     any_error = true;
                 }
-                Ok((info, offsets)) => {
+                Ok((info, offsets, lso, aborted)) => {
                     data.high_watermark = offsets.high_watermark;
-                    data.last_stable_offset = offsets.high_watermark;
+                    data.last_stable_offset = lso;
+                    data.aborted_transactions = aborted.map(|list| {
+                        list.into_iter()
+                            .map(|a| {
+                                let mut t = AbortedTransaction::default();
+                                t.producer_id = ProducerId(a.producer_id);
+                                t.first_offset = a.first_offset;
+                                t
+                            })
+                            .collect()
+                    });
                     if version >= 5 {
                         data.log_start_offset = offsets.log_start_offset;
                     }
@@ -123,7 +151,9 @@ fn read_once(
                 Err(e) => {
                     if let Ok(offsets) = partition.offsets() {
                         data.high_watermark = offsets.high_watermark;
-                        data.last_stable_offset = offsets.high_watermark;
+                        data.last_stable_offset = partition
+                            .last_stable_offset()
+                            .unwrap_or(offsets.high_watermark);
                         if version >= 5 {
                             data.log_start_offset = offsets.log_start_offset;
                         }

@@ -66,8 +66,7 @@ pub(super) fn find_coordinator(
         .map(|key| {
             let found = match request.key_type {
                 0 => broker.groups.coordinator_for(broker, &key),
-                // Transactions are not served yet: no transaction coordinator to point at.
-                1 => Err(code::COORDINATOR_NOT_AVAILABLE),
+                1 => broker.txns.coordinator_for(broker, &key),
                 _ => Err(INVALID_REQUEST),
             };
             let mut c = Coordinator::default();

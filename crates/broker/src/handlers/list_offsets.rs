@@ -47,7 +47,13 @@ pub(super) fn handle(
                     if let Some(code) = check_leader_epoch(&partition, p.current_leader_epoch) {
                         r.error_code = code;
                     } else {
-                        match lookup(&partition, p.timestamp, version) {
+                        let found = if p.timestamp == LATEST && request.isolation_level == 1 {
+                            // read_committed: the latest offset a committed reader may see.
+                            partition.last_stable_offset().map(|lso| Some((lso, -1)))
+                        } else {
+                            lookup(&partition, p.timestamp, version)
+                        };
+                        match found {
                             Ok(Some((offset, timestamp))) => {
                                 r.offset = offset;
                                 r.timestamp = timestamp;

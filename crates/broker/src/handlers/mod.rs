@@ -11,6 +11,7 @@ mod log_dirs;
 mod metadata;
 mod produce;
 mod producer_id;
+mod txn;
 
 use std::sync::Arc;
 
@@ -83,7 +84,23 @@ impl Broker {
                 ResponseKind::IncrementalAlterConfigs(configs::incremental_alter(self, r).await)
             }
             RequestKind::InitProducerId(r) => {
-                ResponseKind::InitProducerId(producer_id::init_producer_id(self, r).await)
+                ResponseKind::InitProducerId(producer_id::init_producer_id(self, v, r).await)
+            }
+            RequestKind::AddPartitionsToTxn(r) => {
+                ResponseKind::AddPartitionsToTxn(txn::add_partitions_to_txn(self, v, r).await)
+            }
+            RequestKind::AddOffsetsToTxn(r) => {
+                ResponseKind::AddOffsetsToTxn(txn::add_offsets_to_txn(self, v, r).await)
+            }
+            RequestKind::EndTxn(r) => ResponseKind::EndTxn(txn::end_txn(self, v, r).await),
+            RequestKind::DescribeProducers(r) => {
+                ResponseKind::DescribeProducers(txn::describe_producers(self, r))
+            }
+            RequestKind::DescribeTransactions(r) => {
+                ResponseKind::DescribeTransactions(txn::describe_transactions(self, r))
+            }
+            RequestKind::ListTransactions(r) => {
+                ResponseKind::ListTransactions(txn::list_transactions(self, v, r))
             }
             RequestKind::DescribeLogDirs(r) => {
                 ResponseKind::DescribeLogDirs(log_dirs::describe(self, v, r).await)

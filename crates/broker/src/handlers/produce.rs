@@ -10,21 +10,19 @@ use kafka_protocol::messages::produce_response::{PartitionProduceResponse, Topic
 use kafka_protocol::messages::{ProduceRequest, ProduceResponse, ResponseKind};
 use oxka_protocol::kafka_protocol;
 
+use oxka_log::batch::BatchHeader;
+
 use super::Reply;
 use crate::errors::partition_error_code;
 use crate::{metrics, Broker};
 
+/// Batch attributes bit 4: the batch belongs to a transaction.
+const TRANSACTIONAL_BIT: i16 = 0x10;
+
 pub(super) async fn handle(broker: &Arc<Broker>, version: i16, request: ProduceRequest) -> Reply {
     let acks = request.acks;
     let mut response = ProduceResponse::default();
-    if request.transactional_id.is_some() {
-        // Transactions are not served yet: refuse the write rather than ignore its semantics.
-        response.responses = error_all(
-            &request,
-            ResponseError::TransactionalIdAuthorizationFailed.code(),
-        );
-        return Reply::Send(ResponseKind::Produce(response));
-    }
+    let transactional_id = request.transactional_id.as_ref().map(|s| s.to_string());
     if !matches!(acks, -1..=1) {
         response.responses = error_all(&request, ResponseError::InvalidRequiredAcks.code());
         return Reply::Send(ResponseKind::Produce(response));
@@ -52,36 +50,58 @@ pub(super) async fn handle(broker: &Arc<Broker>, version: i16, request: ProduceR
                 (None, Some(_), None) => p.error_code = ResponseError::InvalidRecord.code(),
                 (None, Some(partition), Some(records)) => {
                     let mut records = BytesMut::from(&records[..]);
-                    match partition.append_as_leader(&mut records, version >= 7) {
-                        Ok(info) => {
-                            if info.needs_flush {
-                                // flush.messages reached: acknowledge only what is on disk.
-                                let p = partition.clone();
-                                let flushed = tokio::task::spawn_blocking(move || p.flush())
-                                    .await
-                                    .expect("flush task panicked");
-                                if let Err(e) = flushed {
-                                    tracing::error!(error = %e, "flush failed");
+                    let txn_header = BatchHeader::parse(&records)
+                        .filter(|h| h.attributes & TRANSACTIONAL_BIT != 0);
+                    let appended = match (txn_header, &transactional_id) {
+                        (None, _) => Ok(partition.append_as_leader(&mut records, version >= 7)),
+                        (Some(_), None) => {
+                            Err(ResponseError::TransactionalIdAuthorizationFailed.code())
+                        }
+                        // KIP-890 part 1: only into a partition of the open transaction.
+                        (Some(h), Some(id)) => broker.txns.with_verified_partition(
+                            id,
+                            h.producer_id,
+                            h.producer_epoch,
+                            &(name.to_string(), data.index),
+                            || partition.append_as_leader(&mut records, version >= 7),
+                        ),
+                    };
+                    match appended {
+                        Err(code) => {
+                            tracing::debug!(topic = %name.as_str(), partition = data.index, code, "transactional produce refused");
+                            p.error_code = code;
+                        }
+                        Ok(appended) => match appended {
+                            Ok(info) => {
+                                if info.needs_flush {
+                                    // flush.messages reached: acknowledge only what is on disk.
+                                    let p = partition.clone();
+                                    let flushed = tokio::task::spawn_blocking(move || p.flush())
+                                        .await
+                                        .expect("flush task panicked");
+                                    if let Err(e) = flushed {
+                                        tracing::error!(error = %e, "flush failed");
+                                    }
+                                }
+                                appended_any = true;
+                                p.base_offset = info.first_offset;
+                                p.log_append_time_ms = info.log_append_time_ms;
+                                if version >= 5 {
+                                    p.log_start_offset =
+                                        partition.offsets().map_or(-1, |o| o.log_start_offset);
+                                }
+                                if !info.duplicate {
+                                    metrics::produced(&name, info.num_records, info.bytes);
                                 }
                             }
-                            appended_any = true;
-                            p.base_offset = info.first_offset;
-                            p.log_append_time_ms = info.log_append_time_ms;
-                            if version >= 5 {
-                                p.log_start_offset =
-                                    partition.offsets().map_or(-1, |o| o.log_start_offset);
+                            Err(e) => {
+                                tracing::debug!(topic = %name.as_str(), partition = data.index, error = %e, "produce refused");
+                                p.error_code = partition_error_code(&e);
+                                if version >= 8 {
+                                    p.error_message = Some(e.to_string().into());
+                                }
                             }
-                            if !info.duplicate {
-                                metrics::produced(&name, info.num_records, info.bytes);
-                            }
-                        }
-                        Err(e) => {
-                            tracing::debug!(topic = %name.as_str(), partition = data.index, error = %e, "produce refused");
-                            p.error_code = partition_error_code(&e);
-                            if version >= 8 {
-                                p.error_message = Some(e.to_string().into());
-                            }
-                        }
+                        },
                     }
                 }
             }

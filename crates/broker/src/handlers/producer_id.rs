@@ -1,10 +1,9 @@
-//! InitProducerId (key 22) for idempotent producers: every call without a transactional id
-//! gets a producer id never handed out before, at epoch 0, as Kafka does. Transactional ids
-//! are refused until the transaction coordinator exists.
+//! InitProducerId (key 22): every call without a transactional id gets a producer id never
+//! handed out before, at epoch 0, as Kafka does. With a transactional id the transaction
+//! coordinator answers: the id's producer id at its next epoch, fencing earlier producers.
 
 use std::sync::Arc;
 
-use kafka_protocol::error::ResponseError;
 use kafka_protocol::messages::{InitProducerIdRequest, InitProducerIdResponse, ProducerId};
 use oxka_protocol::kafka_protocol;
 
@@ -14,14 +13,29 @@ use crate::Broker;
 
 pub(super) async fn init_producer_id(
     broker: &Arc<Broker>,
+    version: i16,
     request: InitProducerIdRequest,
 ) -> InitProducerIdResponse {
     let mut response = InitProducerIdResponse::default();
     response.producer_id = ProducerId(-1);
     response.producer_epoch = -1;
     if let Some(id) = &request.transactional_id {
-        tracing::warn!(transactional_id = %id.as_str(), "transactions are not supported yet");
-        response.error_code = ResponseError::TransactionalIdAuthorizationFailed.code();
+        let id = id.to_string();
+        let timeout_ms = request.transaction_timeout_ms;
+        // v3+: a client resuming after an error (KIP-360) names its current id and epoch.
+        let expected = (version >= 3 && request.producer_id.0 >= 0)
+            .then_some((request.producer_id.0, request.producer_epoch));
+        let r = blocking(broker, move |b| {
+            b.txns.init_producer_id(b, &id, timeout_ms, expected)
+        })
+        .await;
+        match r {
+            Ok((pid, epoch)) => {
+                response.producer_id = ProducerId(pid);
+                response.producer_epoch = epoch;
+            }
+            Err(code) => response.error_code = super::txn::fenced_for(version, 4, code),
+        }
         return response;
     }
     match blocking(broker, |b| b.next_producer_id()).await {

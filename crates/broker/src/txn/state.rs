@@ -181,8 +181,8 @@ impl TxnMetadata {
         }
         if let Some((pid, epoch)) = expected.filter(|(pid, _)| *pid >= 0) {
             let current = pid == self.producer_id && epoch == self.producer_epoch;
-            let previous = pid == self.producer_id && epoch == self.last_producer_epoch
-                || pid == self.last_producer_id && epoch == self.last_producer_epoch;
+            let previous = (pid == self.producer_id || pid == self.last_producer_id)
+                && epoch == self.last_producer_epoch;
             if !current && !previous {
                 return Err(code::PRODUCER_FENCED);
             }

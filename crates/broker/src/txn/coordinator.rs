@@ -1,0 +1,595 @@
+//! The transaction coordinator shell: runs the [`TxnMetadata`] state machines, persists them
+//! to `__transaction_state`, writes the commit/abort markers, and aborts transactions that
+//! outlive their timeout.
+//!
+//! A transactional id is coordinated by the leader of partition
+//! `abs(java_string_hash(transactional_id)) % transaction.state.log.num.partitions`, as in
+//! Kafka; on one node that is always this broker. Each transactional id lives behind its own
+//! mutex, held (on a blocking thread, never across an `.await`) while its records and markers
+//! are written, so its log order is the order of its changes. Lock order: a transaction's
+//! mutex, then a partition's.
+//!
+//! Ending a transaction writes PrepareCommit/PrepareAbort, then every marker, then
+//! CompleteCommit/CompleteAbort, all before EndTxn is answered: on one node the markers are
+//! local appends. A crash in between leaves a Prepare state in the log; loading finishes it.
+//!
+//! Start-up: [`TxnCoordinator::load`] reads every partition of `__transaction_state` (later
+//! records win, tombstones delete) and completes transactions left in a Prepare state. Until
+//! then every transactional request gets COORDINATOR_LOAD_IN_PROGRESS.
+
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Weak};
+use std::time::Duration;
+
+use bytes::{Bytes, BytesMut};
+use kafka_protocol::records::{
+    Compression, Record, RecordBatchDecoder, RecordBatchEncoder, RecordEncodeOptions, TimestampType,
+};
+use oxka_log::batch::BatchHeader;
+use oxka_metadata::{ControllerError, CreateTopicSpec, MetadataImage};
+use oxka_protocol::kafka_protocol;
+use parking_lot::{Mutex, RwLock};
+
+use super::records;
+use super::state::{code, Action, Step, TopicPartition, TxnLimits, TxnMetadata, TxnState};
+use crate::config::BrokerConfig;
+use crate::group::coordinator::partition_for;
+use crate::partition::{Partition, PartitionError};
+use crate::{now_ms, Broker};
+
+pub const TXN_TOPIC: &str = "__transaction_state";
+
+/// Error codes the shell answers with (the core's are in [`code`]).
+pub mod err {
+    pub const UNKNOWN_SERVER_ERROR: i16 = -1;
+    pub const COORDINATOR_LOAD_IN_PROGRESS: i16 = 14;
+    pub const COORDINATOR_NOT_AVAILABLE: i16 = 15;
+    pub const NOT_COORDINATOR: i16 = 16;
+    pub const INVALID_PRODUCER_EPOCH: i16 = 47;
+    pub const INVALID_TXN_STATE: i16 = 48;
+    pub const TRANSACTIONAL_ID_NOT_FOUND: i16 = 105;
+}
+
+/// The coordinator's settings, from Kafka's config keys.
+#[derive(Debug, Clone)]
+pub struct TxnConfig {
+    pub limits: TxnLimits,
+    /// `transaction.state.log.num.partitions` (50).
+    pub num_partitions: i32,
+    /// `transaction.state.log.replication.factor` (3, capped to the live brokers).
+    pub replication_factor: i16,
+    /// `transaction.state.log.segment.bytes` (100 MiB).
+    pub segment_bytes: i64,
+    /// `transaction.abort.timed.out.transaction.cleanup.interval.ms` (10 s).
+    pub abort_check_interval_ms: i64,
+}
+
+impl TxnConfig {
+    pub fn from_broker(config: &BrokerConfig) -> TxnConfig {
+        fn get<T: std::str::FromStr>(config: &BrokerConfig, key: &str, default: T) -> T {
+            config
+                .get(key)
+                .and_then(|v| v.trim().parse().ok())
+                .unwrap_or(default)
+        }
+        TxnConfig {
+            limits: TxnLimits {
+                max_timeout_ms: get(config, "transaction.max.timeout.ms", 900_000),
+            },
+            num_partitions: get(config, "transaction.state.log.num.partitions", 50).max(1),
+            replication_factor: get(config, "transaction.state.log.replication.factor", 3),
+            segment_bytes: get(config, "transaction.state.log.segment.bytes", 104_857_600),
+            abort_check_interval_ms: get(
+                config,
+                "transaction.abort.timed.out.transaction.cleanup.interval.ms",
+                10_000,
+            )
+            .max(10),
+        }
+    }
+}
+
+/// Creates `__transaction_state` through the controller if it does not exist yet.
+pub fn ensure_txn_topic(
+    controller: &mut oxka_metadata::Controller,
+    config: &TxnConfig,
+    live_brokers: usize,
+) -> Result<Arc<MetadataImage>, ControllerError> {
+    if controller.image().topic(TXN_TOPIC).is_some() {
+        return Ok(controller.image());
+    }
+    let rf = config
+        .replication_factor
+        .clamp(1, live_brokers.max(1) as i16);
+    let configs = [
+        ("cleanup.policy", "compact".to_owned()),
+        ("compression.type", "uncompressed".to_owned()),
+        ("segment.bytes", config.segment_bytes.to_string()),
+        // Until the log cleaner compacts, time retention must not delete transaction state.
+        ("retention.ms", "-1".to_owned()),
+    ];
+    let spec = CreateTopicSpec {
+        name: TXN_TOPIC.to_owned(),
+        num_partitions: config.num_partitions,
+        replication_factor: rf,
+        assignments: Vec::new(),
+        configs: configs
+            .into_iter()
+            .map(|(k, v)| (k.to_owned(), v))
+            .collect(),
+    };
+    tracing::info!(
+        partitions = config.num_partitions,
+        replication_factor = rf,
+        "creating {TXN_TOPIC}"
+    );
+    controller.create_topic(&spec, config.num_partitions, rf, false)
+}
+
+/// A transaction as DescribeTransactions and ListTransactions report it.
+pub type TxnSnapshot = TxnMetadata;
+
+/// The transaction coordinator. See the module docs.
+#[derive(Debug)]
+pub struct TxnCoordinator {
+    config: TxnConfig,
+    txns: RwLock<HashMap<String, Arc<Mutex<TxnMetadata>>>>,
+    loaded: AtomicBool,
+}
+
+impl TxnCoordinator {
+    pub fn new(config: TxnConfig) -> TxnCoordinator {
+        TxnCoordinator {
+            config,
+            txns: RwLock::new(HashMap::new()),
+            loaded: AtomicBool::new(false),
+        }
+    }
+
+    /// Loads `__transaction_state` (blocking, on a thread of its own), then checks for timed
+    /// out transactions every `transaction.abort.timed.out.transaction.cleanup.interval.ms`
+    /// until the broker is dropped. Needs a tokio runtime.
+    pub fn start(broker: &Arc<Broker>) {
+        let Ok(runtime) = tokio::runtime::Handle::try_current() else {
+            tracing::warn!("no runtime: transaction coordinator not started");
+            return;
+        };
+        let weak: Weak<Broker> = Arc::downgrade(broker);
+        let interval_ms = broker.txns.config.abort_check_interval_ms as u64;
+        runtime.spawn(async move {
+            let loader = weak.clone();
+            let loaded = tokio::task::spawn_blocking(move || {
+                if let Some(b) = loader.upgrade() {
+                    b.txns.load(&b);
+                }
+            })
+            .await;
+            if let Err(e) = loaded {
+                tracing::error!(error = %e, "loading {TXN_TOPIC} failed");
+                return;
+            }
+            let mut interval = tokio::time::interval(Duration::from_millis(interval_ms));
+            interval.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+            loop {
+                interval.tick().await;
+                let Some(b) = weak.upgrade() else { return };
+                let ticked = tokio::task::spawn_blocking(move || b.txns.tick(&b, now_ms())).await;
+                if let Err(e) = ticked {
+                    tracing::error!(error = %e, "transaction timeout check failed");
+                }
+            }
+        });
+    }
+
+    /// Reads every partition of `__transaction_state`, then finishes transactions left in a
+    /// Prepare state (their markers are written again; markers are idempotent for readers).
+    /// Blocking.
+    pub fn load(&self, broker: &Broker) {
+        let started = std::time::Instant::now();
+        let mut txns: HashMap<String, TxnMetadata> = HashMap::new();
+        let mut records = 0usize;
+        for p in 0..partition_count(broker, TXN_TOPIC) {
+            let Some(partition) = broker.partitions().get(TXN_TOPIC, p) else {
+                continue;
+            };
+            let result = for_each_record(&partition, |key, value| {
+                records += 1;
+                let Some(id) = records::decode_key(&key) else {
+                    tracing::warn!("unreadable {TXN_TOPIC} key");
+                    return;
+                };
+                match value.as_deref().map(|v| records::decode_value(&id, v)) {
+                    None => {
+                        txns.remove(&id);
+                    }
+                    Some(Some(txn)) => {
+                        txns.insert(id, txn);
+                    }
+                    Some(None) => {
+                        tracing::warn!(transactional_id = %id, "unreadable {TXN_TOPIC} value")
+                    }
+                }
+            });
+            if let Err(e) = result {
+                tracing::error!(partition = p, error = %e, "reading {TXN_TOPIC} failed");
+            }
+        }
+        let count = txns.len();
+        *self.txns.write() = txns
+            .into_iter()
+            .map(|(id, t)| (id, Arc::new(Mutex::new(t))))
+            .collect();
+        for entry in self.entries() {
+            let mut txn = entry.lock();
+            if let Some(markers) = txn.pending_markers() {
+                tracing::info!(transactional_id = %txn.transactional_id, state = txn.state.name(), "completing a transaction left in a prepare state");
+                let _ = self.finish(broker, &mut txn, markers);
+            }
+        }
+        tracing::info!(
+            transactions = count,
+            records,
+            elapsed_ms = started.elapsed().as_millis() as u64,
+            "loaded {TXN_TOPIC}"
+        );
+        self.loaded.store(true, Ordering::Release);
+    }
+
+    /// The node coordinating `transactional_id`, or the error FindCoordinator answers with.
+    pub fn coordinator_for(&self, broker: &Broker, transactional_id: &str) -> Result<i32, i16> {
+        let image = broker.image();
+        let topic = image
+            .topic(TXN_TOPIC)
+            .ok_or(err::COORDINATOR_NOT_AVAILABLE)?;
+        let p = partition_for(transactional_id, topic.partitions.len() as i32);
+        let leader = topic
+            .partitions
+            .iter()
+            .find(|x| x.partition == p)
+            .map(|x| x.leader)
+            .ok_or(err::COORDINATOR_NOT_AVAILABLE)?;
+        if leader < 0 {
+            return Err(err::COORDINATOR_NOT_AVAILABLE);
+        }
+        Ok(leader)
+    }
+
+    /// InitProducerId with a transactional id: the producer id and epoch to use. Blocking.
+    pub fn init_producer_id(
+        &self,
+        broker: &Broker,
+        transactional_id: &str,
+        timeout_ms: i32,
+        expected: Option<(i64, i16)>,
+    ) -> Result<(i64, i16), i16> {
+        let partition = self.partition_of(broker, transactional_id)?;
+        if timeout_ms <= 0 || timeout_ms > self.config.limits.max_timeout_ms {
+            return Err(code::INVALID_TRANSACTION_TIMEOUT);
+        }
+        let entry = match self.entry(transactional_id) {
+            Some(e) => e,
+            None => {
+                let id = broker.next_producer_id().map_err(|e| {
+                    tracing::error!(error = %e, "allocating a producer id failed");
+                    err::COORDINATOR_NOT_AVAILABLE
+                })?;
+                let fresh = TxnMetadata::new(transactional_id, id, timeout_ms, now_ms());
+                self.txns
+                    .write()
+                    .entry(transactional_id.to_owned())
+                    .or_insert_with(|| Arc::new(Mutex::new(fresh)))
+                    .clone()
+            }
+        };
+        let mut txn = entry.lock();
+        // A fence aborts the open transaction first (CONCURRENT_TRANSACTIONS); the abort is
+        // complete when `run` returns, so the second pass hands out the next epoch at once.
+        for _ in 0..2 {
+            let step =
+                txn.init_producer_id(now_ms(), timeout_ms, expected, self.config.limits, || {
+                    broker
+                        .next_producer_id()
+                        .map_err(|_| err::COORDINATOR_NOT_AVAILABLE)
+                })?;
+            let error = step.error;
+            self.run(broker, &partition, &mut txn, step)?;
+            if error == code::NONE {
+                return Ok((txn.producer_id, txn.producer_epoch));
+            }
+            if error != code::CONCURRENT_TRANSACTIONS || txn.state.is_preparing() {
+                return Err(error);
+            }
+        }
+        Err(code::CONCURRENT_TRANSACTIONS)
+    }
+
+    /// AddPartitionsToTxn. Blocking.
+    pub fn add_partitions(
+        &self,
+        broker: &Broker,
+        transactional_id: &str,
+        producer_id: i64,
+        producer_epoch: i16,
+        partitions: &[TopicPartition],
+    ) -> Result<(), i16> {
+        let partition = self.partition_of(broker, transactional_id)?;
+        let entry = self
+            .entry(transactional_id)
+            .ok_or(code::INVALID_PRODUCER_ID_MAPPING)?;
+        let mut txn = entry.lock();
+        let step = txn.add_partitions(now_ms(), producer_id, producer_epoch, partitions)?;
+        self.run(broker, &partition, &mut txn, step)
+    }
+
+    /// AddOffsetsToTxn: adds the group's `__consumer_offsets` partition. Blocking.
+    pub fn add_offsets(
+        &self,
+        broker: &Broker,
+        transactional_id: &str,
+        producer_id: i64,
+        producer_epoch: i16,
+        group_id: &str,
+    ) -> Result<(), i16> {
+        let count = partition_count(broker, crate::group::OFFSETS_TOPIC);
+        if count == 0 {
+            return Err(err::COORDINATOR_NOT_AVAILABLE);
+        }
+        let offsets_partition = partition_for(group_id, count);
+        let tp = (crate::group::OFFSETS_TOPIC.to_owned(), offsets_partition);
+        self.add_partitions(broker, transactional_id, producer_id, producer_epoch, &[tp])
+    }
+
+    /// EndTxn. Blocking.
+    pub fn end_txn(
+        &self,
+        broker: &Broker,
+        transactional_id: &str,
+        producer_id: i64,
+        producer_epoch: i16,
+        commit: bool,
+    ) -> Result<(), i16> {
+        let partition = self.partition_of(broker, transactional_id)?;
+        let entry = self
+            .entry(transactional_id)
+            .ok_or(code::INVALID_PRODUCER_ID_MAPPING)?;
+        let mut txn = entry.lock();
+        let step = txn.end_txn(now_ms(), producer_id, producer_epoch, commit)?;
+        self.run(broker, &partition, &mut txn, step)
+    }
+
+    /// KIP-890 part 1: a transactional produce is appended only if its partition is part of
+    /// the producer's open transaction, and `append` runs under the transaction's mutex so an
+    /// EndTxn cannot slip between the check and the append (a late write would otherwise open
+    /// a transaction nobody ends). Blocking only as long as the append.
+    pub fn with_verified_partition<T>(
+        &self,
+        transactional_id: &str,
+        producer_id: i64,
+        producer_epoch: i16,
+        tp: &TopicPartition,
+        append: impl FnOnce() -> T,
+    ) -> Result<T, i16> {
+        let entry = self
+            .entry(transactional_id)
+            .ok_or(code::INVALID_PRODUCER_ID_MAPPING)?;
+        let txn = entry.lock();
+        if txn.producer_id != producer_id {
+            return Err(code::INVALID_PRODUCER_ID_MAPPING);
+        }
+        if txn.producer_epoch != producer_epoch {
+            return Err(err::INVALID_PRODUCER_EPOCH);
+        }
+        if txn.state != TxnState::Ongoing || !txn.partitions.contains(tp) {
+            return Err(err::INVALID_TXN_STATE);
+        }
+        Ok(append())
+    }
+
+    /// One transaction (DescribeTransactions).
+    pub fn describe(&self, transactional_id: &str) -> Result<TxnSnapshot, i16> {
+        if !self.loaded.load(Ordering::Acquire) {
+            return Err(err::COORDINATOR_LOAD_IN_PROGRESS);
+        }
+        self.entry(transactional_id)
+            .map(|e| e.lock().clone())
+            .ok_or(err::TRANSACTIONAL_ID_NOT_FOUND)
+    }
+
+    /// Every transaction (ListTransactions).
+    pub fn list(&self) -> Result<Vec<TxnSnapshot>, i16> {
+        if !self.loaded.load(Ordering::Acquire) {
+            return Err(err::COORDINATOR_LOAD_IN_PROGRESS);
+        }
+        let mut all: Vec<TxnSnapshot> = self.entries().iter().map(|e| e.lock().clone()).collect();
+        all.sort_by(|a, b| a.transactional_id.cmp(&b.transactional_id));
+        Ok(all)
+    }
+
+    /// Aborts transactions past their timeout and retries unfinished markers. Blocking.
+    pub fn tick(&self, broker: &Broker, now: i64) {
+        for entry in self.entries() {
+            let mut txn = entry.lock();
+            if let Some(markers) = txn.pending_markers() {
+                let _ = self.finish(broker, &mut txn, markers);
+                continue;
+            }
+            let Some(step) = txn.on_tick(now) else {
+                continue;
+            };
+            tracing::info!(transactional_id = %txn.transactional_id, producer_id = txn.producer_id, "aborting a transaction past its timeout");
+            let Ok(partition) = self.partition_of(broker, &txn.transactional_id.clone()) else {
+                continue;
+            };
+            if let Err(code) = self.run(broker, &partition, &mut txn, step) {
+                tracing::warn!(transactional_id = %txn.transactional_id, code, "timeout abort failed");
+            }
+        }
+    }
+
+    /// Persists and applies `step`, then writes its markers and completes. The markers are
+    /// best effort: a failure leaves the Prepare state for the next tick to finish.
+    fn run(
+        &self,
+        broker: &Broker,
+        partition: &Partition,
+        txn: &mut TxnMetadata,
+        step: Step,
+    ) -> Result<(), i16> {
+        if step.actions.contains(&Action::Persist) {
+            persist(partition, &step.txn)?;
+        }
+        *txn = step.txn;
+        for action in step.actions {
+            if let Action::WriteMarkers { .. } = action {
+                let _ = self.finish(broker, txn, action);
+            }
+        }
+        Ok(())
+    }
+
+    /// Writes the markers of a Prepare state, then persists the Complete state.
+    fn finish(&self, broker: &Broker, txn: &mut TxnMetadata, markers: Action) -> Result<(), i16> {
+        let Action::WriteMarkers {
+            producer_id,
+            producer_epoch,
+            commit,
+            partitions,
+        } = markers
+        else {
+            return Ok(());
+        };
+        let log = self.partition_of_unchecked(broker, &txn.transactional_id)?;
+        for (topic, index) in &partitions {
+            // A partition deleted since it joined the transaction needs no marker.
+            let Some(p) = broker.partitions().get(topic, *index) else {
+                continue;
+            };
+            match p.write_txn_marker(producer_id, producer_epoch, commit, log.leader_epoch) {
+                Ok(_) | Err(PartitionError::Deleted) => {}
+                Err(e) => {
+                    tracing::error!(%topic, partition = index, error = %e, "writing a transaction marker failed");
+                    return Err(err::UNKNOWN_SERVER_ERROR);
+                }
+            }
+        }
+        broker.data_arrived.notify_waiters();
+        if let Some(step) = txn.markers_written(now_ms()) {
+            persist(&log, &step.txn)?;
+            *txn = step.txn;
+        }
+        Ok(())
+    }
+
+    /// The `__transaction_state` partition of `transactional_id` if this broker coordinates it
+    /// and has loaded it; else the error every transactional request answers with.
+    fn partition_of(&self, broker: &Broker, transactional_id: &str) -> Result<Arc<Partition>, i16> {
+        let partition = self.partition_of_unchecked(broker, transactional_id)?;
+        if !self.loaded.load(Ordering::Acquire) {
+            return Err(err::COORDINATOR_LOAD_IN_PROGRESS);
+        }
+        Ok(partition)
+    }
+
+    fn partition_of_unchecked(
+        &self,
+        broker: &Broker,
+        transactional_id: &str,
+    ) -> Result<Arc<Partition>, i16> {
+        // The topic's actual partition count decides placement (as in Kafka), not the config:
+        // changing transaction.state.log.num.partitions later must not move transactions.
+        let count = partition_count(broker, TXN_TOPIC);
+        if count == 0 {
+            return Err(err::COORDINATOR_NOT_AVAILABLE);
+        }
+        let p = partition_for(transactional_id, count);
+        broker
+            .partitions()
+            .get(TXN_TOPIC, p)
+            .ok_or(err::NOT_COORDINATOR)
+    }
+
+    fn entry(&self, transactional_id: &str) -> Option<Arc<Mutex<TxnMetadata>>> {
+        self.txns.read().get(transactional_id).cloned()
+    }
+
+    fn entries(&self) -> Vec<Arc<Mutex<TxnMetadata>>> {
+        self.txns.read().values().cloned().collect()
+    }
+}
+
+/// How many partitions `topic` has in the current image (0 if it does not exist).
+fn partition_count(broker: &Broker, topic: &str) -> i32 {
+    broker
+        .image()
+        .topic(topic)
+        .map_or(0, |t| t.partitions.len() as i32)
+}
+
+/// Appends `txn` as one record to its `__transaction_state` partition.
+fn persist(partition: &Partition, txn: &TxnMetadata) -> Result<(), i16> {
+    let record = Record {
+        transactional: false,
+        control: false,
+        delete_horizon: false,
+        partition_leader_epoch: -1,
+        producer_id: -1,
+        producer_epoch: -1,
+        timestamp_type: TimestampType::Creation,
+        offset: 0,
+        sequence: 0,
+        timestamp: now_ms(),
+        key: Some(records::encode_key(&txn.transactional_id)),
+        value: Some(records::encode_value(txn)),
+        headers: Default::default(),
+    };
+    let mut buf = BytesMut::new();
+    let options = RecordEncodeOptions {
+        version: 2,
+        compression: Compression::None,
+    };
+    RecordBatchEncoder::encode(&mut buf, std::iter::once(&record), &options)
+        .expect("encoding an uncompressed batch into memory cannot fail");
+    partition.append_as_leader(&mut buf, true).map_err(|e| {
+        tracing::error!(transactional_id = %txn.transactional_id, error = %e, "writing {TXN_TOPIC} failed");
+        err::NOT_COORDINATOR
+    })?;
+    Ok(())
+}
+
+/// Calls `f(key, value)` for every record of the partition, from its log start to its high
+/// watermark. Blocking.
+fn for_each_record(
+    partition: &Partition,
+    mut f: impl FnMut(Bytes, Option<Bytes>),
+) -> Result<(), PartitionError> {
+    let mut offset = partition.offsets()?.log_start_offset;
+    loop {
+        let (info, offsets) = partition.read(offset, 1 << 20, true)?;
+        if info.records.is_empty() || offset >= offsets.high_watermark {
+            return Ok(());
+        }
+        let mut rest = info.records.clone();
+        while let Some(header) = BatchHeader::parse(&rest) {
+            let Some(size) = header.size_in_bytes().filter(|s| *s <= rest.len()) else {
+                break;
+            };
+            let mut batch = rest.split_to(size);
+            offset = header.next_offset();
+            match RecordBatchDecoder::decode(&mut batch) {
+                Ok(set) => {
+                    for r in set.records.into_iter().filter(|r| !r.control) {
+                        if let Some(key) = r.key {
+                            f(key, r.value);
+                        }
+                    }
+                }
+                Err(e) => tracing::warn!(
+                    base_offset = header.base_offset,
+                    error = %e,
+                    "skipping an unreadable {TXN_TOPIC} batch"
+                ),
+            }
+        }
+    }
+}
