@@ -452,3 +452,49 @@ def test_describe_and_list_transactions_and_producers(make_broker):
         assert r.topics[0].partitions[0].active_producers[0].current_txn_start_offset == -1
     finally:
         s.close()
+
+
+def test_transactions_stay_atomic_across_broker_sigkills(make_broker):
+    """Eight transactions, committed or aborted, with the broker SIGKILLed twice: once with a
+    transaction open (the producer is abandoned; its successor with the same transactional.id
+    fences it and the open transaction is aborted) and once right after a commit returned.
+    read_committed sees exactly the committed transactions, whole and in order; the LSO
+    catches up with the high watermark."""
+    b = make_broker(overrides=OVERRIDES)
+    t = create_topic(b, unique("atomic"), partitions=2)
+    txid = unique("txid")
+    p = txn_producer(b, txid)
+    outcome = {}
+    produced = {0: [], 1: []}
+    for r in range(8):
+        p.begin_transaction()
+        for i in range(20):
+            v = b"r%d-%02d" % (r, i)
+            p.produce(t, v, partition=i % 2)
+            produced[i % 2].append(v)
+        assert p.flush(10) == 0
+        if r == 2:
+            b.restart(kill=True)  # open transaction, producer abandoned
+            del p
+            p = txn_producer(b, txid)
+            outcome[r] = "aborted"
+            continue
+        if r % 3 == 1:
+            p.abort_transaction(20)
+            outcome[r] = "aborted"
+        else:
+            p.commit_transaction(20)
+            outcome[r] = "committed"
+        if r == 5:
+            b.restart(kill=True)
+            del p
+            p = txn_producer(b, txid)
+    committed = {q: [v for v in produced[q] if outcome[int(v[1:2])] == "committed"] for q in (0, 1)}
+    assert sum(1 for o in outcome.values() if o == "committed") == 4
+    got = values(read_all(b, [(t, 0), (t, 1)], "read_committed", expect=80))
+    assert got == {(t, q): committed[q] for q in (0, 1)}
+    everything = values(read_all(b, [(t, 0), (t, 1)], "read_uncommitted", expect=160))
+    assert everything == {(t, q): produced[q] for q in (0, 1)}
+    for q in (0, 1):
+        lo, hi = watermarks(b, t, q)
+        assert list_offsets(b, t, q, 1) == hi == 80 + 8  # 80 records + one marker per round
