@@ -85,6 +85,7 @@ def test_three_split_fourth_joins_one_leaves(broker, strategy):
         assert d.state == ConsumerGroupState.STABLE
         assert len(d.members) == 3
         assert d.partition_assignor == strategy
+        assert all(m.host == "/127.0.0.1" for m in d.members), [m.host for m in d.members]
     finally:
         for c in cs:
             c.close()

@@ -43,7 +43,8 @@ pub(crate) async fn accept_loop(
                 let (broker, limits, name) = (broker.clone(), limits.clone(), name.clone());
                 tokio::spawn(
                     async move {
-                        match serve_connection(stream, &name, broker, &limits).await {
+                        let client_host = format!("/{}", peer.ip());
+                        match serve_connection(stream, &name, &client_host, broker, &limits).await {
                             Ok(()) => tracing::debug!("connection closed"),
                             Err(e) => tracing::info!(error = %e, "closing connection"),
                         }
@@ -124,6 +125,7 @@ impl From<std::io::Error> for ConnError {
 async fn serve_connection(
     stream: TcpStream,
     listener_name: &str,
+    client_host: &str,
     broker: Arc<Broker>,
     limits: &Limits,
 ) -> Result<(), ConnError> {
@@ -135,7 +137,7 @@ async fn serve_connection(
             return Ok(());
         };
         let started = Instant::now();
-        let response = handle_frame(frame, listener_name, &broker).await?;
+        let response = handle_frame(frame, listener_name, client_host, &broker).await?;
         if let Some((api, bytes)) = response {
             writer.write_all(&bytes).await?;
             metrics::request(api, started.elapsed().as_secs_f64() * 1000.0);
@@ -189,6 +191,7 @@ async fn read_frame(
 async fn handle_frame(
     frame: Bytes,
     listener_name: &str,
+    client_host: &str,
     broker: &Arc<Broker>,
 ) -> Result<Option<(&'static str, Bytes)>, ConnError> {
     let (api_key, api_version, correlation_id) =
@@ -226,6 +229,7 @@ async fn handle_frame(
         correlation_id,
         client_id: header.client_id,
         listener_name: listener_name.to_owned(),
+        client_host: client_host.to_owned(),
     };
     let span = tracing::debug_span!("request", api_key, api_version, correlation_id);
     let response = match broker.handle(&ctx, request).instrument(span).await {

@@ -133,7 +133,7 @@ pub(super) async fn join_group(
         } else {
             request.session_timeout_ms
         },
-        client_host: String::new(),
+        client_host: ctx.client_host.clone(),
         require_known_member_id: v >= 4,
         new_member_id: format!("{client_id}-{}", uuid::Uuid::new_v4()),
         client_id,

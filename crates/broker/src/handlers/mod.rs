@@ -28,6 +28,8 @@ pub struct RequestContext {
     pub client_id: Option<String>,
     /// Name of the listener the connection came in on (selects advertised listeners).
     pub listener_name: String,
+    /// The client's address as Kafka reports it (`/127.0.0.1`).
+    pub client_host: String,
 }
 
 /// What the connection does after a request.
