@@ -39,6 +39,8 @@ pub const BROKER_DEFAULTS: &[(&str, &str)] = &[
     ("inter.broker.protocol.version", "3.9-IV0"),
     ("listener.security.protocol.map", "PLAINTEXT:PLAINTEXT,CONTROLLER:PLAINTEXT,SSL:SSL,SASL_PLAINTEXT:SASL_PLAINTEXT,SASL_SSL:SASL_SSL"),
     ("listeners", "PLAINTEXT://localhost:9092"),
+    ("log.cleaner.backoff.ms", "15000"),
+    ("log.cleaner.dedupe.buffer.size", "134217728"),
     ("log.cleaner.delete.retention.ms", "86400000"),
     ("log.cleaner.max.compaction.lag.ms", "9223372036854775807"),
     ("log.cleaner.min.cleanable.ratio", "0.5"),
@@ -352,7 +354,9 @@ impl BrokerConfig {
             } else {
                 TimestampType::CreateTime
             },
-            compact: get("cleanup.policy").split(',').any(|p| p.trim() == "compact"),
+            compact: get("cleanup.policy")
+                .split(',')
+                .any(|p| p.trim() == "compact"),
             delete_retention_ms: get("delete.retention.ms")
                 .parse()
                 .unwrap_or(defaults.delete_retention_ms),

@@ -148,7 +148,7 @@ impl Broker {
         Ok(ids.0 - 1)
     }
 
-    /// Periodic log maintenance: time-based rolls, retention and compaction. Blocking.
+    /// Periodic log maintenance: time-based rolls and retention. Blocking.
     pub fn run_log_maintenance(&self) {
         let now = now_ms();
         let expiration_ms = self
@@ -174,7 +174,22 @@ impl Broker {
                     "log maintenance failed"
                 ),
             }
-            match partition.compact(now, &oxka_log::CleanerConfig::default()) {
+        }
+        metrics::record_log_sizes(self);
+    }
+
+    /// One pass of the log cleaner over every compacted partition. Blocking.
+    pub fn run_log_cleaner(&self) {
+        let now = now_ms();
+        let cleaner = oxka_log::CleanerConfig {
+            dedupe_buffer_bytes: self
+                .config
+                .get("log.cleaner.dedupe.buffer.size")
+                .and_then(|v| v.parse().ok())
+                .unwrap_or(oxka_log::CleanerConfig::default().dedupe_buffer_bytes),
+        };
+        for partition in self.partitions.all() {
+            match partition.compact(now, &cleaner) {
                 Ok(_) | Err(partition::PartitionError::Deleted) => {}
                 Err(e) => tracing::error!(
                     topic = %partition.topic,
@@ -184,7 +199,17 @@ impl Broker {
                 ),
             }
         }
-        metrics::record_log_sizes(self);
+    }
+
+    /// How often the cleaner runs: `log.cleaner.backoff.ms`, or the retention check interval
+    /// when that is shorter.
+    pub fn cleaner_interval_ms(&self) -> u64 {
+        let backoff: u64 = self
+            .config
+            .get("log.cleaner.backoff.ms")
+            .and_then(|v| v.parse().ok())
+            .unwrap_or(15_000);
+        backoff.min(self.config.retention_check_interval_ms).max(10)
     }
 
     /// Fsyncs partitions whose `flush.ms` has passed. Blocking.

@@ -111,6 +111,7 @@ async fn serve(properties: Option<PathBuf>, overrides: Vec<String>) -> anyhow::R
     }
     tokio::spawn(log_maintenance(broker.clone()));
     tokio::spawn(scheduled_flushes(broker.clone()));
+    tokio::spawn(log_cleaner(broker.clone()));
     shutdown_signal().await;
     tracing::info!("shutting down");
     tokio::task::spawn_blocking(move || broker.shutdown()).await?;
@@ -142,6 +143,19 @@ async fn log_maintenance(broker: Arc<Broker>) {
         let b = broker.clone();
         if let Err(e) = tokio::task::spawn_blocking(move || b.run_log_maintenance()).await {
             tracing::error!(error = %e, "log maintenance task failed");
+        }
+    }
+}
+
+/// The log cleaner: compacts `cleanup.policy=compact` partitions every `log.cleaner.backoff.ms`.
+async fn log_cleaner(broker: Arc<Broker>) {
+    let mut ticker = tokio::time::interval(Duration::from_millis(broker.cleaner_interval_ms()));
+    ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        ticker.tick().await;
+        let b = broker.clone();
+        if let Err(e) = tokio::task::spawn_blocking(move || b.run_log_cleaner()).await {
+            tracing::error!(error = %e, "log cleaner task failed");
         }
     }
 }
