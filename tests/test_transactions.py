@@ -498,3 +498,73 @@ def test_transactions_stay_atomic_across_broker_sigkills(make_broker):
     for q in (0, 1):
         lo, hi = watermarks(b, t, q)
         assert list_offsets(b, t, q, 1) == hi == 80 + 8  # 80 records + one marker per round
+
+
+def _transform_batches(b, src, dst, txid, group, max_batches, crash_before_commit=False,
+                       timeout=60):
+    """A consume-transform-produce loop: each transaction copies up to 50 records of `src`
+    (both partitions) to `dst` as b"out-" + value and commits the consumer's positions with
+    send_offsets_to_transaction. Stops after `max_batches` transactions or when nothing is left;
+    with crash_before_commit the last transaction is left open for the caller to kill the
+    broker under. Returns the number of records copied in committed transactions."""
+    p = txn_producer(b, txid)
+    c = consumer(b, **{"group.id": group, "isolation.level": "read_committed"})
+    c.assign([TopicPartition(src, 0), TopicPartition(src, 1)])  # from the committed offsets
+    copied = 0
+    deadline = time.monotonic() + timeout
+    try:
+        for batch in range(max_batches):
+            msgs = []
+            for attempt in range(20):
+                got = [m for m in c.consume(50 - len(msgs), 0.5) if not m.error()]
+                msgs += got
+                # A full batch, or the input is drained (nothing new after some records, or
+                # nothing at all for a few polls).
+                if len(msgs) >= 50 or (msgs and not got) or (not msgs and attempt >= 6):
+                    break
+                assert time.monotonic() < deadline, "transform loop timed out"
+            if not msgs:
+                return copied, p, c
+            p.begin_transaction()
+            for m in msgs:
+                p.produce(dst, b"out-" + m.value(), partition=0)
+            p.send_offsets_to_transaction(c.position(c.assignment()), c.consumer_group_metadata(), 20)
+            if crash_before_commit and batch == max_batches - 1:
+                assert p.flush(10) == 0
+                return copied, p, c
+            p.commit_transaction(20)
+            copied += len(msgs)
+        return copied, p, c
+    except BaseException:
+        c.close()
+        raise
+
+
+def test_consume_transform_produce_exactly_once_across_a_broker_sigkill(make_broker):
+    b = make_broker(overrides=dict(OVERRIDES, **{"group.initial.rebalance.delay.ms": "0"}))
+    src = create_topic(b, unique("src"), partitions=2)
+    dst = create_topic(b, unique("dst"), partitions=1)
+    n = 400
+    plain = producer(b, **{"enable.idempotence": True})
+    for i in range(n):
+        plain.produce(src, b"in-%04d" % i, partition=i % 2)
+    assert plain.flush(20) == 0
+    txid, group = unique("txid"), unique("g")
+
+    # First run: three committed transactions, a fourth open when the broker is killed.
+    copied, p1, c1 = _transform_batches(b, src, dst, txid, group, 4, crash_before_commit=True)
+    assert copied == 150
+    b.restart(kill=True)
+    del p1, c1  # abandoned with the broker gone (a crashed processor)
+
+    # Second run: fences the first producer (its open transaction and its offsets abort), then
+    # resumes from the committed offsets until the input is exhausted.
+    copied2, p2, c2 = _transform_batches(b, src, dst, txid, group, 40)
+    c2.close()
+    assert copied + copied2 == n
+    out = values(read_all(b, [(dst, 0)], "read_committed", expect=n))[(dst, 0)]
+    assert len(out) == n and len(set(out)) == n
+    assert sorted(out) == sorted(b"out-in-%04d" % i for i in range(n))
+    # The aborted copy of the fourth batch is in the log, but not visible to read_committed.
+    everything = values(read_all(b, [(dst, 0)], "read_uncommitted", expect=n + 50))[(dst, 0)]
+    assert len(everything) == n + 50

@@ -30,6 +30,7 @@ pub const SUPPORTED_APIS: &[(i16, i16, i16)] = &[
     (24, 0, 3), // AddPartitionsToTxn: v4+ (batched, broker-to-broker verification) not served
     (25, 0, 3), // AddOffsetsToTxn
     (26, 0, 3), // EndTxn
+    (28, 0, 3), // TxnOffsetCommit: member and generation checked from v3
     (32, 1, 4), // DescribeConfigs
     (33, 0, 2), // AlterConfigs
     (35, 1, 4), // DescribeLogDirs

@@ -152,6 +152,9 @@ struct GroupEntry {
     offsets: BTreeMap<(String, i32), OffsetValue>,
     join_waiters: HashMap<String, oneshot::Sender<JoinResult>>,
     sync_waiters: HashMap<String, oneshot::Sender<SyncResult>>,
+    /// Transactional offset commits (TxnOffsetCommit) per producer id, applied to `offsets`
+    /// when the transaction commits (see the transactions block below).
+    pending_txn: HashMap<i64, BTreeMap<(String, i32), OffsetValue>>,
 }
 
 impl GroupEntry {
@@ -161,6 +164,7 @@ impl GroupEntry {
             offsets: BTreeMap::new(),
             join_waiters: HashMap::new(),
             sync_waiters: HashMap::new(),
+            pending_txn: HashMap::new(),
         }
     }
 }
@@ -259,11 +263,13 @@ impl GroupCoordinator {
         let mut snapshots: HashMap<String, GroupSnapshot> = HashMap::new();
         let mut offsets: HashMap<String, BTreeMap<(String, i32), OffsetValue>> = HashMap::new();
         let mut records = 0usize;
+        // Offsets of transactions still open at the end of the log (transactions block).
+        let mut open_txn_records: Vec<(i64, Bytes, Option<Bytes>)> = Vec::new();
         for p in 0..offsets_partition_count(broker) {
             let Some(partition) = broker.partitions().get(OFFSETS_TOPIC, p) else {
                 continue;
             };
-            let result = for_each_record(&partition, |key, value| {
+            let result = for_each_record(&partition, &mut open_txn_records, |key, value| {
                 records += 1;
                 match (records::decode_key(&key), value) {
                     (Some(RecordKey::Group { group }), None) => {
@@ -327,6 +333,7 @@ impl GroupCoordinator {
             }
             groups.insert(id, Arc::new(Mutex::new(entry)));
         }
+        self.restore_open_txn_offsets(&mut groups, open_txn_records, now);
         tracing::info!(
             groups = groups.len(),
             records,
@@ -942,6 +949,182 @@ fn execute(e: &mut GroupEntry, partition: &Partition, actions: Vec<Action>) {
     }
 }
 
+// ------------------------------------------------------------------------------------------
+// Transactional offset commits (TxnOffsetCommit), added by the transactions work (`txn/`):
+// offsets committed inside a transaction are written to `__consumer_offsets` as a transactional
+// batch of the producer and kept pending per producer id until the transaction coordinator
+// writes the commit marker (`complete_txn_offsets`); an abort drops them. Lock order: the
+// transaction's mutex, then the group's, then the partition's.
+// ------------------------------------------------------------------------------------------
+impl GroupCoordinator {
+    /// TxnOffsetCommit: `Err` applies to every partition, else one code per commit. The
+    /// caller holds the transaction's mutex and has checked that the group's partition is in
+    /// the open transaction. Blocking (one append).
+    #[allow(clippy::too_many_arguments)]
+    pub fn txn_commit_offsets(
+        &self,
+        broker: &Broker,
+        group_id: &str,
+        producer_id: i64,
+        producer_epoch: i16,
+        who: &Committer,
+        commits: &[OffsetCommit],
+    ) -> Result<Vec<i16>, i16> {
+        let partition = self.partition_of(broker, group_id)?;
+        let entry = match self.entry(group_id) {
+            Some(e) => e,
+            None if who.generation < 0 => self.entry_or_create(group_id),
+            None => return Err(code::ILLEGAL_GENERATION),
+        };
+        let now = now_ms();
+        let mut e = entry.lock();
+        // Before v3 the request names no member: nothing to check against (as in Kafka).
+        if who.generation >= 0 || !who.member_id.is_empty() {
+            e.group.validate_offset_commit(
+                &who.member_id,
+                who.group_instance_id.as_deref(),
+                who.generation,
+                now,
+            )?;
+        }
+        let image = broker.image();
+        let mut codes = Vec::with_capacity(commits.len());
+        let mut accepted = Vec::new();
+        for c in commits {
+            let known = image
+                .topic(&c.topic)
+                .is_some_and(|t| t.partitions.iter().any(|p| p.partition == c.partition));
+            let metadata = c.metadata.clone().unwrap_or_default();
+            codes.push(if !known {
+                err::UNKNOWN_TOPIC_OR_PARTITION
+            } else if metadata.len() > self.config.metadata_max_bytes {
+                err::OFFSET_METADATA_TOO_LARGE
+            } else {
+                let value = OffsetValue {
+                    offset: c.offset,
+                    leader_epoch: c.leader_epoch,
+                    metadata,
+                    commit_timestamp_ms: now,
+                    expire_timestamp_ms: None,
+                };
+                accepted.push(((c.topic.clone(), c.partition), value));
+                code::NONE
+            });
+        }
+        if accepted.is_empty() {
+            return Ok(codes);
+        }
+        let records: Vec<Record> = accepted
+            .iter()
+            .enumerate()
+            .map(|(i, ((topic, p), v))| Record {
+                transactional: true,
+                control: false,
+                delete_horizon: false,
+                partition_leader_epoch: -1,
+                producer_id,
+                producer_epoch,
+                timestamp_type: TimestampType::Creation,
+                offset: i as i64,
+                sequence: i as i32,
+                timestamp: now,
+                key: Some(records::encode_key(&RecordKey::Offset {
+                    group: group_id.to_owned(),
+                    topic: topic.clone(),
+                    partition: *p,
+                })),
+                value: Some(records::encode_offset_value(v)),
+                headers: Default::default(),
+            })
+            .collect();
+        let mut buf = BytesMut::new();
+        let options = RecordEncodeOptions {
+            version: 2,
+            compression: Compression::None,
+        };
+        RecordBatchEncoder::encode(&mut buf, &records, &options)
+            .expect("encoding an uncompressed batch into memory cannot fail");
+        // Kafka writes offset commits without a sequence (NO_SEQUENCE = -1); the CRC covers
+        // baseSequence, so it is recomputed.
+        buf[oxka_log::batch::BASE_SEQUENCE_OFFSET..oxka_log::batch::BASE_SEQUENCE_OFFSET + 4]
+            .copy_from_slice(&(-1i32).to_be_bytes());
+        let crc = oxka_log::RecordBatch::from_prefix(&buf)
+            .map(|b| b.compute_crc())
+            .map_err(|_| err::UNKNOWN_SERVER_ERROR)?;
+        buf[oxka_log::batch::CRC_OFFSET..oxka_log::batch::CRC_OFFSET + 4]
+            .copy_from_slice(&crc.to_be_bytes());
+        if let Err(error) = partition.append_as_leader(&mut buf, true) {
+            tracing::error!(group = group_id, %error, "writing transactional offsets failed");
+            return Err(err::UNKNOWN_SERVER_ERROR);
+        }
+        let pending = e.pending_txn.entry(producer_id).or_default();
+        for (key, value) in accepted {
+            pending.insert(key, value);
+        }
+        Ok(codes)
+    }
+
+    /// The transaction of `producer_id` ended (its marker is in `__consumer_offsets`): its
+    /// offsets become committed, or are dropped.
+    pub fn complete_txn_offsets(&self, producer_id: i64, commit: bool) {
+        let entries: Vec<Arc<Mutex<GroupEntry>>> = self.groups.read().values().cloned().collect();
+        for entry in entries {
+            let mut e = entry.lock();
+            if let Some(pending) = e.pending_txn.remove(&producer_id) {
+                if commit {
+                    e.offsets.extend(pending);
+                }
+            }
+        }
+    }
+
+    /// Whether `group_id` has a transactional offset commit pending for the partition
+    /// (OffsetFetch with require_stable answers UNSTABLE_OFFSET_COMMIT).
+    pub fn has_pending_txn_offset(&self, group_id: &str, topic: &str, partition: i32) -> bool {
+        self.entry(group_id).is_some_and(|e| {
+            e.lock()
+                .pending_txn
+                .values()
+                .any(|p| p.contains_key(&(topic.to_owned(), partition)))
+        })
+    }
+
+    /// At load: offsets of transactions still open at the end of the log become pending.
+    fn restore_open_txn_offsets(
+        &self,
+        groups: &mut HashMap<String, Arc<Mutex<GroupEntry>>>,
+        open: Vec<(i64, Bytes, Option<Bytes>)>,
+        now: i64,
+    ) {
+        for (pid, key, value) in open {
+            let Some(RecordKey::Offset {
+                group,
+                topic,
+                partition,
+            }) = records::decode_key(&key)
+            else {
+                continue;
+            };
+            let Some(v) = value.as_deref().and_then(records::decode_offset_value) else {
+                continue;
+            };
+            let entry = groups.entry(group.clone()).or_insert_with(|| {
+                Arc::new(Mutex::new(GroupEntry::new(Group::new(
+                    &group,
+                    self.config.group.clone(),
+                    now,
+                ))))
+            });
+            entry
+                .lock()
+                .pending_txn
+                .entry(pid)
+                .or_default()
+                .insert((topic, partition), v);
+        }
+    }
+}
+
 /// Appends one uncompressed batch of `(key, value)` records (a `None` value is a tombstone).
 fn append(
     partition: &Partition,
@@ -985,15 +1168,22 @@ fn append(
 }
 
 /// Calls `f(key, value)` for every record of the partition, from its log start to its high
-/// watermark. Blocking.
+/// watermark. Records of a transaction (TxnOffsetCommit) are passed on only when its commit
+/// marker is read, dropped at its abort marker, and left in `open_txn` (with their producer
+/// id) if the log ends before either. Blocking.
 fn for_each_record(
     partition: &Partition,
+    open_txn: &mut Vec<(i64, Bytes, Option<Bytes>)>,
     mut f: impl FnMut(Bytes, Option<Bytes>),
 ) -> Result<(), PartitionError> {
     let mut offset = partition.offsets()?.log_start_offset;
+    let mut pending: HashMap<i64, Vec<(Bytes, Option<Bytes>)>> = HashMap::new();
     loop {
         let (info, offsets) = partition.read(offset, 1 << 20, true)?;
         if info.records.is_empty() || offset >= offsets.high_watermark {
+            for (pid, recs) in pending {
+                open_txn.extend(recs.into_iter().map(|(k, v)| (pid, k, v)));
+            }
             return Ok(());
         }
         let mut rest = info.records.clone();
@@ -1003,11 +1193,29 @@ fn for_each_record(
             };
             let mut batch = rest.split_to(size);
             offset = header.next_offset();
+            let transactional = header.attributes & 0x10 != 0 && header.producer_id >= 0;
+            if transactional && header.attributes & 0x20 != 0 {
+                let commit = crate::txn::marker::decode_commit(&batch);
+                let recs = pending.remove(&header.producer_id).unwrap_or_default();
+                if commit == Some(true) {
+                    for (k, v) in recs {
+                        f(k, v);
+                    }
+                }
+                continue;
+            }
             match RecordBatchDecoder::decode(&mut batch) {
                 Ok(set) => {
                     for r in set.records.into_iter().filter(|r| !r.control) {
                         if let Some(key) = r.key {
-                            f(key, r.value);
+                            if transactional {
+                                pending
+                                    .entry(header.producer_id)
+                                    .or_default()
+                                    .push((key, r.value));
+                            } else {
+                                f(key, r.value);
+                            }
                         }
                     }
                 }

@@ -351,6 +351,9 @@ fn fetch_group_offsets(
     Ok(out)
 }
 
+/// OffsetFetch with require_stable while a transactional offset commit is pending.
+const UNSTABLE_OFFSET_COMMIT: i16 = 88;
+
 pub(super) fn offset_fetch(
     broker: &Arc<Broker>,
     ctx: &RequestContext,
@@ -387,6 +390,17 @@ pub(super) fn offset_fetch(
                                         out.committed_leader_epoch = epoch;
                                         out.metadata = Some(s(&metadata));
                                         out.error_code = error;
+                                        // A transactional commit is pending (transactions).
+                                        if request.require_stable
+                                            && broker.groups.has_pending_txn_offset(
+                                                &g.group_id,
+                                                &name,
+                                                p,
+                                            )
+                                        {
+                                            out.committed_offset = -1;
+                                            out.error_code = UNSTABLE_OFFSET_COMMIT;
+                                        }
                                         out
                                     })
                                     .collect();
@@ -440,6 +454,15 @@ pub(super) fn offset_fetch(
                     }
                     out.metadata = Some(s(&metadata));
                     out.error_code = error;
+                    // v7: a transactional commit is pending (transactions).
+                    if request.require_stable
+                        && broker
+                            .groups
+                            .has_pending_txn_offset(&request.group_id, &name, p)
+                    {
+                        out.committed_offset = -1;
+                        out.error_code = UNSTABLE_OFFSET_COMMIT;
+                    }
                     out
                 })
                 .collect();

@@ -95,6 +95,9 @@ impl Broker {
                 ResponseKind::AddOffsetsToTxn(txn::add_offsets_to_txn(self, v, r).await)
             }
             RequestKind::EndTxn(r) => ResponseKind::EndTxn(txn::end_txn(self, v, r).await),
+            RequestKind::TxnOffsetCommit(r) => {
+                ResponseKind::TxnOffsetCommit(txn::txn_offset_commit(self, v, r).await)
+            }
             RequestKind::DescribeProducers(r) => {
                 ResponseKind::DescribeProducers(txn::describe_producers(self, r))
             }

@@ -1,5 +1,5 @@
 //! The transaction APIs: AddPartitionsToTxn (key 24, v0–3), AddOffsetsToTxn (25), EndTxn (26),
-//! DescribeProducers (61), DescribeTransactions (65), ListTransactions (66). InitProducerId
+//! TxnOffsetCommit (28), DescribeProducers (61), DescribeTransactions (65), ListTransactions (66). InitProducerId
 //! with a transactional id is in `producer_id.rs`. The coordinator work runs on a blocking
 //! thread (it appends to `__transaction_state` and writes markers).
 
@@ -9,12 +9,14 @@ use kafka_protocol::error::ResponseError;
 use kafka_protocol::messages::add_partitions_to_txn_response::{
     AddPartitionsToTxnPartitionResult, AddPartitionsToTxnTopicResult,
 };
+use kafka_protocol::messages::txn_offset_commit_response;
 use kafka_protocol::messages::{
     describe_producers_response, describe_transactions_response, list_transactions_response,
     AddOffsetsToTxnRequest, AddOffsetsToTxnResponse, AddPartitionsToTxnRequest,
     AddPartitionsToTxnResponse, DescribeProducersRequest, DescribeProducersResponse,
     DescribeTransactionsRequest, DescribeTransactionsResponse, EndTxnRequest, EndTxnResponse,
     ListTransactionsRequest, ListTransactionsResponse, ProducerId, TopicName, TransactionalId,
+    TxnOffsetCommitRequest, TxnOffsetCommitResponse,
 };
 use kafka_protocol::protocol::StrBytes;
 use oxka_protocol::kafka_protocol;
@@ -255,6 +257,76 @@ pub(super) fn describe_producers(
                     pr.error_code = ResponseError::UnknownTopicOrPartition.code();
                 }
             }
+            tr.partitions.push(pr);
+        }
+        tr.name = t.name;
+        response.topics.push(tr);
+    }
+    response
+}
+
+pub(super) async fn txn_offset_commit(
+    broker: &Arc<Broker>,
+    version: i16,
+    request: TxnOffsetCommitRequest,
+) -> TxnOffsetCommitResponse {
+    use crate::group::coordinator::{Committer, OffsetCommit};
+    let commits: Vec<OffsetCommit> = request
+        .topics
+        .iter()
+        .flat_map(|t| {
+            t.partitions.iter().map(|p| OffsetCommit {
+                topic: t.name.to_string(),
+                partition: p.partition_index,
+                offset: p.committed_offset,
+                leader_epoch: if version >= 2 {
+                    p.committed_leader_epoch
+                } else {
+                    -1
+                },
+                metadata: p.committed_metadata.as_ref().map(|m| m.to_string()),
+            })
+        })
+        .collect();
+    // v3+ (KIP-447) names the member; before that there is no generation to check.
+    let who = Committer {
+        member_id: if version >= 3 {
+            request.member_id.to_string()
+        } else {
+            String::new()
+        },
+        group_instance_id: if version >= 3 {
+            request.group_instance_id.as_ref().map(|s| s.to_string())
+        } else {
+            None
+        },
+        generation: if version >= 3 {
+            request.generation_id
+        } else {
+            -1
+        },
+        retention_time_ms: -1,
+    };
+    let id = request.transactional_id.to_string();
+    let group = request.group_id.to_string();
+    let (pid, epoch) = (request.producer_id.0, request.producer_epoch);
+    let list = commits.clone();
+    let result = blocking(broker, move |b| {
+        b.txns
+            .txn_offset_commit(b, &id, pid, epoch, &group, &who, &list)
+    })
+    .await;
+    let mut codes = match result {
+        Ok(codes) => codes.into_iter(),
+        Err(code) => vec![fenced_for(version, 3, code); commits.len()].into_iter(),
+    };
+    let mut response = TxnOffsetCommitResponse::default();
+    for t in request.topics {
+        let mut tr = txn_offset_commit_response::TxnOffsetCommitResponseTopic::default();
+        for p in &t.partitions {
+            let mut pr = txn_offset_commit_response::TxnOffsetCommitResponsePartition::default();
+            pr.partition_index = p.partition_index;
+            pr.error_code = codes.next().unwrap_or(code::NONE);
             tr.partitions.push(pr);
         }
         tr.name = t.name;

@@ -160,6 +160,15 @@ impl TxnCoordinator {
         runtime.spawn(async move {
             let loader = weak.clone();
             let loaded = tokio::task::spawn_blocking(move || {
+                // Transactions left in a prepare state are finished at load, which may apply
+                // transactional offset commits: the groups must be loaded first (bounded wait).
+                for _ in 0..1200 {
+                    match loader.upgrade() {
+                        Some(b) if b.groups.list().is_err() => {}
+                        _ => break,
+                    }
+                    std::thread::sleep(Duration::from_millis(50));
+                }
                 if let Some(b) = loader.upgrade() {
                     b.txns.load(&b);
                 }
@@ -386,6 +395,49 @@ impl TxnCoordinator {
         Ok(append())
     }
 
+    /// TxnOffsetCommit: the group's `__consumer_offsets` partition must be in the producer's
+    /// open transaction (AddOffsetsToTxn); the offsets are written under the transaction's
+    /// mutex, so no marker can come between. `Err` applies to every partition. Blocking.
+    #[allow(clippy::too_many_arguments)]
+    pub fn txn_offset_commit(
+        &self,
+        broker: &Broker,
+        transactional_id: &str,
+        producer_id: i64,
+        producer_epoch: i16,
+        group_id: &str,
+        who: &crate::group::coordinator::Committer,
+        commits: &[crate::group::coordinator::OffsetCommit],
+    ) -> Result<Vec<i16>, i16> {
+        self.partition_of(broker, transactional_id)?;
+        let entry = self
+            .entry(transactional_id)
+            .ok_or(code::INVALID_PRODUCER_ID_MAPPING)?;
+        let txn = entry.lock();
+        if txn.producer_id != producer_id {
+            return Err(code::INVALID_PRODUCER_ID_MAPPING);
+        }
+        if txn.producer_epoch != producer_epoch {
+            return Err(code::PRODUCER_FENCED);
+        }
+        let count = partition_count(broker, crate::group::OFFSETS_TOPIC);
+        let tp = (
+            crate::group::OFFSETS_TOPIC.to_owned(),
+            partition_for(group_id, count.max(1)),
+        );
+        if txn.state != TxnState::Ongoing || !txn.partitions.contains(&tp) {
+            return Err(err::INVALID_TXN_STATE);
+        }
+        broker.groups.txn_commit_offsets(
+            broker,
+            group_id,
+            producer_id,
+            producer_epoch,
+            who,
+            commits,
+        )
+    }
+
     /// One transaction (DescribeTransactions).
     pub fn describe(&self, transactional_id: &str) -> Result<TxnSnapshot, i16> {
         if !self.loaded.load(Ordering::Acquire) {
@@ -472,6 +524,14 @@ impl TxnCoordinator {
                     return Err(err::UNKNOWN_SERVER_ERROR);
                 }
             }
+        }
+        if partitions
+            .iter()
+            .any(|(t, _)| t == crate::group::OFFSETS_TOPIC)
+        {
+            // The marker is in __consumer_offsets: the group coordinator applies or drops the
+            // transaction's offset commits.
+            broker.groups.complete_txn_offsets(producer_id, commit);
         }
         broker.data_arrived.notify_waiters();
         if let Some(step) = txn.markers_written(now_ms()) {
