@@ -568,3 +568,70 @@ def test_consume_transform_produce_exactly_once_across_a_broker_sigkill(make_bro
     # The aborted copy of the fourth batch is in the log, but not visible to read_committed.
     everything = values(read_all(b, [(dst, 0)], "read_uncommitted", expect=n + 50))[(dst, 0)]
     assert len(everything) == n + 50
+
+
+def test_txn_offset_commit_at_every_served_version(make_broker):
+    """TxnOffsetCommit v0-3 (kafka-python's codec): refused before AddOffsetsToTxn, pending
+    until the commit (OffsetFetch v7/v8 with require_stable answers UNSTABLE_OFFSET_COMMIT,
+    without it the previous offset), visible after the commit marker, gone after an abort."""
+    from kafka.protocol.consumer import OffsetFetchRequest
+    from kafka.protocol.producer.transaction import (AddOffsetsToTxnRequest, EndTxnRequest,
+                                                     TxnOffsetCommitRequest)
+    UNSTABLE_OFFSET_COMMIT = 88
+    TT = TxnOffsetCommitRequest.TxnOffsetCommitRequestTopic
+    b = make_broker(overrides=OVERRIDES)
+    t = create_topic(b, unique("toc"), partitions=1)
+    s = kwire.connect(b)
+
+    def fetch(group, v, stable):
+        if v >= 8:
+            G = OffsetFetchRequest.OffsetFetchRequestGroup
+            r = kwire.request(s, OffsetFetchRequest, v, groups=[G(group_id=group, topics=[
+                G.OffsetFetchRequestTopics(name=t, partition_indexes=[0])])], require_stable=stable)
+            p = r.groups[0].topics[0].partitions[0]
+        else:
+            r = kwire.request(s, OffsetFetchRequest, v, group_id=group, require_stable=stable,
+                              topics=[OffsetFetchRequest.OffsetFetchRequestTopic(name=t, partition_indexes=[0])])
+            p = r.topics[0].partitions[0]
+        return p.error_code, p.committed_offset
+
+    try:
+        for v in range(0, 4):
+            txid, group = unique("toc%d" % v), unique("g%d" % v)
+            _, pid, epoch = init_pid(s, txid)
+
+            def commit_offset(offset, p_epoch=epoch):
+                fields = dict(transactional_id=txid, group_id=group, producer_id=pid,
+                              producer_epoch=p_epoch,
+                              topics=[TT(name=t, partitions=[TT.TxnOffsetCommitRequestPartition(
+                                  partition_index=0, committed_offset=offset, committed_metadata="m")])])
+                if v >= 3:
+                    fields.update(generation_id=-1, member_id="", group_instance_id=None)
+                r = kwire.request(s, TxnOffsetCommitRequest, v, **fields)
+                return r.topics[0].partitions[0].error_code
+
+            def end(commit):
+                return kwire.request(s, EndTxnRequest, 1, transactional_id=txid, producer_id=pid,
+                                     producer_epoch=epoch, committed=commit).error_code
+
+            assert commit_offset(5) == INVALID_TXN_STATE  # the group's partition is not added
+            r = kwire.request(s, AddOffsetsToTxnRequest, 1, transactional_id=txid, producer_id=pid,
+                              producer_epoch=epoch, group_id=group)
+            assert r.error_code == NONE
+            fenced = PRODUCER_FENCED if v >= 3 else INVALID_PRODUCER_EPOCH
+            assert commit_offset(5, p_epoch=epoch + 1) == fenced
+            assert commit_offset(5) == NONE
+            for fv in (7, 8):
+                assert fetch(group, fv, True) == (UNSTABLE_OFFSET_COMMIT, -1)
+                assert fetch(group, fv, False) == (NONE, -1)
+            assert end(True) == NONE
+            assert fetch(group, 8, True) == (NONE, 5)
+            # The next transaction's offset is aborted: the committed one stays.
+            r = kwire.request(s, AddOffsetsToTxnRequest, 1, transactional_id=txid, producer_id=pid,
+                              producer_epoch=epoch, group_id=group)
+            assert r.error_code == NONE
+            assert commit_offset(9) == NONE
+            assert end(False) == NONE
+            assert fetch(group, 7, True) == (NONE, 5)
+    finally:
+        s.close()
