@@ -360,7 +360,11 @@ impl Partition {
         if !inner.policy.delete {
             return Ok(0);
         }
-        Ok(inner.log.enforce_retention(now_ms)?)
+        let deleted = inner.log.enforce_retention(now_ms)?;
+        // Aborted transactions wholly below the log start are never fetched again.
+        let log_start = inner.log.log_start_offset();
+        inner.producers.forget_aborted_before(log_start);
+        Ok(deleted)
     }
 
     /// One log-compaction pass when the topic's cleanup policy includes `compact` and a pass is

@@ -219,6 +219,11 @@ impl ProducerStateManager {
             .collect()
     }
 
+    /// Forgets aborted transactions whose marker is below `offset` (the new log start).
+    pub fn forget_aborted_before(&mut self, offset: i64) {
+        self.aborted.retain(|a| a.last_offset >= offset);
+    }
+
     /// Every producer as DescribeProducers reports it: (producer id, epoch, last sequence,
     /// last update time, first offset of its open transaction).
     #[allow(clippy::type_complexity)]
@@ -422,5 +427,7 @@ mod tests {
         assert_eq!(s.check(1, 1, 0, 0), Ok(SequenceCheck::Append));
         s.truncate_to(16);
         assert_eq!(s.aborted_between(0, 100), vec![aborted]);
+        s.forget_aborted_before(16);
+        assert_eq!(s.aborted_between(0, 100), vec![]);
     }
 }
