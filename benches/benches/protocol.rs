@@ -12,7 +12,9 @@ use kafka_protocol::messages::metadata_response::{
     MetadataResponseBroker, MetadataResponsePartition, MetadataResponseTopic,
 };
 use kafka_protocol::messages::produce_request::{PartitionProduceData, TopicProduceData};
-use kafka_protocol::messages::{ApiKey, BrokerId, MetadataResponse, ProduceRequest, TopicName};
+use kafka_protocol::messages::{
+    ApiKey, BrokerId, MetadataResponse, ProduceRequest, ResponseKind, TopicName,
+};
 use kafka_protocol::protocol::{Decodable, Encodable, StrBytes};
 use oxka_benches::{record_batch, records_per_batch};
 
@@ -102,18 +104,19 @@ fn produce(c: &mut Criterion) {
 fn metadata(c: &mut Criterion) {
     let resp = metadata_response();
     let body = encode(&resp, METADATA_VERSION);
+    let kind = ResponseKind::Metadata(resp.clone());
     let mut group = c.benchmark_group("metadata_response_100_topics");
     group.throughput(Throughput::Bytes(body.len() as u64));
     group.bench_function("encode_response_frame", |b| {
         b.iter(|| {
-            oxka_protocol::codec::encode_response(ApiKey::Metadata, METADATA_VERSION, 7, &resp)
+            oxka_protocol::codec::encode_response(ApiKey::Metadata, METADATA_VERSION, 7, &kind)
                 .expect("encode")
         })
     });
     group.bench_function("build_and_encode", |b| {
         b.iter(|| {
-            let resp = metadata_response();
-            oxka_protocol::codec::encode_response(ApiKey::Metadata, METADATA_VERSION, 7, &resp)
+            let kind = ResponseKind::Metadata(metadata_response());
+            oxka_protocol::codec::encode_response(ApiKey::Metadata, METADATA_VERSION, 7, &kind)
                 .expect("encode")
         })
     });
