@@ -267,6 +267,8 @@ impl Log {
             segments.insert(base, seg);
             i += 1;
         }
+        // A brand-new log: its missing checkpoint files already mean what they would say.
+        let fresh = segments.is_empty() && saved_start.is_none() && saved_recovery_point.is_none();
         if segments.is_empty() {
             let base = saved_start.unwrap_or(0).max(0);
             segments.insert(base, LogSegment::create(dir, base, cfg)?);
@@ -300,6 +302,9 @@ impl Log {
             layout_generation: 0,
             cleaning: Arc::new(AtomicBool::new(false)),
         };
+        if fresh {
+            return Ok(log);
+        }
         if saved_start != Some(log_start_offset) {
             log.persist_log_start_offset()?;
         }
