@@ -308,7 +308,9 @@ impl Log {
         if saved_start != Some(log_start_offset) {
             log.persist_log_start_offset()?;
         }
-        if saved_recovery_point != Some(log.recovery_point) {
+        // Only a lowered recovery point must reach disk before appends resume (so that data
+        // written above it is rescanned after a crash); a missing file already means "rescan".
+        if saved_recovery_point.is_some_and(|saved| saved > log.recovery_point) {
             log.persist_recovery_point()?;
         }
         Ok(log)

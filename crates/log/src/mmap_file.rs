@@ -74,9 +74,10 @@ impl MmapFile {
         if new_len == self.len() && (new_len == 0 || self.mmap.is_some()) {
             return Ok(());
         }
-        if let Some(m) = self.mmap.take() {
-            m.flush().ctx(&self.path, "flush index")?;
-        }
+        // Unmapping keeps the written pages in the page cache; durability is `flush`'s job (and
+        // an index is rebuilt after an unclean shutdown anyway), so no msync here: on a
+        // recovery of many partitions it would cost an inode write per index.
+        drop(self.mmap.take());
         self.file
             .set_len(new_len as u64)
             .ctx(&self.path, "resize index")?;
