@@ -63,6 +63,18 @@ def log(msg):
     print(msg, file=sys.stderr, flush=True)
 
 
+LOADAVG = []
+
+
+def phase(name):
+    """Logs the start of a phase with the 1-minute load average: the machine is shared, and a
+    load above the core count means the numbers that follow were measured under contention."""
+    with open("/proc/loadavg") as f:
+        load1 = float(f.read().split()[0])
+    LOADAVG.append({"phase": name, "loadavg_1m": load1})
+    log(f"== {name} (loadavg {load1:.2f})")
+
+
 def free_port():
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
@@ -304,7 +316,7 @@ def main():
         if not a.no_oxka:
             oxka = os.path.abspath(a.oxka)
             results["oxka_binary"] = oxka
-            log("== start-to-serving, empty data dir, best of 5")
+            phase("start-to-serving, empty data dir, best of 5")
             results["start"] = measure_start(oxka, 5)
 
             b = Broker(oxka)
@@ -317,35 +329,35 @@ def main():
                                             ("perf-lat", 1), ("perf-loadlat", 1)])
                 results["rss_after_create_mib"] = b.status("VmRSS")
                 settle()
-                log("== latency at 1,000 msgs/s, linger.ms=0, acks=all (quiet disk)")
+                phase("latency at 1,000 msgs/s, linger.ms=0, acks=all (quiet disk)")
                 results["latency_1000"] = latency(a.perf, target, "perf-lat", 1000, nlat,
                                                   LATENCY_CONF, tmo, tmp)
-                log("== produce 100-byte records (sync before each run)")
+                phase("produce 100-byte records (sync before each run)")
                 runs = []
                 for _ in range(a.repeat):
                     settle()
                     runs.append(produce(a.perf, target, "perf-100b", 100, n100, PRODUCE_CONF, tmo))
                 results["produce_100b"] = best_and_median(runs)
                 total = sum(r["msgs"] for r in runs)
-                log("== consume everything back")
+                phase("consume everything back")
                 settle()
                 runs = [consume(a.perf, target, "perf-100b", total, tmo) for _ in range(a.repeat)]
                 results["consume_100b"] = best_and_median(runs)
-                log("== produce 1 KiB records (sync before each run)")
+                phase("produce 1 KiB records (sync before each run)")
                 runs = []
                 for _ in range(a.repeat):
                     settle()
                     runs.append(produce(a.perf, target, "perf-1k", 1024, n1k, PRODUCE_CONF, tmo))
                 results["produce_1k"] = best_and_median(runs)
-                log("== produce 1 KiB records, back to back without sync (sustained, disk-bound)")
+                phase("produce 1 KiB records, back to back without sync (sustained, disk-bound)")
                 settle()
                 runs = [produce(a.perf, target, "perf-1k-sustained", 1024, n1k, PRODUCE_CONF, tmo)
                         for _ in range(a.repeat)]
                 results["produce_1k_sustained"] = best_and_median(runs)
-                log("== latency at 1,000 msgs/s right after that (kernel writing back dirty pages)")
+                phase("latency at 1,000 msgs/s right after that (kernel writing back dirty pages)")
                 results["latency_1000_writeback"] = latency(a.perf, target, "perf-lat", 1000, nlat,
                                                             LATENCY_CONF, tmo, tmp)
-                log("== latency under full load (throughput settings, acks=1)")
+                phase("latency under full load (throughput settings, acks=1)")
                 settle()
                 results["latency_loaded"] = latency(a.perf, target, "perf-loadlat", 0, nload_lat,
                                                     PRODUCE_CONF, tmo, tmp)
@@ -354,7 +366,7 @@ def main():
             finally:
                 b.stop()
 
-            log("== RSS with 1,000 partitions")
+            phase("RSS with 1,000 partitions")
             b = Broker(oxka)
             try:
                 b.start()
@@ -377,23 +389,24 @@ def main():
 
         if a.mock:
             mock = ["-X", "test.mock.num.brokers=1"]
-            log("== mock broker: produce 100-byte records")
+            phase("mock broker: produce 100-byte records")
             runs = [produce(a.perf, mock, "perf-100b", 100, n100, PRODUCE_CONF, tmo)
                     for _ in range(a.repeat)]
             results["mock_produce_100b"] = best_and_median(runs)
-            log("== mock broker: produce 1 KiB records")
+            phase("mock broker: produce 1 KiB records")
             runs = [produce(a.perf, mock, "perf-1k", 1024, n1k, PRODUCE_CONF, tmo)
                     for _ in range(a.repeat)]
             results["mock_produce_1k"] = best_and_median(runs)
-            log("== mock broker: latency at 1,000 msgs/s")
+            phase("mock broker: latency at 1,000 msgs/s")
             results["mock_latency_1000"] = latency(a.perf, mock, "perf-lat", 1000, nlat,
                                                    LATENCY_CONF, tmo, tmp)
-            log("== mock broker: latency under full load")
+            phase("mock broker: latency under full load")
             results["mock_latency_loaded"] = latency(a.perf, mock, "perf-loadlat", 0, nload_lat,
                                                      PRODUCE_CONF, tmo, tmp)
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
 
+    results["loadavg"] = LOADAVG
     if a.json:
         with open(a.json, "w") as f:
             json.dump(results, f, indent=2)
@@ -449,6 +462,9 @@ def print_table(r):
         ("start to serving, empty dir, ms, best of 5 (port accepts / first ApiVersions answer)", "≤ 200",
          f"{f(g('start', 'best_ms'), '{:.1f}')} / {f(g('start', 'api_versions_best_ms'), '{:.1f}')}", "n/a"),
     ]
+    print("1-minute load average at each phase: " + ", ".join(
+        f"{x['phase'].split(' (')[0]}: {x['loadavg_1m']:.2f}" for x in r.get("loadavg", [])))
+    print()
     print("| measure | target | oxka | librdkafka mock broker |")
     print("|---|---|---|---|")
     for row in rows:
