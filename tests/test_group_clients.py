@@ -202,3 +202,94 @@ def test_aiokafka_commit_and_resume_across_broker_sigkills(make_broker):
 
     assert asyncio.run(asyncio.wait_for(second(), 90)) == [11, 11]
     assert committed(b, group, topic, [0, 1]) == [11, 11]
+
+
+# ------------------------------------------------------------------ kcat -G
+class KcatMember:
+    """`kcat -G group topic` (librdkafka's balanced consumer) writing `partition offset value`
+    lines to a file and its rebalance notices to another."""
+
+    def __init__(self, b, group, topic, workdir, name):
+        self.out_path = os.path.join(workdir, "%s.out" % name)
+        self.err_path = os.path.join(workdir, "%s.err" % name)
+        with open(self.out_path, "wb") as out, open(self.err_path, "wb") as err:
+            self.proc = subprocess.Popen(
+                ["kcat", "-b", b.bootstrap, "-G", group,
+                 "-X", "auto.offset.reset=earliest", "-X", "enable.auto.commit=true",
+                 "-X", "auto.commit.interval.ms=200", "-X", "session.timeout.ms=6000",
+                 "-X", "heartbeat.interval.ms=300", "-X", "log.connection.close=false",
+                 "-u", "-f", "%p %o %s\n", topic],  # -u: unbuffered output
+                stdin=subprocess.DEVNULL, stdout=out, stderr=err)
+
+    def records(self):
+        with open(self.out_path, "rb") as f:
+            return [tuple(int(x) if i < 2 else x for i, x in enumerate(line.split(b" ", 2)))
+                    for line in f.read().splitlines()]
+
+    def stderr(self):
+        with open(self.err_path, "rb") as f:
+            return f.read().decode("utf-8", "replace")
+
+    def assigned(self):
+        """(member id, partitions) of kcat's last 'assigned:' notice, or None."""
+        last = None
+        for line in self.stderr().splitlines():
+            if "rebalanced (memberid " in line and "assigned:" in line:
+                member = line.split("(memberid ", 1)[1].split(")", 1)[0]
+                parts = sorted(int(x.split("[", 1)[1].rstrip("], ")) for x in
+                               line.split("assigned:", 1)[1].split(",") if "[" in x)
+                last = (member, parts)
+        return last
+
+    def stop(self, timeout=15):
+        """SIGTERM: kcat closes its consumer (final commit, LeaveGroup) and exits."""
+        if self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGTERM)
+            try:
+                self.proc.wait(timeout)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait(5)
+                raise AssertionError("kcat did not exit within %ss of SIGTERM:\n%s"
+                                     % (timeout, self.stderr()[-3000:]))
+        return self.proc.returncode
+
+
+def test_two_kcat_balanced_consumers_split_and_consume_each_record_once(broker, tmp_path):
+    topic = create_topic(broker, unique("kcatg"), partitions=4)
+    group = unique("g")
+    members = [KcatMember(broker, group, topic, str(tmp_path), "kcat%d" % i) for i in range(2)]
+    try:
+        def split_2_2():
+            desc = described_assignment(broker, group)
+            views = [m.assigned() for m in members]
+            if desc is None or None in views or len(desc) != 2:
+                return False
+            # both kcats' own view is what the broker describes: 2 + 2, none twice
+            return (all(desc.get(member) == parts for member, parts in views)
+                    and sorted(len(p) for p in desc.values()) == [2, 2]
+                    and sorted(p for ps in desc.values() for p in ps) == [0, 1, 2, 3])
+        wait_until(split_2_2, 30, msg="two kcat -G members split 2/2: %r"
+                   % [m.stderr()[-500:] for m in members])
+        for p in range(4):
+            produce(broker, topic, [b"p%d-%d" % (p, i) for i in range(25)], partition=p)
+        wait_until(lambda: sum(len(m.records()) for m in members) >= 100, 30,
+                   msg="100 records consumed by the two kcats")
+        time.sleep(0.5)  # a duplicate would show up meanwhile
+        views = [m.assigned() for m in members]
+    finally:
+        rcs = [m.stop() for m in members]
+    assert rcs == [0, 0], [m.stderr()[-2000:] for m in members]
+    together = []
+    for m, (_member, parts) in zip(members, views):
+        got = m.records()
+        # each kcat read exactly its own partitions, every record once, each partition in order
+        assert sorted(got) == [(p, i, b"p%d-%d" % (p, i)) for p in parts for i in range(25)], got
+        for p in parts:
+            assert [o for q, o, _v in got if q == p] == list(range(25))
+        together += got
+    assert sorted(together) == [(p, i, b"p%d-%d" % (p, i)) for p in range(4) for i in range(25)]
+    # offsets were committed (auto-commit, and the final commit at close)
+    assert committed(broker, group, topic, range(4)) == [25, 25, 25, 25]
+    d = admin(broker).describe_consumer_groups([group])[group].result(15)
+    assert d.state == ConsumerGroupState.EMPTY and not d.members
