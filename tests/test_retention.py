@@ -145,3 +145,48 @@ def test_compacted_topic_rejects_null_key(broker):
     assert raw_produce(broker, t, kwire.record_batch([b"v"], key=None))[0] == 87  # INVALID_RECORD
     assert raw_produce(broker, t, kwire.record_batch([b"v"], key=b"k"))[0] == 0
     assert watermarks(broker, t) == (0, 1)
+
+
+def test_compacted_topic_names_each_keyless_record(broker):
+    """KIP-467, as librdkafka's test 0011 checks: a batch with keyless records for a compacted
+    topic is refused whole with INVALID_RECORD, and Produce v8+ lists each keyless record's index
+    in record_errors, so the client fails those (INVALID_RECORD) and the others with
+    _INVALID_DIFFERENT_RECORD."""
+    import kwire
+    from kafka.protocol.producer import ProduceRequest
+    from kutil import producer
+    t = create_topic(broker, unique("compactre"), config={"cleanup.policy": "compact"})
+
+    keys = [b"k0", None, b"k2", b"k3", None]
+    recs = b""
+    for i, k in enumerate(keys):
+        body = (b"\x00" + kwire.varint(0) + kwire.varint(i)
+                + (kwire.varint(-1) if k is None else kwire.varint(len(k)) + k)
+                + kwire.varint(1) + b"v" + kwire.varint(0))
+        recs += kwire.varint(len(body)) + body
+    batch = kwire.raw_batch(recs, len(keys), len(keys) - 1)
+    TPD = ProduceRequest.TopicProduceData
+    s = kwire.connect(broker)
+    try:
+        for version in (7, 8, 11):
+            r = kwire.request(s, ProduceRequest, version, corr=version, transactional_id=None, acks=-1,
+                              timeout_ms=10000, topic_data=[TPD(name=t, partition_data=[
+                                  TPD.PartitionProduceData(index=0, records=batch)])])
+            p = r.responses[0].partition_responses[0]
+            assert p.error_code == 87, version  # INVALID_RECORD
+            if version >= 8:
+                assert [e.batch_index for e in p.record_errors] == [1, 4], version
+                assert all("without key" in e.batch_index_error_message for e in p.record_errors)
+                assert "2 record errors" in p.error_message
+    finally:
+        s.close()
+
+    p = producer(broker, **{"linger.ms": 200, "message.timeout.ms": 10000})
+    reports = {}
+    for i in range(10):
+        p.produce(t, value=b"v", key=None if i % 5 == 2 else b"k%d" % i, partition=0,
+                  on_delivery=lambda err, msg, i=i: reports.__setitem__(i, err and err.code()))
+    assert p.flush(20) == 0
+    assert reports == {i: KafkaError.INVALID_RECORD if i % 5 == 2 else KafkaError._INVALID_DIFFERENT_RECORD
+                       for i in range(10)}
+    assert watermarks(broker, t) == (0, 0)

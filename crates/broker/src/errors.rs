@@ -30,7 +30,10 @@ pub(crate) fn partition_error_code(e: &PartitionError) -> i16 {
         PartitionError::InvalidRecord(_) => ResponseError::InvalidRecord,
         PartitionError::CorruptMessage(_) => ResponseError::CorruptMessage,
         PartitionError::UnsupportedCompressionType => ResponseError::UnsupportedCompressionType,
-        PartitionError::InvalidTimestamp(_) => ResponseError::InvalidTimestamp,
+        PartitionError::RecordErrors {
+            timestamp: true, ..
+        } => ResponseError::InvalidTimestamp,
+        PartitionError::RecordErrors { .. } => ResponseError::InvalidRecord,
         PartitionError::Producer(e) => match e {
             ProducerError::InvalidProducerEpoch { .. } => ResponseError::InvalidProducerEpoch,
             ProducerError::OutOfOrderSequence { .. } => ResponseError::OutOfOrderSequenceNumber,

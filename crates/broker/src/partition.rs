@@ -112,8 +112,35 @@ pub enum PartitionError {
     CorruptMessage(String),
     #[error("zstd compression needs Produce v7 / Fetch v10 or later")]
     UnsupportedCompressionType,
-    #[error("{0}")]
-    InvalidTimestamp(String),
+    /// Records of the batch that Kafka's LogValidator refuses one by one (no key on a compacted
+    /// topic, timestamp out of range): the whole batch is refused, and Produce v8+ names each
+    /// offending record by its index in the batch (KIP-467) so a client fails only those and
+    /// may retry the others.
+    #[error("{}", record_errors_message(.errors, *.timestamp))]
+    RecordErrors {
+        /// Any timestamp among them: the partition's error is INVALID_TIMESTAMP, else
+        /// INVALID_RECORD.
+        timestamp: bool,
+        /// (index of the record in its batch, why), in batch order.
+        errors: Vec<(i32, String)>,
+    },
+}
+
+/// Kafka's top-level message for a batch refused because of record errors.
+fn record_errors_message(errors: &[(i32, String)], timestamp: bool) -> String {
+    if timestamp {
+        return "One or more records have been rejected due to invalid timestamp".into();
+    }
+    let first: Vec<String> = errors
+        .iter()
+        .take(3)
+        .map(|(index, message)| format!("RecordError(batchIndex={index}, message='{message}')"))
+        .collect();
+    format!(
+        "One or more records have been rejected due to {} record errors in total, and only showing the first three errors at most: [{}]",
+        errors.len(),
+        first.join(", ")
+    )
 }
 
 /// The result of a produce append: where the batch is (for a duplicate, where it already was).
@@ -325,20 +352,31 @@ impl Partition {
         let latest = now.saturating_add(rules.timestamp_after_ms);
         let check_time =
             rules.create_time && batch.timestamp_type() == oxka_log::TimestampType::CreateTime;
+        // As Kafka's LogValidator: every record is checked (key first, then timestamp) and
+        // all offending records are reported together.
+        let mut errors = Vec::new();
+        let mut timestamp_error = false;
         for record in batch.records(&payload) {
             let record = record.map_err(|e| PartitionError::CorruptMessage(e.to_string()))?;
+            let index = i32::try_from(count).unwrap_or(i32::MAX);
             let timestamp = batch.base_timestamp().wrapping_add(record.timestamp_delta);
-            if check_time && timestamp != -1 && !(earliest..=latest).contains(&timestamp) {
-                return Err(PartitionError::InvalidTimestamp(format!(
-                    "Timestamp {timestamp} of message with offset delta {} is out of range. The timestamp should be within [{earliest}, {latest}]",
-                    record.offset_delta
-                )));
-            }
             if rules.compact && record.key.is_none() {
-                return Err(PartitionError::InvalidRecord(format!(
-                    "Compacted topic cannot accept message without key in topic partition {}-{}.",
-                    self.topic, self.index
-                )));
+                errors.push((
+                    index,
+                    format!(
+                        "Compacted topic cannot accept message without key in topic partition {}-{}.",
+                        self.topic, self.index
+                    ),
+                ));
+            } else if check_time && timestamp != -1 && !(earliest..=latest).contains(&timestamp) {
+                timestamp_error = true;
+                errors.push((
+                    index,
+                    format!(
+                        "Timestamp {timestamp} of message with offset delta {} is out of range. The timestamp should be within [{earliest}, {latest}]",
+                        record.offset_delta
+                    ),
+                ));
             }
             count += 1;
         }
@@ -347,6 +385,12 @@ impl Partition {
                 "Record count {} does not match the {count} records in the batch",
                 batch.records_count()
             )));
+        }
+        if !errors.is_empty() {
+            return Err(PartitionError::RecordErrors {
+                timestamp: timestamp_error,
+                errors,
+            });
         }
         Ok(())
     }

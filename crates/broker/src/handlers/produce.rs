@@ -6,7 +6,9 @@ use std::sync::Arc;
 
 use bytes::BytesMut;
 use kafka_protocol::error::ResponseError;
-use kafka_protocol::messages::produce_response::{PartitionProduceResponse, TopicProduceResponse};
+use kafka_protocol::messages::produce_response::{
+    BatchIndexAndErrorMessage, PartitionProduceResponse, TopicProduceResponse,
+};
 use kafka_protocol::messages::{ProduceRequest, ProduceResponse, ResponseKind};
 use oxka_protocol::kafka_protocol;
 
@@ -14,6 +16,7 @@ use oxka_log::batch::BatchHeader;
 
 use super::Reply;
 use crate::errors::partition_error_code;
+use crate::partition::PartitionError;
 use crate::{metrics, Broker};
 
 /// Batch attributes bit 4: the batch belongs to a transaction.
@@ -99,6 +102,18 @@ pub(super) async fn handle(broker: &Arc<Broker>, version: i16, request: ProduceR
                                 p.error_code = partition_error_code(&e);
                                 if version >= 8 {
                                     p.error_message = Some(e.to_string().into());
+                                    if let PartitionError::RecordErrors { errors, .. } = &e {
+                                        p.record_errors = errors
+                                            .iter()
+                                            .map(|(index, message)| {
+                                                let mut r = BatchIndexAndErrorMessage::default();
+                                                r.batch_index = *index;
+                                                r.batch_index_error_message =
+                                                    Some(message.clone().into());
+                                                r
+                                            })
+                                            .collect();
+                                    }
                                 }
                             }
                         },
