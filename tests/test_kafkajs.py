@@ -9,12 +9,13 @@ import os
 import shutil
 import struct
 import subprocess
+import time
 
 import pytest
-from confluent_kafka import TopicPartition
+from confluent_kafka import Consumer, KafkaError, TopicPartition
 from confluent_kafka import ConsumerGroupTopicPartitions
 
-from kutil import admin, consume, create_topic, data_files, produce, unique
+from kutil import admin, consume, create_topic, data_files, produce, unique, wait_until
 
 BROKER_OVERRIDES = {"group.initial.rebalance.delay.ms": "0"}
 
@@ -25,10 +26,14 @@ NODE = shutil.which("node")
 pytestmark = pytest.mark.skipif(NODE is None, reason="node is not installed")
 
 
-def run_js(script, timeout=100, **args):
-    """Run tests/js/<script>.js with `args` as JSON; return its JSON result."""
+def need_kafkajs():
     if not os.path.isdir(os.path.join(HERE, "node_modules", "kafkajs")):
         pytest.fail("kafkajs is not installed: run `npm ci` in tests/ (tests/run.sh does)")
+
+
+def run_js(script, timeout=100, **args):
+    """Run tests/js/<script>.js with `args` as JSON; return its JSON result."""
+    need_kafkajs()
     env = dict(os.environ, KAFKAJS_NO_PARTITIONER_WARNING="1")
     try:
         r = subprocess.run([NODE, os.path.join(JS, script + ".js"), json.dumps(args)],
@@ -98,13 +103,18 @@ def test_admin_topics_and_errors(broker):
     ]
     assert (r["metadataUnknown"]["type"], r["metadataUnknown"]["code"]) == ("UNKNOWN_TOPIC_OR_PARTITION", 3)
     assert r["retentionMs"] == [["retention.ms", "123456"]]
+    assert r["partitionsAfterGrow"] == [0, 1, 2, 3, 4]
+    assert (r["shrink"]["type"], r["shrink"]["code"]) == ("INVALID_PARTITIONS", 37)
+    assert (r["growUnknown"]["type"], r["growUnknown"]["code"]) == ("UNKNOWN_TOPIC_OR_PARTITION", 3)
+    assert r["cluster"] == {"brokers": [{"nodeId": 1, "host": "127.0.0.1", "port": broker.port}],
+                            "controller": 1, "clusterIdIsString": True}
     assert r["listedAfterDelete"] == [prefix + "-three"]
     assert r["deleteUnknown"]["name"] == "KafkaJSNumberOfRetriesExceeded"
     assert (r["deleteUnknown"]["type"], r["deleteUnknown"]["code"]) == ("UNKNOWN_TOPIC_OR_PARTITION", 3)
     # the other clients see the same topics
     md = admin(broker).list_topics(timeout=10)
     assert sorted(t for t in md.topics if t.startswith(prefix)) == [prefix + "-three"]
-    assert len(md.topics[prefix + "-three"].partitions) == 3
+    assert len(md.topics[prefix + "-three"].partitions) == 5
 
 
 # ------------------------------------------------------------------ produce / consume
@@ -131,10 +141,16 @@ def test_produce_keys_headers_gzip_and_consume_from_beginning(broker):
     assert batch_codecs(broker, topic, 0) == [0]
     codecs = batch_codecs(broker, topic, 1)
     assert codecs[0] == 1 and len(codecs) >= 2, codecs
+    assert r["topicOffsets"] == [{"partition": 0, "offset": "5", "high": "5", "low": "0"},
+                                 {"partition": 1, "offset": "7", "high": "7", "low": "0"}]
+    assert r["offsetsByTimestamp"] == [{"partition": 0, "offset": "2"}, {"partition": 1, "offset": "0"}]
+    assert r["topicOffsetsAfterDelete"] == [{"partition": 0, "offset": "5", "high": "5", "low": "3"},
+                                            {"partition": 1, "offset": "7", "high": "7", "low": "0"}]
+    assert (r["deleteBeyondEnd"]["type"], r["deleteBeyondEnd"]["code"]) == ("OFFSET_OUT_OF_RANGE", 1)
     # librdkafka reads kafkajs' records (header order, repeated keys, null key / value) alike
-    ms = consume(broker, topic, 5, partition=0)
+    ms = consume(broker, topic, 2, partition=0, offset=3)  # 0-2 were deleted above
     assert [m.headers() for m in ms] == [[("h", b"hv%d" % i), ("multi", b"x"), ("multi", b"y")]
-                                         for i in range(5)]
+                                         for i in (3, 4)]
     ms = consume(broker, topic, 2, partition=1, offset=5)
     assert [(m.key(), m.value()) for m in ms] == [(None, b"no-key"), (b"tomb", None)]
 
@@ -233,3 +249,74 @@ def test_group_admin_fetch_set_reset_describe_list_delete(broker):
     assert r["listedAfterDelete"] == []
     assert offs("afterDelete") == [(0, "-1"), (1, "-1"), (2, "-1")]
     assert (r["deleteAgain"]["type"], r["deleteAgain"]["code"]) == ("GROUP_ID_NOT_FOUND", 69)
+
+
+class NodeMember:
+    """tests/js/member.js in its own process: one kafkajs member, its JSON lines read without
+    blocking."""
+
+    def __init__(self, b, topic, group, **args):
+        env = dict(os.environ, KAFKAJS_NO_PARTITIONER_WARNING="1")
+        args = dict(bootstrap=b.bootstrap, topic=topic, group=group, lifetimeMs=60000, **args)
+        self.proc = subprocess.Popen([NODE, os.path.join(JS, "member.js"), json.dumps(args)],
+                                     stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                                     stdin=subprocess.DEVNULL, env=env, cwd=HERE)
+        os.set_blocking(self.proc.stdout.fileno(), False)
+        self.buf = b""
+        self.events = []
+
+    def poll(self):
+        self.buf += self.proc.stdout.read() or b""
+        *lines, self.buf = self.buf.split(b"\n")
+        self.events += [json.loads(line) for line in lines if line.strip()]
+        return self.events
+
+    def assignment(self):
+        joins = [e for e in self.poll() if e["event"] == "join"]
+        return joins[-1]["assignment"] if joins else None
+
+    def kill(self):
+        if self.proc.poll() is None:
+            self.proc.kill()
+        self.proc.wait(10)
+
+
+def test_sigkilled_member_expires_and_foreign_protocol_is_refused(broker):
+    topic = create_topic(broker, unique("kjs"), partitions=4)
+    group = unique("g")
+    need_kafkajs()
+    a, b = NodeMember(broker, topic, group), NodeMember(broker, topic, group)
+    try:
+        wait_until(lambda: sorted([len(a.assignment() or []), len(b.assignment() or [])]) == [2, 2]
+                   and sorted(a.assignment() + b.assignment()) == [0, 1, 2, 3], 30, interval=0.05,
+                   msg="two kafkajs members split 2/2")
+        # a librdkafka member offering only "range" cannot join a group whose members all speak
+        # kafkajs' "RoundRobinAssigner": INCONSISTENT_GROUP_PROTOCOL, and the group is undisturbed
+        c = Consumer({"bootstrap.servers": broker.bootstrap, "group.id": group,
+                      "partition.assignment.strategy": "range", "log.connection.close": False})
+        c.subscribe([topic])
+        err = None
+        try:
+            for _ in range(100):
+                m = c.poll(0.1)
+                if m is not None and m.error():
+                    err = m.error()
+                    break
+        finally:
+            c.close()
+        assert err is not None and err.code() == KafkaError.INCONSISTENT_GROUP_PROTOCOL, err
+        assert sorted(a.assignment() + b.assignment()) == [0, 1, 2, 3]
+        joins_a = len([e for e in a.poll() if e["event"] == "join"])
+        # SIGKILL b (no LeaveGroup): after its 6 s session expires, a owns all four partitions
+        b.kill()
+        t0 = time.monotonic()
+        wait_until(lambda: a.assignment() == [0, 1, 2, 3], 30, interval=0.05,
+                   msg="survivor takes over the killed member's partitions")
+        assert time.monotonic() - t0 >= 3, "taken over before the session could expire"
+        assert len([e for e in a.poll() if e["event"] == "join"]) == joins_a + 1
+        assert not [e for e in a.poll() if e["event"] == "crash"]
+        d = admin(broker).describe_consumer_groups([group])[group].result(15)
+        assert d.state.name == "STABLE" and len(d.members) == 1
+    finally:
+        a.kill()
+        b.kill()

@@ -80,6 +80,24 @@ main(async a => {
     })
     out.retentionMs = cfg.resources[0].configEntries.map(e => [e.configName, e.configValue])
 
+    // createPartitions: grow 3 -> 5; shrinking or keeping the count is INVALID_PARTITIONS
+    await admin.createPartitions({ topicPartitions: [{ topic: t3, count: 5 }], timeout: 10000 })
+    out.partitionsAfterGrow = (await admin.fetchTopicMetadata({ topics: [t3] })).topics[0].partitions
+      .map(p => p.partitionId)
+      .sort((x, y) => x - y)
+    out.shrink = await errorOf(
+      admin.createPartitions({ topicPartitions: [{ topic: t3, count: 2 }], timeout: 10000 })
+    )
+    out.growUnknown = await errorOf(
+      admin.createPartitions({ topicPartitions: [{ topic: `${a.prefix}-missing`, count: 2 }], timeout: 10000 })
+    )
+    const cluster = await admin.describeCluster()
+    out.cluster = {
+      brokers: cluster.brokers.map(b => ({ nodeId: b.nodeId, host: b.host, port: b.port })),
+      controller: cluster.controller,
+      clusterIdIsString: typeof cluster.clusterId === 'string' && cluster.clusterId.length > 0,
+    }
+
     await admin.deleteTopics({ topics: [t1, t2], timeout: 10000 })
     out.listedAfterDelete = (await admin.listTopics()).filter(t => t.startsWith(a.prefix)).sort()
     // kafkajs retries UNKNOWN_TOPIC_OR_PARTITION: a client with a single retry keeps this short

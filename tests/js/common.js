@@ -72,6 +72,7 @@ async function errorOf(promise) {
       walk(err.originalError, depth + 1)
       for (const sub of err.errors || []) walk(sub, depth + 1)
       for (const g of err.groups || []) walk(g.error, depth + 1) // KafkaJSDeleteGroupsError
+      for (const p of err.partitions || []) walk(p.error, depth + 1) // KafkaJSDeleteTopicRecordsError
     }
     walk(e, 0)
     return {

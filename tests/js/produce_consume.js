@@ -3,7 +3,7 @@
 // reading the topic from the beginning.
 // args: {bootstrap, topic (2 partitions, created by the caller), group}
 const { CompressionTypes } = require('kafkajs')
-const { kafka, waitFor, main } = require('./common')
+const { kafka, waitFor, errorOf, main } = require('./common')
 
 const str = b => (b === null || b === undefined ? null : b.toString('utf8'))
 
@@ -73,5 +73,23 @@ main(async a => {
   }
   got.sort((x, y) => x.partition - y.partition || Number(x.offset) - Number(y.offset))
   out.consumed = got
+
+  // ListOffsets through the admin: earliest/latest, by timestamp, and after DeleteRecords
+  const admin = k.admin()
+  await admin.connect()
+  try {
+    const norm = l => l.map(p => ({ ...p })).sort((x, y) => x.partition - y.partition)
+    out.topicOffsets = norm(await admin.fetchTopicOffsets(a.topic))
+    // partition 0 has timestamps ts0..ts0+4: the first offset with timestamp >= ts0+2 is 2;
+    // partition 1 has only newer records, so its first one (0) answers
+    out.offsetsByTimestamp = norm(await admin.fetchTopicOffsetsByTimestamp(a.topic, 1700000000002))
+    await admin.deleteTopicRecords({ topic: a.topic, partitions: [{ partition: 0, offset: '3' }] })
+    out.topicOffsetsAfterDelete = norm(await admin.fetchTopicOffsets(a.topic))
+    out.deleteBeyondEnd = await errorOf(
+      admin.deleteTopicRecords({ topic: a.topic, partitions: [{ partition: 1, offset: '100' }] })
+    )
+  } finally {
+    await admin.disconnect()
+  }
   return out
 })
