@@ -42,6 +42,8 @@ pub const SUPPORTED_APIS: &[(i16, i16, i16)] = &[
     (61, 0, 0), // DescribeProducers
     (65, 0, 0), // DescribeTransactions
     (66, 0, 1), // ListTransactions: duration filter from v1
+    (68, 0, 1), // ConsumerGroupHeartbeat (KIP-848): client-generated member ids from v1
+    (69, 0, 1), // ConsumerGroupDescribe: member type from v1
 ];
 
 /// The served ranges as ApiVersions response entries.

@@ -28,6 +28,7 @@ use oxka_protocol::kafka_protocol;
 use parking_lot::{Mutex, RwLock};
 use tokio::sync::oneshot;
 
+use super::consumer::{self, ConsumerConfig, ConsumerGroup, TopicCounts};
 use super::records::{self, OffsetValue, RecordKey};
 use super::state::{
     code, Action, Group, GroupConfig, GroupSnapshot, GroupState, JoinRequest, JoinResult, Outcome,
@@ -58,6 +59,8 @@ const TICK: Duration = Duration::from_millis(100);
 #[derive(Debug, Clone)]
 pub struct CoordinatorConfig {
     pub group: GroupConfig,
+    /// The KIP-848 protocol's settings (`group.consumer.*`).
+    pub consumer: ConsumerConfig,
     pub num_partitions: i32,
     pub replication_factor: i16,
     pub segment_bytes: i64,
@@ -81,6 +84,19 @@ impl CoordinatorConfig {
                 initial_rebalance_delay_ms: get(config, "group.initial.rebalance.delay.ms", 3_000),
                 max_size: get::<i64>(config, "group.max.size", i64::from(i32::MAX)).max(1) as usize,
             },
+            consumer: ConsumerConfig {
+                session_timeout_ms: get(config, "group.consumer.session.timeout.ms", 45_000),
+                heartbeat_interval_ms: get(config, "group.consumer.heartbeat.interval.ms", 5_000),
+                max_size: get::<i64>(config, "group.consumer.max.size", i64::from(i32::MAX)).max(1)
+                    as usize,
+                assignors: config
+                    .get("group.consumer.assignors")
+                    .unwrap_or("uniform,range")
+                    .split(',')
+                    .map(assignor_name)
+                    .filter(|a| !a.is_empty())
+                    .collect(),
+            },
             num_partitions: get(config, "offsets.topic.num.partitions", 50).max(1),
             replication_factor: get(config, "offsets.topic.replication.factor", 3),
             segment_bytes: get(config, "offsets.topic.segment.bytes", 104_857_600),
@@ -92,6 +108,15 @@ impl CoordinatorConfig {
             ),
             metadata_max_bytes: get(config, "offset.metadata.max.bytes", 4096),
         }
+    }
+}
+
+/// `group.consumer.assignors` takes short names or Kafka's class names.
+fn assignor_name(s: &str) -> String {
+    match s.trim() {
+        "org.apache.kafka.coordinator.group.assignor.UniformAssignor" => "uniform".to_owned(),
+        "org.apache.kafka.coordinator.group.assignor.RangeAssignor" => "range".to_owned(),
+        other => other.to_owned(),
     }
 }
 
@@ -155,6 +180,9 @@ struct GroupEntry {
     /// Transactional offset commits (TxnOffsetCommit) per producer id, applied to `offsets`
     /// when the transaction commits (see the transactions block below).
     pending_txn: HashMap<i64, BTreeMap<(String, i32), OffsetValue>>,
+    /// Set while the group is a KIP-848 consumer group (ConsumerGroupHeartbeat); `group`
+    /// then stays Empty. An empty group of either kind becomes the other on a join.
+    consumer: Option<ConsumerGroup>,
 }
 
 impl GroupEntry {
@@ -165,7 +193,13 @@ impl GroupEntry {
             join_waiters: HashMap::new(),
             sync_waiters: HashMap::new(),
             pending_txn: HashMap::new(),
+            consumer: None,
         }
+    }
+
+    /// A KIP-848 group with members: the classic APIs do not apply to it.
+    fn is_live_consumer_group(&self) -> bool {
+        self.consumer.as_ref().is_some_and(|c| !c.is_empty())
     }
 }
 
@@ -174,6 +208,10 @@ impl GroupEntry {
 pub struct GroupSummary {
     pub group_id: String,
     pub state: GroupState,
+    /// Kafka's name of the state (a consumer group's states differ from a classic one's).
+    pub state_name: &'static str,
+    /// "classic" or "consumer".
+    pub group_type: &'static str,
     pub protocol_type: String,
     pub protocol_name: String,
     pub snapshot: GroupSnapshot,
@@ -198,6 +236,8 @@ pub struct Committer {
     pub generation: i32,
     /// OffsetCommit v2–v4 retention time; -1 = the broker's.
     pub retention_time_ms: i64,
+    /// The request's version (a KIP-848 member must commit with v9+).
+    pub api_version: i16,
 }
 
 /// The group coordinator. See the module docs.
@@ -427,6 +467,10 @@ impl GroupCoordinator {
         let (tx, rx) = oneshot::channel();
         {
             let mut e = entry.lock();
+            if e.is_live_consumer_group() {
+                return error(code::INCONSISTENT_GROUP_PROTOCOL);
+            }
+            e.consumer = None;
             let (outcome, actions) = e.group.join(now_ms(), req.clone());
             tracing::debug!(group = group_id, member = %req.member_id, ?outcome, state = ?e.group.state(), generation = e.group.generation(), "join");
             let immediate = match outcome {
@@ -473,6 +517,9 @@ impl GroupCoordinator {
         let (tx, rx) = oneshot::channel();
         {
             let mut e = entry.lock();
+            if e.consumer.is_some() {
+                return error(code::UNKNOWN_MEMBER_ID);
+            }
             let (outcome, actions) = e.group.sync(
                 now_ms(),
                 member_id,
@@ -511,6 +558,7 @@ impl GroupCoordinator {
             return e;
         }
         match self.entry(group_id) {
+            Some(entry) if entry.lock().consumer.is_some() => code::UNKNOWN_MEMBER_ID,
             Some(entry) => {
                 let code = entry.lock().group.heartbeat(
                     now_ms(),
@@ -546,6 +594,9 @@ impl GroupCoordinator {
         if e.group.state() == GroupState::Dead {
             return Err(code::COORDINATOR_NOT_AVAILABLE);
         }
+        if e.consumer.is_some() {
+            return Ok(vec![code::UNKNOWN_MEMBER_ID; members.len()]);
+        }
         let (codes, actions) = e.group.leave(now_ms(), members);
         execute(&mut e, &partition, actions);
         Ok(codes)
@@ -567,12 +618,21 @@ impl GroupCoordinator {
         };
         let now = now_ms();
         let mut e = entry.lock();
-        e.group.validate_offset_commit(
-            &who.member_id,
-            who.group_instance_id.as_deref(),
-            who.generation,
-            now,
-        )?;
+        match &e.consumer {
+            Some(c) => {
+                c.validate_offset_commit(&who.member_id, who.generation)?;
+                // A KIP-848 member commits with OffsetCommit v9+ (it carries the member epoch).
+                if !who.member_id.is_empty() && who.api_version < 9 {
+                    return Err(consumer::code::UNSUPPORTED_VERSION);
+                }
+            }
+            None => e.group.validate_offset_commit(
+                &who.member_id,
+                who.group_instance_id.as_deref(),
+                who.generation,
+                now,
+            )?,
+        }
         let image = broker.image();
         let mut codes = Vec::with_capacity(commits.len());
         let mut accepted = Vec::new();
@@ -663,7 +723,7 @@ impl GroupCoordinator {
         let entries: Vec<Arc<Mutex<GroupEntry>>> = self.groups.read().values().cloned().collect();
         let mut out: Vec<GroupSummary> = entries
             .iter()
-            .map(|e| summary(&e.lock().group))
+            .map(|e| entry_summary(&e.lock()))
             .filter(|s| s.state != GroupState::Dead)
             .collect();
         out.sort_by(|a, b| a.group_id.cmp(&b.group_id));
@@ -673,11 +733,25 @@ impl GroupCoordinator {
     /// One group (DescribeGroups); a group that does not exist is reported Dead.
     pub fn describe(&self, broker: &Broker, group_id: &str) -> Result<GroupSummary, i16> {
         self.partition_of(broker, group_id)?;
+        let dead = || GroupSummary {
+            group_id: group_id.to_owned(),
+            state: GroupState::Dead,
+            state_name: GroupState::Dead.name(),
+            group_type: "classic",
+            protocol_type: String::new(),
+            protocol_name: String::new(),
+            snapshot: Group::new(group_id, self.config.group.clone(), 0).snapshot(),
+        };
         Ok(match self.entry(group_id) {
+            // DescribeGroups up to v5 reports a group that is not a classic group as Dead,
+            // as Kafka does.
+            Some(e) if e.lock().consumer.is_some() => dead(),
             Some(e) => summary(&e.lock().group),
             None => GroupSummary {
                 group_id: group_id.to_owned(),
                 state: GroupState::Dead,
+                state_name: GroupState::Dead.name(),
+                group_type: "classic",
                 protocol_type: String::new(),
                 protocol_name: String::new(),
                 snapshot: Group::new(group_id, self.config.group.clone(), 0).snapshot(),
@@ -695,6 +769,9 @@ impl GroupCoordinator {
             return err::GROUP_ID_NOT_FOUND;
         };
         let mut e = entry.lock();
+        if e.is_live_consumer_group() {
+            return err::NON_EMPTY_GROUP;
+        }
         match e.group.state() {
             GroupState::Dead => return err::GROUP_ID_NOT_FOUND,
             GroupState::Empty => {}
@@ -740,7 +817,13 @@ impl GroupCoordinator {
         let partition = self.partition_of(broker, group_id)?;
         let entry = self.entry(group_id).ok_or(err::GROUP_ID_NOT_FOUND)?;
         let mut e = entry.lock();
+        let live_consumer = e
+            .consumer
+            .as_ref()
+            .filter(|c| !c.is_empty())
+            .map(|c| c.subscribed_topics(&topic_counts(broker)));
         let subscribed = match e.group.state() {
+            _ if live_consumer.is_some() => live_consumer.unwrap_or_default(),
             GroupState::Dead => return Err(err::GROUP_ID_NOT_FOUND),
             GroupState::Empty => Default::default(),
             _ => match e.group.subscribed_topics() {
@@ -793,11 +876,21 @@ impl GroupCoordinator {
             .iter()
             .map(|(k, v)| (k.clone(), v.clone()))
             .collect();
+        let mut topics: Option<TopicCounts> = None;
         for (id, entry) in entries {
             let Ok(partition) = self.partition_of(broker, &id) else {
                 continue;
             };
             let mut e = entry.lock();
+            if let Some(c) = e.consumer.as_mut() {
+                if !c.is_empty() {
+                    let counts = topics.get_or_insert_with(|| topic_counts(broker));
+                    if c.tick(now, counts) {
+                        tracing::info!(group = %id, epoch = c.group_epoch(), state = c.state().name(), "consumer group changed at tick");
+                    }
+                }
+                continue;
+            }
             let actions = e.group.tick(now);
             if !actions.is_empty() {
                 execute(&mut e, &partition, actions);
@@ -820,7 +913,7 @@ impl GroupCoordinator {
                 continue;
             };
             let mut e = entry.lock();
-            if e.group.state() != GroupState::Empty {
+            if e.group.state() != GroupState::Empty || e.is_live_consumer_group() {
                 continue;
             }
             let expired = expired_offsets(
@@ -903,6 +996,25 @@ fn offsets_partition_count(broker: &Broker) -> i32 {
         .map_or(0, |t| t.partitions.len() as i32)
 }
 
+fn entry_summary(e: &GroupEntry) -> GroupSummary {
+    match &e.consumer {
+        None => summary(&e.group),
+        Some(c) => GroupSummary {
+            group_id: c.id().to_owned(),
+            state: if c.is_empty() {
+                GroupState::Empty
+            } else {
+                GroupState::Stable
+            },
+            state_name: c.state().name(),
+            group_type: "consumer",
+            protocol_type: "consumer".to_owned(),
+            protocol_name: String::new(),
+            snapshot: e.group.snapshot(),
+        },
+    }
+}
+
 fn summary(group: &Group) -> GroupSummary {
     let mut snapshot = group.snapshot();
     if group.state() != GroupState::Stable {
@@ -915,6 +1027,8 @@ fn summary(group: &Group) -> GroupSummary {
     GroupSummary {
         group_id: group.id().to_owned(),
         state: group.state(),
+        state_name: group.state().name(),
+        group_type: "classic",
         protocol_type: group.protocol_type().unwrap_or_default().to_owned(),
         protocol_name: group.protocol_name().unwrap_or_default().to_owned(),
         snapshot,
@@ -979,7 +1093,11 @@ impl GroupCoordinator {
         let now = now_ms();
         let mut e = entry.lock();
         // Before v3 the request names no member: nothing to check against (as in Kafka).
-        if who.generation >= 0 || !who.member_id.is_empty() {
+        if let Some(c) = &e.consumer {
+            if who.generation >= 0 || !who.member_id.is_empty() {
+                c.validate_offset_commit(&who.member_id, who.generation)?;
+            }
+        } else if who.generation >= 0 || !who.member_id.is_empty() {
             e.group.validate_offset_commit(
                 &who.member_id,
                 who.group_instance_id.as_deref(),
@@ -1121,6 +1239,137 @@ impl GroupCoordinator {
                 .entry(pid)
                 .or_default()
                 .insert((topic, partition), v);
+        }
+    }
+}
+
+// ------------------------------------------------------------------------------------------
+// KIP-848 consumer groups (ConsumerGroupHeartbeat, ConsumerGroupDescribe): the core is
+// [`consumer::ConsumerGroup`]; membership lives in memory (after a broker restart members get
+// UNKNOWN_MEMBER_ID and rejoin), committed offsets are persisted like any group's.
+// ------------------------------------------------------------------------------------------
+
+/// Topic name → partition count of every topic in the image.
+fn topic_counts(broker: &Broker) -> TopicCounts {
+    broker
+        .image()
+        .topics
+        .values()
+        .map(|t| (t.name.clone(), t.partitions.len() as i32))
+        .collect()
+}
+
+/// A consumer group as ConsumerGroupDescribe reports it.
+#[derive(Debug, Clone)]
+pub struct ConsumerGroupDescription {
+    pub state: &'static str,
+    pub group_epoch: i32,
+    pub assignment_epoch: i32,
+    pub assignor: String,
+    /// Each member with its target assignment.
+    pub members: Vec<(consumer::Member, consumer::Assignment)>,
+}
+
+impl GroupCoordinator {
+    /// ConsumerGroupHeartbeat.
+    pub fn consumer_heartbeat(
+        &self,
+        broker: &Broker,
+        group_id: &str,
+        req: consumer::Heartbeat,
+    ) -> consumer::HeartbeatResult {
+        let error = |code: i16, message: Option<String>| consumer::HeartbeatResult {
+            error: code,
+            message,
+            ..consumer::HeartbeatResult::default()
+        };
+        if group_id.is_empty() {
+            return error(
+                consumer::code::INVALID_REQUEST,
+                Some("GroupId can't be empty.".to_owned()),
+            );
+        }
+        if let Err(e) = self.partition_of(broker, group_id) {
+            return error(e, None);
+        }
+        let entry = if req.member_epoch == 0 {
+            self.entry_or_create(group_id)
+        } else {
+            match self.entry(group_id) {
+                Some(e) => e,
+                None => {
+                    return error(
+                        consumer::code::GROUP_ID_NOT_FOUND,
+                        Some(format!("Group {group_id} not found.")),
+                    )
+                }
+            }
+        };
+        let mut e = entry.lock();
+        if e.consumer.is_none() {
+            if e.group.state() != GroupState::Empty || req.member_epoch != 0 {
+                return error(
+                    consumer::code::GROUP_ID_NOT_FOUND,
+                    Some(format!("Group {group_id} is not a consumer group.")),
+                );
+            }
+            // An empty classic group (offsets only) becomes a consumer group.
+            e.consumer = Some(ConsumerGroup::new(group_id, self.config.consumer.clone()));
+        }
+        let counts = topic_counts(broker);
+        let c = e.consumer.as_mut().expect("set above");
+        let member = req.member_id.clone();
+        let result = c.heartbeat(now_ms(), req, &counts);
+        tracing::debug!(group = group_id, %member, error = result.error, epoch = result.member_epoch, group_epoch = c.group_epoch(), state = c.state().name(), "consumer group heartbeat");
+        result
+    }
+
+    /// ConsumerGroupDescribe for one group: `Err` is `(error, message)`.
+    pub fn consumer_describe(
+        &self,
+        broker: &Broker,
+        group_id: &str,
+    ) -> Result<ConsumerGroupDescription, (i16, Option<String>)> {
+        self.partition_of(broker, group_id).map_err(|e| (e, None))?;
+        let not_found = |m: String| (consumer::code::GROUP_ID_NOT_FOUND, Some(m));
+        let entry = self
+            .entry(group_id)
+            .ok_or_else(|| not_found(format!("Group {group_id} not found.")))?;
+        let e = entry.lock();
+        let c = e
+            .consumer
+            .as_ref()
+            .ok_or_else(|| not_found(format!("Group {group_id} is not a consumer group.")))?;
+        Ok(ConsumerGroupDescription {
+            state: c.state().name(),
+            group_epoch: c.group_epoch(),
+            assignment_epoch: c.assignment_epoch(),
+            assignor: c.assignor(),
+            members: c
+                .members()
+                .map(|m| (m.clone(), c.target_of(&m.member_id)))
+                .collect(),
+        })
+    }
+
+    /// OffsetFetch v9 from a member of a KIP-848 group: the member must be known and at its
+    /// current epoch (STALE_MEMBER_EPOCH otherwise). Requests without a member pass.
+    pub fn validate_offset_fetch(
+        &self,
+        group_id: &str,
+        member_id: Option<&str>,
+        member_epoch: i32,
+    ) -> Result<(), i16> {
+        let Some(member_id) = member_id.filter(|m| !m.is_empty()) else {
+            return Ok(());
+        };
+        let Some(entry) = self.entry(group_id) else {
+            return Ok(());
+        };
+        let e = entry.lock();
+        match &e.consumer {
+            Some(c) => c.validate_offset_commit(member_id, member_epoch),
+            None => Ok(()),
         }
     }
 }

@@ -2,6 +2,7 @@
 //! records it keeps in `__consumer_offsets` ([`records`]) and the shell that runs it
 //! ([`coordinator`]).
 
+pub mod consumer;
 pub mod coordinator;
 pub mod records;
 pub mod state;

@@ -275,6 +275,7 @@ pub(super) fn offset_commit(
         } else {
             -1
         },
+        api_version: v,
     };
     let commits: Vec<OffsetCommit> = request
         .topics
@@ -373,7 +374,11 @@ pub(super) fn offset_fetch(
                 });
                 let mut group = OffsetFetchResponseGroup::default();
                 group.group_id = g.group_id.clone();
-                match fetch_group_offsets(broker, &g.group_id, topics) {
+                let checked = broker
+                    .groups
+                    .validate_offset_fetch(&g.group_id, g.member_id.as_deref(), g.member_epoch)
+                    .and_then(|()| fetch_group_offsets(broker, &g.group_id, topics));
+                match checked {
                     Err(e) => group.error_code = e,
                     Ok(found) => {
                         group.topics = found
@@ -506,17 +511,17 @@ pub(super) fn list_groups(
     };
     response.groups = groups
         .into_iter()
-        .filter(|g| states.is_empty() || states.contains(&g.state.name().to_lowercase()))
-        .filter(|_| types.is_empty() || types.iter().any(|t| t == "classic"))
+        .filter(|g| states.is_empty() || states.contains(&g.state_name.to_lowercase()))
+        .filter(|g| types.is_empty() || types.iter().any(|t| t == g.group_type))
         .map(|g| {
             let mut out = ListedGroup::default();
             out.group_id = s(&g.group_id).into();
             out.protocol_type = s(&g.protocol_type);
             if v >= 4 {
-                out.group_state = s(g.state.name());
+                out.group_state = s(g.state_name);
             }
             if v >= 5 {
-                out.group_type = s("classic");
+                out.group_type = s(g.group_type);
             }
             out
         })
@@ -540,7 +545,7 @@ pub(super) fn describe_groups(
             match broker.groups.describe(broker, id) {
                 Err(e) => out.error_code = e,
                 Ok(g) => {
-                    out.group_state = s(g.state.name());
+                    out.group_state = s(g.state_name);
                     out.protocol_type = s(&g.protocol_type);
                     out.protocol_data = s(&g.protocol_name);
                     out.members = g

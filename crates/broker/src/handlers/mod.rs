@@ -4,6 +4,7 @@
 mod admin;
 mod api_versions;
 mod configs;
+mod consumer_group;
 mod fetch;
 mod group;
 mod list_offsets;
@@ -143,6 +144,12 @@ impl Broker {
             }
             RequestKind::OffsetDelete(r) => {
                 ResponseKind::OffsetDelete(group::offset_delete(self, r))
+            }
+            RequestKind::ConsumerGroupHeartbeat(r) => {
+                ResponseKind::ConsumerGroupHeartbeat(consumer_group::heartbeat(self, ctx, r))
+            }
+            RequestKind::ConsumerGroupDescribe(r) => {
+                ResponseKind::ConsumerGroupDescribe(consumer_group::describe(self, ctx, r))
             }
             other => {
                 // The server only decodes requests listed in the version table, and every

@@ -306,6 +306,7 @@ pub(super) async fn txn_offset_commit(
             -1
         },
         retention_time_ms: -1,
+        api_version: 9,
     };
     let id = request.transactional_id.to_string();
     let group = request.group_id.to_string();

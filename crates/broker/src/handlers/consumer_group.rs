@@ -1,0 +1,195 @@
+//! The KIP-848 consumer group APIs: ConsumerGroupHeartbeat (68) and ConsumerGroupDescribe
+//! (69). Topic ids on the wire are turned into names for [`crate::group::consumer`] and back;
+//! partitions of a topic id this broker does not know are ignored.
+
+use std::sync::Arc;
+
+use kafka_protocol::messages::consumer_group_describe_response::{
+    Assignment as DescribedAssignment, DescribedGroup, Member, TopicPartitions as DescribedTopic,
+};
+use kafka_protocol::messages::consumer_group_heartbeat_response::{
+    Assignment as HeartbeatAssignment, TopicPartitions as HeartbeatTopic,
+};
+use kafka_protocol::messages::{
+    ConsumerGroupDescribeRequest, ConsumerGroupDescribeResponse, ConsumerGroupHeartbeatRequest,
+    ConsumerGroupHeartbeatResponse,
+};
+use kafka_protocol::protocol::StrBytes;
+use oxka_metadata::MetadataImage;
+use oxka_protocol::kafka_protocol;
+
+use super::RequestContext;
+use crate::group::consumer::{self, Assignment};
+use crate::Broker;
+
+/// READ, DELETE and DESCRIBE: what a group allows when no authorizer is configured.
+const GROUP_AUTHORIZED_OPERATIONS: i32 = (1 << 3) | (1 << 6) | (1 << 8);
+/// ConsumerGroupDescribe v1 MemberType: a member of the consumer protocol.
+const MEMBER_TYPE_CONSUMER: i8 = 1;
+
+fn s(v: &str) -> StrBytes {
+    StrBytes::from_string(v.to_owned())
+}
+
+/// `(topic id, partitions)` pairs as partitions by topic name.
+fn by_name<'a>(
+    image: &MetadataImage,
+    topics: impl Iterator<Item = (&'a uuid::Uuid, &'a Vec<i32>)>,
+) -> Assignment {
+    let mut out = Assignment::new();
+    for (id, partitions) in topics {
+        if let Some(t) = image.topics.values().find(|t| t.topic_id == *id) {
+            out.entry(t.name.clone())
+                .or_default()
+                .extend(partitions.iter().copied());
+        }
+    }
+    out
+}
+
+/// Partitions by name as `(topic id, name, partitions)`, topics unknown to the image left out.
+fn with_ids(image: &MetadataImage, a: &Assignment) -> Vec<(uuid::Uuid, String, Vec<i32>)> {
+    a.iter()
+        .filter_map(|(name, ps)| {
+            image
+                .topic(name)
+                .map(|t| (t.topic_id, name.clone(), ps.iter().copied().collect()))
+        })
+        .collect()
+}
+
+pub(super) fn heartbeat(
+    broker: &Arc<Broker>,
+    ctx: &RequestContext,
+    request: ConsumerGroupHeartbeatRequest,
+) -> ConsumerGroupHeartbeatResponse {
+    let image = broker.image();
+    let req = consumer::Heartbeat {
+        member_id: request.member_id.to_string(),
+        member_epoch: request.member_epoch,
+        instance_id: request.instance_id.as_ref().map(|i| i.to_string()),
+        rack_id: request.rack_id.as_ref().map(|r| r.to_string()),
+        rebalance_timeout_ms: request.rebalance_timeout_ms,
+        subscribed_topic_names: request
+            .subscribed_topic_names
+            .as_ref()
+            .map(|ts| ts.iter().map(|t| t.to_string()).collect()),
+        subscribed_topic_regex: request
+            .subscribed_topic_regex
+            .as_ref()
+            .map(|r| r.to_string()),
+        server_assignor: request.server_assignor.as_ref().map(|a| a.to_string()),
+        owned: request
+            .topic_partitions
+            .as_ref()
+            .map(|tps| by_name(&image, tps.iter().map(|tp| (&tp.topic_id, &tp.partitions)))),
+        client_id: ctx.client_id.clone().unwrap_or_default(),
+        client_host: ctx.client_host.clone(),
+        member_id_required: ctx.api_version >= 1,
+        new_member_id: uuid::Uuid::new_v4().to_string(),
+    };
+    let result = broker
+        .groups
+        .consumer_heartbeat(broker, &request.group_id, req);
+    let mut response = ConsumerGroupHeartbeatResponse::default();
+    response.error_code = result.error;
+    response.error_message = result.message.map(|m| s(&m));
+    if result.error != consumer::code::NONE {
+        response.member_epoch = -1;
+        return response;
+    }
+    response.member_id = Some(s(&result.member_id));
+    response.member_epoch = result.member_epoch;
+    response.heartbeat_interval_ms = result.heartbeat_interval_ms;
+    response.assignment = result.assignment.map(|a| {
+        let mut out = HeartbeatAssignment::default();
+        out.topic_partitions = with_ids(&image, &a)
+            .into_iter()
+            .map(|(id, _, partitions)| {
+                let mut t = HeartbeatTopic::default();
+                t.topic_id = id;
+                t.partitions = partitions;
+                t
+            })
+            .collect();
+        out
+    });
+    response
+}
+
+fn described(image: &MetadataImage, a: &Assignment) -> DescribedAssignment {
+    let mut out = DescribedAssignment::default();
+    out.topic_partitions = with_ids(image, a)
+        .into_iter()
+        .map(|(id, name, partitions)| {
+            let mut t = DescribedTopic::default();
+            t.topic_id = id;
+            t.topic_name = s(&name).into();
+            t.partitions = partitions;
+            t
+        })
+        .collect();
+    out
+}
+
+pub(super) fn describe(
+    broker: &Arc<Broker>,
+    ctx: &RequestContext,
+    request: ConsumerGroupDescribeRequest,
+) -> ConsumerGroupDescribeResponse {
+    let image = broker.image();
+    let mut response = ConsumerGroupDescribeResponse::default();
+    response.groups = request
+        .group_ids
+        .iter()
+        .map(|id| {
+            let mut out = DescribedGroup::default();
+            out.group_id = id.clone();
+            match broker.groups.consumer_describe(broker, id) {
+                Err((code, message)) => {
+                    out.error_code = code;
+                    out.error_message = message.map(|m| s(&m));
+                }
+                Ok(g) => {
+                    out.group_state = s(g.state);
+                    out.group_epoch = g.group_epoch;
+                    out.assignment_epoch = g.assignment_epoch;
+                    out.assignor_name = s(&g.assignor);
+                    out.members = g
+                        .members
+                        .iter()
+                        .map(|(m, target)| {
+                            let mut member = Member::default();
+                            member.member_id = s(&m.member_id);
+                            member.instance_id = m.instance_id.as_deref().map(s);
+                            member.rack_id = m.rack_id.as_deref().map(s);
+                            member.member_epoch = m.member_epoch;
+                            member.client_id = s(&m.client_id);
+                            member.client_host = s(&m.client_host);
+                            member.subscribed_topic_names = m
+                                .subscribed_topic_names
+                                .iter()
+                                .map(|t| s(t).into())
+                                .collect();
+                            member.subscribed_topic_regex =
+                                m.subscribed_topic_regex.as_deref().map(s);
+                            member.assignment = described(&image, &m.assigned);
+                            member.target_assignment = described(&image, target);
+                            if ctx.api_version >= 1 {
+                                member.member_type = MEMBER_TYPE_CONSUMER;
+                            }
+                            member
+                        })
+                        .collect();
+                    out.authorized_operations = if request.include_authorized_operations {
+                        GROUP_AUTHORIZED_OPERATIONS
+                    } else {
+                        i32::MIN
+                    };
+                }
+            }
+            out
+        })
+        .collect();
+    response
+}
