@@ -1,7 +1,8 @@
 """A bounded consumer-group chaos test: consumers (child processes) join, leave and are
 SIGKILLed at seeded-random moments while a producer writes numbered records.  At the end every
 record was consumed at least once by the group, and the group's committed offsets never moved
-backwards."""
+backwards.  Run with the classic protocol (range or cooperative-sticky, picked by the seed) and
+with the KIP-848 consumer protocol."""
 import os
 import random
 import signal
@@ -11,12 +12,15 @@ import textwrap
 import threading
 import time
 
+import pytest
 from confluent_kafka import TopicPartition
 from confluent_kafka import ConsumerGroupTopicPartitions
 
 from kutil import admin, create_topic, producer, unique, wait_until
 
-BROKER_OVERRIDES = {"group.initial.rebalance.delay.ms": "0"}
+BROKER_OVERRIDES = {"group.initial.rebalance.delay.ms": "0",
+                    "group.consumer.session.timeout.ms": "6000",
+                    "group.consumer.heartbeat.interval.ms": "300"}
 
 PARTITIONS = 4
 RECORDS = 3000
@@ -27,10 +31,14 @@ CHILD = textwrap.dedent("""
     bootstrap, group, topic = sys.argv[1:4]
     stop = []
     signal.signal(signal.SIGTERM, lambda *a: stop.append(1))
-    c = Consumer({"bootstrap.servers": bootstrap, "group.id": group,
-                  "auto.offset.reset": "earliest", "enable.auto.commit": False,
-                  "session.timeout.ms": 6000, "heartbeat.interval.ms": 300,
-                  "partition.assignment.strategy": sys.argv[4]})
+    conf = {"bootstrap.servers": bootstrap, "group.id": group,
+            "auto.offset.reset": "earliest", "enable.auto.commit": False}
+    if sys.argv[4] == "consumer":  # KIP-848: the broker sets the timeouts and assigns
+        conf["group.protocol"] = "consumer"
+    else:
+        conf.update({"session.timeout.ms": 6000, "heartbeat.interval.ms": 300,
+                     "partition.assignment.strategy": sys.argv[4]})
+    c = Consumer(conf)
     def on_revoke(consumer, partitions):
         try:
             consumer.commit(asynchronous=False)
@@ -92,11 +100,12 @@ def committed_offsets(b, group, topic):
     return [tp.offset for tp in res[group].result(15).topic_partitions]
 
 
-def test_group_chaos(broker, tmp_path):
+@pytest.mark.parametrize("protocol", ["classic", "consumer"])
+def test_group_chaos(broker, tmp_path, protocol):
     rng = random.Random(int(os.environ.get("OXKA_CHAOS_SEED", "848")))
     topic = create_topic(broker, unique("chaos"), partitions=PARTITIONS)
     group = unique("g")
-    strategy = rng.choice(["range", "cooperative-sticky"])
+    strategy = rng.choice(["range", "cooperative-sticky"]) if protocol == "classic" else "consumer"
 
     produced = threading.Event()
     def produce_all():
