@@ -14,7 +14,7 @@ pub const SUPPORTED_APIS: &[(i16, i16, i16)] = &[
     (3, 0, 12), // Metadata
     (8, 2, 9),  // OffsetCommit
     (9, 1, 9),  // OffsetFetch: multi-group from v8
-    (10, 0, 6), // FindCoordinator: batched keys from v4; group keys (no transactions yet)
+    (10, 0, 6), // FindCoordinator: batched keys from v4; group and transaction keys
     (11, 0, 9), // JoinGroup
     (12, 0, 4), // Heartbeat
     (13, 0, 5), // LeaveGroup: batched members from v3
