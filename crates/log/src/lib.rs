@@ -10,7 +10,7 @@
 //!
 //! Modules: [`batch`] (the batch header view and validation), [`record`] (records inside a
 //! batch), `compression`, `index` and `mmap_file` (the sparse memory-mapped indexes), `segment`,
-//! `epoch` (leader-epoch cache), `log` ([`Log`] itself), [`cleaner`] (log compaction),
+//! `epoch` (leader-epoch cache), `txn` (`.txnindex` and producer `.snapshot` files), `log` ([`Log`] itself), [`cleaner`] (log compaction),
 //! [`test_support`] (a batch encoder).
 //!
 //! ## Glossary (Kafka's words)
@@ -56,6 +56,7 @@ mod mmap_file;
 pub mod record;
 mod segment;
 pub mod test_support;
+mod txn;
 
 pub use batch::{
     validate_batches, validate_replicated_batches, BatchError, BatchesSummary, Compression,
@@ -67,6 +68,7 @@ pub use cleaner::{
 pub use epoch::EpochEntry;
 pub use error::LogError;
 pub use log::{AppendInfo, Log, LogConfig, ReadInfo, LOG_START_OFFSET_FILE, RECOVERY_POINT_FILE};
+pub use txn::{AbortedTxnEntry, ProducerSnapshotEntry};
 
 /// Name of the leader-epoch checkpoint file in a partition directory.
 pub const LEADER_EPOCH_CHECKPOINT_FILE: &str = epoch::LEADER_EPOCH_CHECKPOINT;

@@ -46,6 +46,7 @@ use crate::error::{IoContext, LogError};
 use crate::segment::{
     segment_file, IndexConfig, LogSegment, OpenMode, INDEX_SUFFIX, LOG_SUFFIX, TIME_INDEX_SUFFIX,
 };
+use crate::txn::{self, AbortedTxnEntry, ProducerSnapshotEntry};
 
 /// File holding this partition's log start offset (see the module docs for the deviation).
 pub const LOG_START_OFFSET_FILE: &str = "log-start-offset";
@@ -222,6 +223,7 @@ impl Log {
                 bases.push(base);
             } else if let Some(base) = parse_segment_name(name, INDEX_SUFFIX)
                 .or_else(|| parse_segment_name(name, TIME_INDEX_SUFFIX))
+                .or_else(|| parse_segment_name(name, txn::TXN_INDEX_SUFFIX))
             {
                 index_files.push((base, path));
             }
@@ -305,6 +307,10 @@ impl Log {
         if fresh {
             return Ok(log);
         }
+        // Recovery may have cut the tail: aborts whose marker is gone go too.
+        let active_txn_index = segment_file(dir, log.active().base_offset(), txn::TXN_INDEX_SUFFIX);
+        txn::truncate_txn_index(&active_txn_index, log_end_offset)?;
+        txn::delete_snapshots_above(dir, log_end_offset)?;
         if saved_start != Some(log_start_offset) {
             log.persist_log_start_offset()?;
         }
@@ -757,6 +763,13 @@ impl Log {
         let active = self.active_mut();
         active.truncate_to(offset, cfg)?;
         self.log_end_offset = active.next_offset();
+        let txn_index = segment_file(
+            &self.dir,
+            self.active().base_offset(),
+            txn::TXN_INDEX_SUFFIX,
+        );
+        txn::truncate_txn_index(&txn_index, self.log_end_offset)?;
+        txn::delete_snapshots_above(&self.dir, self.log_end_offset)?;
         self.lower_recovery_point()?;
         self.epochs.truncate_from_end(self.log_end_offset)?;
         if self.log_start_offset > self.log_end_offset {
@@ -782,6 +795,9 @@ impl Log {
         }
         self.segments
             .insert(offset, LogSegment::create(&self.dir, offset, cfg)?);
+        for s in txn::list_snapshots(&self.dir)? {
+            let _ = fs::remove_file(txn::snapshot_path(&self.dir, s));
+        }
         self.log_end_offset = offset;
         self.log_start_offset = offset;
         self.recovery_point = offset;
@@ -862,6 +878,48 @@ impl Log {
     }
 
     /// The partition directory.
+    /// Records an aborted transaction in the `.txnindex` of the active segment (where its
+    /// abort marker, `entry.last_offset`, was just written). Fsynced.
+    pub fn append_aborted_txn(&mut self, entry: &AbortedTxnEntry) -> Result<(), LogError> {
+        let path = segment_file(
+            &self.dir,
+            self.active().base_offset(),
+            txn::TXN_INDEX_SUFFIX,
+        );
+        txn::append_txn_index(&path, entry)
+    }
+
+    /// Every aborted transaction recorded in the segments' `.txnindex` files, in log order.
+    pub fn aborted_txns(&self) -> Result<Vec<AbortedTxnEntry>, LogError> {
+        let mut out = Vec::new();
+        for base in self.segments.keys() {
+            out.extend(txn::read_txn_index(&segment_file(
+                &self.dir,
+                *base,
+                txn::TXN_INDEX_SUFFIX,
+            ))?);
+        }
+        Ok(out)
+    }
+
+    /// Writes the producer state as of `offset` (`<offset>.snapshot`, fsynced); the two newest
+    /// snapshots are kept.
+    pub fn write_producer_snapshot(
+        &self,
+        offset: i64,
+        entries: &[ProducerSnapshotEntry],
+    ) -> Result<(), LogError> {
+        txn::write_snapshot(&self.dir, offset, entries)
+    }
+
+    /// The newest readable producer snapshot within the log (`log start..=log end`), with
+    /// its offset: the log is rescanned from there.
+    pub fn latest_producer_snapshot(
+        &self,
+    ) -> Result<Option<(i64, Vec<ProducerSnapshotEntry>)>, LogError> {
+        txn::latest_snapshot(&self.dir, self.log_start_offset, self.log_end_offset)
+    }
+
     pub fn dir(&self) -> &Path {
         &self.dir
     }
@@ -889,7 +947,12 @@ fn read_offset_file(dir: &Path, name: &str) -> Result<Option<i64>, LogError> {
 
 /// Removes a segment's files that are not loaded (after corruption in an earlier segment).
 fn remove_segment_files(dir: &Path, base: i64) -> Result<(), LogError> {
-    for suffix in [LOG_SUFFIX, INDEX_SUFFIX, TIME_INDEX_SUFFIX] {
+    for suffix in [
+        LOG_SUFFIX,
+        INDEX_SUFFIX,
+        TIME_INDEX_SUFFIX,
+        txn::TXN_INDEX_SUFFIX,
+    ] {
         let path = segment_file(dir, base, suffix);
         match fs::remove_file(&path) {
             Ok(()) => {}

@@ -718,7 +718,8 @@ impl LogSegment {
         let time_index_path = time_index.path().to_path_buf();
         drop(offset_index);
         drop(time_index);
-        for path in [&log_path, &index_path, &time_index_path] {
+        let txn_index_path = log_path.with_extension("txnindex");
+        for path in [&log_path, &index_path, &time_index_path, &txn_index_path] {
             match fs::remove_file(path) {
                 Ok(()) => {}
                 Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}

@@ -136,3 +136,43 @@ fn truncate_fully_and_start_at_restarts_empty() {
         .collect();
     assert_eq!(files, vec!["00000000000000001000.log".to_string()]);
 }
+
+#[test]
+fn aborted_transactions_live_in_their_segments_txnindex() {
+    use oxka_log::AbortedTxnEntry;
+    let dir = tempfile::tempdir().unwrap();
+    let mut log = open(dir.path(), config());
+    let aborted = |pid: i64, first: i64, last: i64| AbortedTxnEntry {
+        producer_id: pid,
+        first_offset: first,
+        last_offset: last,
+        last_stable_offset: first,
+    };
+    append(&mut log, 2, T0);
+    let first = aborted(1, 0, log.log_end_offset() - 1);
+    log.append_aborted_txn(&first).unwrap();
+    // Fill segments until the log has rolled twice, then abort another in the newest.
+    for i in 0..40 {
+        append(&mut log, 2, T0 + i);
+    }
+    assert!(log.num_segments() >= 3, "{}", log.num_segments());
+    let second = aborted(2, 10, log.log_end_offset() - 1);
+    log.append_aborted_txn(&second).unwrap();
+    let txnindex = |base: i64| dir.path().join(format!("{base:020}.txnindex"));
+    assert!(txnindex(0).exists());
+    let active = *log.segment_base_offsets().last().unwrap();
+    assert!(txnindex(active).exists());
+    assert_eq!(log.aborted_txns().unwrap(), vec![first, second]);
+    // They survive a reopen.
+    log.close().unwrap();
+    let mut log = open(dir.path(), config());
+    assert_eq!(log.aborted_txns().unwrap(), vec![first, second]);
+    // Truncating below a marker forgets that abort.
+    log.truncate_to(second.last_offset).unwrap();
+    assert_eq!(log.aborted_txns().unwrap(), vec![first]);
+    // Retention deleting the first segment deletes its index with it.
+    log.delete_records_before(log.log_end_offset()).unwrap();
+    log.enforce_retention(T0 + 1_000_000).unwrap();
+    assert!(!txnindex(0).exists());
+    assert!(log.aborted_txns().unwrap().is_empty());
+}
