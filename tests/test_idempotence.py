@@ -14,7 +14,6 @@ from confluent_kafka import KafkaException
 
 INVALID_PRODUCER_EPOCH = 47
 OUT_OF_ORDER_SEQUENCE_NUMBER = 45
-UNKNOWN_PRODUCER_ID = 59
 
 
 def idempotent_batch(values, producer_id, epoch, base_sequence, timestamp=None):
@@ -80,14 +79,18 @@ def test_replayed_batch_is_acknowledged_once_with_its_original_offset(make_broke
     assert raw_produce(b, t, idempotent_batch([b"a", b"b"], pid, 0, 0)) == (0, 0)
     assert raw_produce(b, t, idempotent_batch([b"c"], pid, 0, 2)) == (0, 2)
     assert watermarks(b, t) == (0, 3)
-    # A gap in sequences, an unknown producer with a non-zero sequence.
+    # A gap in sequences.
     assert raw_produce(b, t, idempotent_batch([b"x"], pid, 0, 7))[0] == OUT_OF_ORDER_SEQUENCE_NUMBER
-    assert raw_produce(b, t, idempotent_batch([b"x"], pid + 999, 0, 5))[0] == UNKNOWN_PRODUCER_ID
     # A bumped epoch restarts at sequence 0 and fences the old epoch.
     assert raw_produce(b, t, idempotent_batch([b"d"], pid, 1, 0)) == (0, 3)
     assert raw_produce(b, t, idempotent_batch([b"e"], pid, 0, 3))[0] == INVALID_PRODUCER_EPOCH
     assert watermarks(b, t) == (0, 4)
-    assert [m.value() for m in consume(b, t, 4)] == [b"a", b"b", b"c", b"d"]
+    # A producer the partition keeps no state for (new, or expired) goes on from any sequence,
+    # as in Kafka since 2.5 (KIP-360), rather than getting UNKNOWN_PRODUCER_ID.
+    assert raw_produce(b, t, idempotent_batch([b"y"], pid + 999, 0, 5)) == (0, 4)
+    assert raw_produce(b, t, idempotent_batch([b"z"], pid + 999, 0, 7))[0] == OUT_OF_ORDER_SEQUENCE_NUMBER
+    assert watermarks(b, t) == (0, 5)
+    assert [m.value() for m in consume(b, t, 5)] == [b"a", b"b", b"c", b"d", b"y"]
 
 
 def test_producer_state_survives_sigkill(make_broker):

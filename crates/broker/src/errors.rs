@@ -37,7 +37,6 @@ pub(crate) fn partition_error_code(e: &PartitionError) -> i16 {
         PartitionError::Producer(e) => match e {
             ProducerError::InvalidProducerEpoch { .. } => ResponseError::InvalidProducerEpoch,
             ProducerError::OutOfOrderSequence { .. } => ResponseError::OutOfOrderSequenceNumber,
-            ProducerError::UnknownProducerId { .. } => ResponseError::UnknownProducerId,
         },
         PartitionError::Log(e) => match e {
             LogError::OffsetOutOfRange { .. } => ResponseError::OffsetOutOfRange,

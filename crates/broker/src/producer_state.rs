@@ -60,8 +60,6 @@ pub enum ProducerError {
         expected: i32,
         got: i32,
     },
-    #[error("unknown producer {producer_id}: first sequence {got} is not 0 and no state is kept")]
-    UnknownProducerId { producer_id: i64, got: i32 },
 }
 
 /// The outcome of checking a batch.
@@ -106,14 +104,11 @@ impl ProducerStateManager {
         last_seq: i32,
     ) -> Result<SequenceCheck, ProducerError> {
         let Some(entry) = self.producers.get(&producer_id) else {
-            return if first_seq == 0 {
-                Ok(SequenceCheck::Append)
-            } else {
-                Err(ProducerError::UnknownProducerId {
-                    producer_id,
-                    got: first_seq,
-                })
-            };
+            // No state for this producer (new, expired, or its batches are gone): there is
+            // nothing to check against, so any sequence is accepted, as Kafka does since 2.5
+            // (KIP-360; `ProducerAppendInfo.checkSequence`). Answering UNKNOWN_PRODUCER_ID
+            // instead fails the sends of clients that do not reset on it (kafka-python 3).
+            return Ok(SequenceCheck::Append);
         };
         if epoch < entry.epoch {
             return Err(ProducerError::InvalidProducerEpoch {
@@ -318,7 +313,7 @@ mod tests {
     }
 
     #[test]
-    fn gaps_old_epochs_and_unknown_producers_are_refused() {
+    fn gaps_and_old_epochs_are_refused_unknown_producers_accepted() {
         let mut s = ProducerStateManager::default();
         s.record(7, 1, meta(0, 4, 0), false);
         assert!(matches!(
@@ -329,10 +324,8 @@ mod tests {
             s.check(7, 0, 5, 5),
             Err(ProducerError::InvalidProducerEpoch { .. })
         ));
-        assert!(matches!(
-            s.check(8, 0, 3, 3),
-            Err(ProducerError::UnknownProducerId { .. })
-        ));
+        // A producer with no state here (its state expired) goes on from any sequence.
+        assert_eq!(s.check(8, 0, 3, 3), Ok(SequenceCheck::Append));
         // A new epoch must start again at sequence 0.
         assert_eq!(s.check(7, 2, 0, 0), Ok(SequenceCheck::Append));
         assert!(s.check(7, 2, 5, 5).is_err());
