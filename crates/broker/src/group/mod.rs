@@ -3,6 +3,7 @@
 //! ([`coordinator`]).
 
 pub mod consumer;
+pub mod consumer_records;
 pub mod coordinator;
 pub mod records;
 pub mod state;
