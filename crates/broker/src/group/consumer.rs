@@ -162,6 +162,133 @@ pub struct Member {
     revocation_deadline_ms: Option<i64>,
 }
 
+impl Member {
+    /// A member that has just joined: epoch 0, nothing assigned.
+    pub fn new(member_id: &str) -> Member {
+        Member {
+            member_id: member_id.to_owned(),
+            instance_id: None,
+            rack_id: None,
+            client_id: String::new(),
+            client_host: String::new(),
+            subscribed_topic_names: Vec::new(),
+            subscribed_topic_regex: None,
+            server_assignor: None,
+            rebalance_timeout_ms: 0,
+            member_epoch: 0,
+            previous_member_epoch: -1,
+            state: MemberState::Stable,
+            assigned: Assignment::new(),
+            pending_revocation: Assignment::new(),
+            session_deadline_ms: 0,
+            revocation_deadline_ms: None,
+        }
+    }
+
+    /// Whether what ConsumerGroupMemberMetadata records (5) differs.
+    fn metadata_differs(&self, other: &Member) -> bool {
+        (
+            &self.instance_id,
+            &self.rack_id,
+            &self.client_id,
+            &self.client_host,
+            &self.subscribed_topic_names,
+            &self.subscribed_topic_regex,
+            &self.server_assignor,
+            self.rebalance_timeout_ms,
+        ) != (
+            &other.instance_id,
+            &other.rack_id,
+            &other.client_id,
+            &other.client_host,
+            &other.subscribed_topic_names,
+            &other.subscribed_topic_regex,
+            &other.server_assignor,
+            other.rebalance_timeout_ms,
+        )
+    }
+
+    /// Whether what ConsumerGroupCurrentMemberAssignment records (8) differs.
+    fn assignment_differs(&self, other: &Member) -> bool {
+        (
+            self.member_epoch,
+            self.previous_member_epoch,
+            self.state,
+            &self.assigned,
+            &self.pending_revocation,
+        ) != (
+            other.member_epoch,
+            other.previous_member_epoch,
+            other.state,
+            &other.assigned,
+            &other.pending_revocation,
+        )
+    }
+}
+
+/// What changed in a group, in the order Kafka writes its records for it; the shell turns
+/// each into a `__consumer_offsets` record (its type in brackets) with the group's current
+/// values. See [`changes`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Change {
+    /// The member is gone: tombstones for its current assignment (8), target assignment (7)
+    /// and metadata (5), in that order.
+    MemberRemoved(String),
+    /// The member was created or its metadata changed (5).
+    MemberMetadata(String),
+    /// The subscribed topics' partition counts (4).
+    SubscriptionMetadata,
+    /// The group epoch (3).
+    GroupEpoch,
+    /// The member's target assignment (7).
+    TargetMember(String),
+    /// The assignment epoch (6).
+    TargetEpoch,
+    /// The member's epoch, state or current assignment (8).
+    CurrentAssignment(String),
+}
+
+/// The changes from `before` to `after` (the same group before and after an event), in the
+/// order Kafka writes them: removed members, member metadata, subscription metadata, group
+/// epoch, target members, assignment epoch, current assignments.
+pub fn changes(before: &ConsumerGroup, after: &ConsumerGroup) -> Vec<Change> {
+    let mut out: Vec<Change> = before
+        .members
+        .keys()
+        .filter(|id| !after.members.contains_key(*id))
+        .map(|id| Change::MemberRemoved(id.clone()))
+        .collect();
+    for (id, m) in &after.members {
+        if before.members.get(id).is_none_or(|b| b.metadata_differs(m)) {
+            out.push(Change::MemberMetadata(id.clone()));
+        }
+    }
+    if before.subscription_metadata != after.subscription_metadata {
+        out.push(Change::SubscriptionMetadata);
+    }
+    if before.group_epoch != after.group_epoch {
+        out.push(Change::GroupEpoch);
+    }
+    for (id, t) in &after.target {
+        if after.members.contains_key(id) && before.target.get(id) != Some(t) {
+            out.push(Change::TargetMember(id.clone()));
+        }
+    }
+    if before.assignment_epoch != after.assignment_epoch {
+        out.push(Change::TargetEpoch);
+    }
+    for (id, m) in &after.members {
+        if before
+            .members
+            .get(id)
+            .is_none_or(|b| b.assignment_differs(m))
+        {
+            out.push(Change::CurrentAssignment(id.clone()));
+        }
+    }
+    out
+}
+
 /// A KIP-848 consumer group. Not thread-safe: the shell holds one lock per group.
 #[derive(Debug, Clone)]
 pub struct ConsumerGroup {
@@ -191,8 +318,59 @@ impl ConsumerGroup {
         }
     }
 
+    /// A group as its records left it (at a coordinator's load): members keep their epochs,
+    /// states and assignments; their session (and, while revoking, rebalance) deadlines start
+    /// over at `now_ms`. Targets of members that are not in `members` are dropped.
+    #[allow(clippy::too_many_arguments)]
+    pub fn restore(
+        id: &str,
+        config: ConsumerConfig,
+        group_epoch: i32,
+        assignment_epoch: i32,
+        subscription_metadata: TopicCounts,
+        members: Vec<Member>,
+        mut target: BTreeMap<String, Assignment>,
+        now_ms: i64,
+    ) -> ConsumerGroup {
+        let mut owners = HashMap::new();
+        let members: BTreeMap<String, Member> = members
+            .into_iter()
+            .map(|mut m| {
+                m.session_deadline_ms = now_ms.saturating_add(config.session_timeout_ms);
+                m.revocation_deadline_ms = (m.state == MemberState::UnrevokedPartitions)
+                    .then(|| now_ms.saturating_add(i64::from(m.rebalance_timeout_ms.max(0))));
+                for (t, ps) in m.assigned.iter().chain(m.pending_revocation.iter()) {
+                    for p in ps {
+                        owners.insert((t.clone(), *p), (m.member_id.clone(), m.member_epoch));
+                    }
+                }
+                (m.member_id.clone(), m)
+            })
+            .collect();
+        target.retain(|m, _| members.contains_key(m));
+        ConsumerGroup {
+            id: id.to_owned(),
+            config,
+            group_epoch,
+            assignment_epoch,
+            members,
+            target,
+            subscription_metadata,
+            owners,
+        }
+    }
+
     pub fn id(&self) -> &str {
         &self.id
+    }
+
+    /// Topic → partition count of the subscribed topics, as of the last group epoch.
+    pub fn subscription_metadata(&self) -> &TopicCounts {
+        &self.subscription_metadata
+    }
+
+    pub fn member(&self, member_id: &str) -> Option<&Member> {
+        self.members.get(member_id)
     }
 
     pub fn group_epoch(&self) -> i32 {
@@ -496,25 +674,11 @@ impl ConsumerGroup {
 
         // 1. Create or update the member; a changed subscription bumps the group epoch.
         let mut member = before.clone().unwrap_or_else(|| Member {
-            member_id: member_id.clone(),
-            instance_id: None,
-            rack_id: None,
-            client_id: String::new(),
-            client_host: String::new(),
-            subscribed_topic_names: Vec::new(),
-            subscribed_topic_regex: None,
-            server_assignor: None,
-            rebalance_timeout_ms: 0,
-            member_epoch: 0,
-            previous_member_epoch: -1,
-            state: MemberState::Stable,
             assigned: inherited
                 .as_ref()
                 .map(|m| m.assigned.clone())
                 .unwrap_or_default(),
-            pending_revocation: Assignment::new(),
-            session_deadline_ms: 0,
-            revocation_deadline_ms: None,
+            ..Member::new(&member_id)
         });
         let old_subscription = (
             member.subscribed_topic_names.clone(),
@@ -1309,5 +1473,158 @@ mod tests {
             &t,
         );
         assert_eq!(count(&r.assignment.unwrap()), 3);
+    }
+
+    /// Rebuilds `g` from what its records carry (as the coordinator's load does).
+    fn restored(g: &ConsumerGroup, now: i64) -> ConsumerGroup {
+        let members = g
+            .members()
+            .map(|m| {
+                let mut r = Member::new(&m.member_id);
+                r.instance_id = m.instance_id.clone();
+                r.rack_id = m.rack_id.clone();
+                r.client_id = m.client_id.clone();
+                r.client_host = m.client_host.clone();
+                r.subscribed_topic_names = m.subscribed_topic_names.clone();
+                r.subscribed_topic_regex = m.subscribed_topic_regex.clone();
+                r.server_assignor = m.server_assignor.clone();
+                r.rebalance_timeout_ms = m.rebalance_timeout_ms;
+                r.member_epoch = m.member_epoch;
+                r.previous_member_epoch = m.previous_member_epoch;
+                r.state = m.state;
+                r.assigned = m.assigned.clone();
+                r.pending_revocation = m.pending_revocation.clone();
+                r
+            })
+            .collect();
+        let target = g
+            .members()
+            .map(|m| (m.member_id.clone(), g.target_of(&m.member_id)))
+            .collect();
+        ConsumerGroup::restore(
+            g.id(),
+            ConsumerConfig {
+                session_timeout_ms: 1_000,
+                ..ConsumerConfig::default()
+            },
+            g.group_epoch(),
+            g.assignment_epoch(),
+            g.subscription_metadata().clone(),
+            members,
+            target,
+            now,
+        )
+    }
+
+    #[test]
+    fn a_restored_group_keeps_epochs_and_assignments_and_sessions_start_over() {
+        let t = topics(&[("a", 4)]);
+        let mut g = ConsumerGroup::new(
+            "g",
+            ConsumerConfig {
+                session_timeout_ms: 1_000,
+                ..ConsumerConfig::default()
+            },
+        );
+        let mut owned = BTreeMap::new();
+        for id in ["m1", "m2"] {
+            let r = g.heartbeat(0, join(id, &["a"]), &t);
+            owned.insert(id.to_owned(), (r.member_epoch, r.assignment.unwrap()));
+        }
+        settle(&mut g, 10, &t, &mut owned);
+        assert_eq!(g.state(), ConsumerGroupState::Stable);
+        // Long after every session would have ended in the old incarnation.
+        let mut r = restored(&g, 100_000);
+        assert_eq!(
+            changes(&g, &r),
+            vec![],
+            "the restored group is the same group"
+        );
+        assert_eq!(
+            (r.group_epoch(), r.assignment_epoch(), r.state()),
+            (
+                g.group_epoch(),
+                g.assignment_epoch(),
+                ConsumerGroupState::Stable
+            )
+        );
+        assert!(!r.tick(100_999, &t), "sessions start over at the load");
+        // Members go on at their epochs with their partitions: no rebalance.
+        for (id, (epoch, have)) in &owned {
+            let hb = r.heartbeat(100_001, beat(id, *epoch, have), &t);
+            assert_eq!((hb.error, hb.member_epoch), (code::NONE, *epoch));
+            assert_eq!(hb.assignment.as_ref(), Some(have));
+        }
+        assert_eq!(r.group_epoch(), g.group_epoch());
+        // Ownership was rebuilt: a third member gets nothing until someone revokes.
+        let j = r.heartbeat(100_002, join("m3", &["a"]), &t);
+        assert_eq!(count(&j.assignment.unwrap()), 0);
+        // A member in the middle of a revocation is restored with its rebalance deadline
+        // starting over.
+        let (e1, a1) = owned["m1"].clone();
+        let hb = r.heartbeat(100_003, beat("m1", e1, &a1), &t);
+        assert_eq!(
+            r.member("m1").unwrap().state,
+            MemberState::UnrevokedPartitions
+        );
+        let mut r2 = restored(&r, 200_000);
+        assert_eq!(changes(&r, &r2), vec![]);
+        assert_eq!(
+            r2.member("m1").unwrap().state,
+            MemberState::UnrevokedPartitions
+        );
+        let kept = hb.assignment.unwrap();
+        let hb = r2.heartbeat(200_001, beat("m1", e1, &kept), &t);
+        assert_eq!(hb.member_epoch, r2.assignment_epoch());
+    }
+
+    #[test]
+    fn changes_are_reported_in_kafkas_record_order() {
+        let t = topics(&[("a", 2)]);
+        let mut g = ConsumerGroup::new("g", ConsumerConfig::default());
+        let before = g.clone();
+        g.heartbeat(0, join("m1", &["a"]), &t);
+        let m1 = || "m1".to_owned();
+        assert_eq!(
+            changes(&before, &g),
+            vec![
+                Change::MemberMetadata(m1()),
+                Change::SubscriptionMetadata,
+                Change::GroupEpoch,
+                Change::TargetMember(m1()),
+                Change::TargetEpoch,
+                Change::CurrentAssignment(m1()),
+            ]
+        );
+        // A plain heartbeat changes nothing.
+        let before = g.clone();
+        let all = g.target_of("m1");
+        g.heartbeat(1, beat("m1", 1, &all), &t);
+        assert_eq!(changes(&before, &g), vec![]);
+        // A second member: m1's target shrinks, m1 is asked to revoke.
+        let before = g.clone();
+        g.heartbeat(2, join("m2", &["a"]), &t);
+        g.heartbeat(3, beat("m1", 1, &all), &t);
+        assert_eq!(
+            changes(&before, &g),
+            vec![
+                Change::MemberMetadata("m2".into()),
+                Change::GroupEpoch,
+                Change::TargetMember(m1()),
+                Change::TargetMember("m2".into()),
+                Change::TargetEpoch,
+                Change::CurrentAssignment(m1()),
+                Change::CurrentAssignment("m2".into()),
+            ]
+        );
+        // Leaving: the member's tombstones, then the group epoch.
+        let before = g.clone();
+        let mut leave = beat("m2", 2, &Assignment::new());
+        leave.member_epoch = LEAVE_EPOCH;
+        g.heartbeat(4, leave, &t);
+        assert_eq!(
+            changes(&before, &g),
+            vec![Change::MemberRemoved("m2".into()), Change::GroupEpoch]
+        );
     }
 }
