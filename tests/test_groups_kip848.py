@@ -593,3 +593,116 @@ def test_heartbeat_and_describe_over_the_wire(broker, version):
         assert r["error"] == GROUP_ID_NOT_FOUND, r
     finally:
         s.close()
+
+
+def describe_loaded(b, group, timeout=20):
+    """ConsumerGroupDescribe v0, retried while the restarted coordinator is loading."""
+    deadline = time.monotonic() + timeout
+    while True:
+        try:
+            g = describe_raw(b, group, 0)
+            if g["error"] == NONE:
+                return g
+        except (OSError, AssertionError):
+            g = None
+        assert time.monotonic() < deadline, "describe after the restart: %r" % (g,)
+        time.sleep(0.1)
+
+
+def membership(g):
+    return sorted((m["member_id"], m["epoch"], m["client_host"], m["topics"],
+                   sorted((t, sorted(ps)) for _, t, ps in m["assignment"]),
+                   sorted((t, sorted(ps)) for _, t, ps in m["target"]))
+                  for m in g["members"])
+
+
+def test_membership_survives_a_broker_sigkill_without_a_rejoin(make_broker):
+    """Two Stable members; the broker is SIGKILLed and restarted. The coordinator loads the
+    group from its ConsumerGroup* records in __consumer_offsets: before any member heartbeats
+    again, ConsumerGroupDescribe shows the same group epoch and the same members at the same
+    epochs with the same assignments. The members then go on consuming what is produced after
+    the restart at their epochs (a rejoin would bump the group epoch and the member epochs)."""
+    b = make_broker(overrides=BROKER_OVERRIDES)
+    topic = create_topic(b, unique("k848"), partitions=4)
+    parts = [(topic, p) for p in range(4)]
+    for p in range(4):
+        produce(b, topic, [b"old-%d-%d" % (p, i) for i in range(5)], partition=p)
+    group = unique("g")
+    cs = [kip848_consumer(b, group) for _ in range(2)]
+    try:
+        for c in cs:
+            c.subscribe([topic])
+        pump(cs, split(cs, parts, {2}), msg="2 members split 2/2")
+        pump(cs, lambda: describe_raw(b, group, 0)["state"] == "Stable", msg="Stable")
+        before = describe_raw(b, group, 0)
+        assert before["state"] == "Stable" and len(before["members"]) == 2, before
+        owned = {c: assignment(c) for c in cs}
+
+        b.restart(kill=True)
+
+        after = describe_loaded(b, group)
+        assert (after["state"], after["group_epoch"], after["assignment_epoch"], after["assignor"]) \
+            == ("Stable", before["group_epoch"], before["assignment_epoch"], before["assignor"]), \
+            (before, after)
+        assert membership(after) == membership(before)
+
+        for p in range(4):
+            produce(b, topic, [b"new-%d-%d" % (p, i) for i in range(10)], partition=p)
+        got = {c: [] for c in cs}
+
+        def all_new_read():
+            return sum(len(v) for v in got.values()) >= 40
+
+        deadline = time.monotonic() + 40
+        while not all_new_read():
+            assert time.monotonic() < deadline, "new records read: %r" % (
+                {id(c): len(v) for c, v in got.items()},)
+            for c in cs:
+                m = c.poll(0.05)
+                if m is not None and not m.error() and m.value().startswith(b"new-"):
+                    got[c].append((m.topic(), m.partition(), m.offset()))
+        for c in cs:
+            assert assignment(c) == owned[c], "a member's partitions moved"
+            assert {(t, p) for t, p, _ in got[c]} == set(owned[c]), got[c]
+            assert len(got[c]) == 20 and len(set(got[c])) == 20
+        # Heartbeats went on at the same epochs: no UNKNOWN_MEMBER_ID, no rejoin.
+        time.sleep(1.5)
+        for c in cs:
+            c.poll(0.05)
+        final = describe_raw(b, group, 0)
+        assert (final["state"], final["group_epoch"]) == ("Stable", before["group_epoch"]), final
+        assert membership(final) == membership(before)
+    finally:
+        for c in cs:
+            c.close()
+
+
+def test_an_empty_group_keeps_its_group_epoch_across_a_restart(make_broker):
+    b = make_broker(overrides=BROKER_OVERRIDES)
+    topic = create_topic(b, unique("k848"), partitions=2)
+    group = unique("g")
+    c = kip848_consumer(b, group)
+    c.subscribe([topic])
+    try:
+        pump([c], lambda: len(assignment(c)) == 2, msg="assigned")
+    finally:
+        c.close()  # leaves with member epoch -1: the group is Empty
+    empty = describe_raw(b, group, 0)
+    assert (empty["state"], empty["members"]) == ("Empty", []), empty
+    assert empty["group_epoch"] >= 2
+
+    b.restart(kill=True)
+
+    after = describe_loaded(b, group)
+    assert (after["state"], after["group_epoch"], after["assignment_epoch"], after["members"]) == \
+        ("Empty", empty["group_epoch"], empty["assignment_epoch"], []), after
+    # The next member continues from that epoch.
+    c = kip848_consumer(b, group)
+    c.subscribe([topic])
+    try:
+        pump([c], lambda: len(assignment(c)) == 2, msg="assigned after the restart")
+        g = describe_raw(b, group, 0)
+        assert g["group_epoch"] == empty["group_epoch"] + 1, g
+        assert g["members"][0]["epoch"] == empty["group_epoch"] + 1, g
+    finally:
+        c.close()

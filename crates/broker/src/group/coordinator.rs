@@ -29,6 +29,7 @@ use parking_lot::{Mutex, RwLock};
 use tokio::sync::oneshot;
 
 use super::consumer::{self, ConsumerConfig, ConsumerGroup, TopicCounts};
+use super::consumer_records::{self as crec, CurrentAssignmentValue, MemberMetadataValue};
 use super::records::{self, OffsetValue, RecordKey};
 use super::state::{
     code, Action, Group, GroupConfig, GroupSnapshot, GroupState, JoinRequest, JoinResult, Outcome,
@@ -170,6 +171,164 @@ pub fn partition_for(group_id: &str, num_partitions: i32) -> i32 {
     abs % num_partitions.max(1)
 }
 
+/// A KIP-848 group's records as the load reads them (later records win, tombstones delete).
+#[derive(Debug, Default)]
+struct LoadedConsumer {
+    /// Position of the last ConsumerGroupMetadata record (3) in the load.
+    seq: usize,
+    epoch: Option<i32>,
+    subscription: TopicCounts,
+    assignment_epoch: i32,
+    members: BTreeMap<String, MemberMetadataValue>,
+    targets: BTreeMap<String, crec::TopicPartitions>,
+    current: BTreeMap<String, CurrentAssignmentValue>,
+}
+
+/// Folds one consumer group record (types 3–8) into `consumers`; false if unreadable.
+fn load_consumer_record(
+    consumers: &mut HashMap<String, LoadedConsumer>,
+    seq: usize,
+    record_type: i16,
+    group: String,
+    member_id: Option<String>,
+    value: Option<&[u8]>,
+) -> bool {
+    if record_type == crec::GROUP_METADATA && value.is_none() {
+        // The group was deleted (or turned classic): its other records went before.
+        consumers.remove(&group);
+        return true;
+    }
+    let g = consumers.entry(group).or_default();
+    let member = member_id.unwrap_or_default();
+    match (record_type, value) {
+        (crec::GROUP_METADATA, Some(v)) => {
+            let Some(epoch) = crec::decode_group_metadata(v) else {
+                return false;
+            };
+            g.epoch = Some(epoch);
+            g.seq = seq;
+        }
+        (crec::PARTITION_METADATA, v) => {
+            let topics = match v {
+                None => Vec::new(),
+                Some(v) => match crec::decode_partition_metadata(v) {
+                    Some(t) => t,
+                    None => return false,
+                },
+            };
+            g.subscription = topics
+                .into_iter()
+                .map(|t| (t.name, t.num_partitions))
+                .collect();
+        }
+        (crec::TARGET_ASSIGNMENT_METADATA, v) => {
+            g.assignment_epoch = match v {
+                None => 0,
+                Some(v) => match crec::decode_target_assignment_metadata(v) {
+                    Some(e) => e,
+                    None => return false,
+                },
+            };
+        }
+        (crec::MEMBER_METADATA, None) => {
+            g.members.remove(&member);
+        }
+        (crec::MEMBER_METADATA, Some(v)) => match crec::decode_member_metadata(v) {
+            Some(m) => {
+                g.members.insert(member, m);
+            }
+            None => return false,
+        },
+        (crec::TARGET_ASSIGNMENT_MEMBER, None) => {
+            g.targets.remove(&member);
+        }
+        (crec::TARGET_ASSIGNMENT_MEMBER, Some(v)) => {
+            match crec::decode_target_assignment_member(v) {
+                Some(t) => {
+                    g.targets.insert(member, t);
+                }
+                None => return false,
+            }
+        }
+        (crec::CURRENT_MEMBER_ASSIGNMENT, None) => {
+            g.current.remove(&member);
+        }
+        (crec::CURRENT_MEMBER_ASSIGNMENT, Some(v)) => match crec::decode_current_assignment(v) {
+            Some(c) => {
+                g.current.insert(member, c);
+            }
+            None => return false,
+        },
+        _ => return false,
+    }
+    true
+}
+
+impl LoadedConsumer {
+    /// The group the records describe. Topic ids the image no longer knows are dropped.
+    fn restore(
+        self,
+        id: &str,
+        config: ConsumerConfig,
+        epoch: i32,
+        image: &MetadataImage,
+        now: i64,
+    ) -> ConsumerGroup {
+        let by_name = |tps: &crec::TopicPartitions| -> consumer::Assignment {
+            tps.iter()
+                .filter_map(|(topic_id, ps)| {
+                    let name = image.topic_names.get(topic_id)?;
+                    Some((name.clone(), ps.iter().copied().collect()))
+                })
+                .filter(|(_, ps): &(String, std::collections::BTreeSet<i32>)| !ps.is_empty())
+                .collect()
+        };
+        let mut current = self.current;
+        let members: Vec<consumer::Member> = self
+            .members
+            .into_iter()
+            .map(|(member_id, v)| {
+                let mut m = consumer::Member::new(&member_id);
+                m.instance_id = v.instance_id;
+                m.rack_id = v.rack_id;
+                m.client_id = v.client_id;
+                m.client_host = v.client_host;
+                m.subscribed_topic_names = v.subscribed_topic_names;
+                m.subscribed_topic_regex = v.subscribed_topic_regex;
+                m.server_assignor = v.server_assignor;
+                m.rebalance_timeout_ms = v.rebalance_timeout_ms;
+                if let Some(c) = current.remove(&member_id) {
+                    m.member_epoch = c.member_epoch;
+                    m.previous_member_epoch = c.previous_member_epoch;
+                    m.state = match c.state {
+                        1 => consumer::MemberState::UnrevokedPartitions,
+                        2 => consumer::MemberState::UnreleasedPartitions,
+                        _ => consumer::MemberState::Stable,
+                    };
+                    m.assigned = by_name(&c.assigned);
+                    m.pending_revocation = by_name(&c.pending_revocation);
+                }
+                m
+            })
+            .collect();
+        let target = self
+            .targets
+            .iter()
+            .map(|(m, tps)| (m.clone(), by_name(tps)))
+            .collect();
+        ConsumerGroup::restore(
+            id,
+            config,
+            epoch,
+            self.assignment_epoch,
+            self.subscription,
+            members,
+            target,
+            now,
+        )
+    }
+}
+
 /// One group: its state machine, its committed offsets and its parked requests.
 #[derive(Debug)]
 struct GroupEntry {
@@ -303,6 +462,10 @@ impl GroupCoordinator {
         let mut snapshots: HashMap<String, GroupSnapshot> = HashMap::new();
         let mut offsets: HashMap<String, BTreeMap<(String, i32), OffsetValue>> = HashMap::new();
         let mut records = 0usize;
+        // KIP-848 groups, and for each group the position of its last classic metadata
+        // record: a group is of the kind whose metadata was written last.
+        let mut consumers: HashMap<String, LoadedConsumer> = HashMap::new();
+        let mut classic_seq: HashMap<String, usize> = HashMap::new();
         // Offsets of transactions still open at the end of the log (transactions block).
         let mut open_txn_records: Vec<(i64, Bytes, Option<Bytes>)> = Vec::new();
         for p in 0..offsets_partition_count(broker) {
@@ -319,6 +482,7 @@ impl GroupCoordinator {
                     (Some(RecordKey::Group { group }), Some(v)) => {
                         match records::decode_group_value(&v) {
                             Some(s) => {
+                                classic_seq.insert(group.clone(), records);
                                 snapshots.insert(group, s);
                             }
                             None => tracing::warn!(%group, "unreadable group metadata record"),
@@ -342,6 +506,25 @@ impl GroupCoordinator {
                             }
                         }
                     }
+                    (
+                        Some(RecordKey::Consumer {
+                            record_type,
+                            group,
+                            member_id,
+                        }),
+                        value,
+                    ) => {
+                        if !load_consumer_record(
+                            &mut consumers,
+                            records,
+                            record_type,
+                            group.clone(),
+                            member_id,
+                            value.as_deref(),
+                        ) {
+                            tracing::warn!(%group, record_type, "unreadable consumer group record");
+                        }
+                    }
                     (None, _) => tracing::warn!("unreadable {OFFSETS_TOPIC} key"),
                 }
             });
@@ -351,9 +534,11 @@ impl GroupCoordinator {
         }
         let now = now_ms();
         let mut groups = self.groups.write();
+        let image = broker.image();
         let ids: Vec<String> = snapshots
             .keys()
             .chain(offsets.keys())
+            .chain(consumers.keys())
             .cloned()
             .collect::<std::collections::BTreeSet<_>>()
             .into_iter()
@@ -365,9 +550,29 @@ impl GroupCoordinator {
             };
             let mut entry = GroupEntry::new(group);
             entry.offsets = offsets.remove(&id).unwrap_or_default();
+            if let Some(loaded) = consumers.remove(&id) {
+                let classic_later = classic_seq.get(&id).is_some_and(|c| *c > loaded.seq);
+                match loaded.epoch {
+                    _ if classic_later => {}
+                    None => {
+                        tracing::warn!(group = %id, "consumer group records without a group epoch: ignored")
+                    }
+                    Some(epoch) => {
+                        entry.group = Group::new(&id, self.config.group.clone(), now);
+                        entry.consumer = Some(loaded.restore(
+                            &id,
+                            self.config.consumer.clone(),
+                            epoch,
+                            &image,
+                            now,
+                        ));
+                    }
+                }
+            }
             if entry.group.is_empty()
                 && entry.offsets.is_empty()
                 && entry.group.protocol_type().is_none()
+                && entry.consumer.is_none()
             {
                 continue;
             }
@@ -470,7 +675,13 @@ impl GroupCoordinator {
             if e.is_live_consumer_group() {
                 return error(code::INCONSISTENT_GROUP_PROTOCOL);
             }
-            e.consumer = None;
+            if e.consumer.take().is_some() {
+                // An empty consumer group turns classic: its records go.
+                let batch = consumer_group_tombstones(group_id);
+                if let Err(error) = append(&partition, &batch, now_ms()) {
+                    tracing::error!(group = group_id, %error, "writing consumer group tombstones failed");
+                }
+            }
             let (outcome, actions) = e.group.join(now_ms(), req.clone());
             tracing::debug!(group = group_id, member = %req.member_id, ?outcome, state = ?e.group.state(), generation = e.group.generation(), "join");
             let immediate = match outcome {
@@ -790,6 +1001,9 @@ impl GroupCoordinator {
                 (records::encode_key(&key), None)
             })
             .collect();
+        if e.consumer.is_some() {
+            batch.extend(consumer_group_tombstones(group_id));
+        }
         batch.push((
             records::encode_key(&RecordKey::Group {
                 group: group_id.to_owned(),
@@ -885,8 +1099,14 @@ impl GroupCoordinator {
             if let Some(c) = e.consumer.as_mut() {
                 if !c.is_empty() {
                     let counts = topics.get_or_insert_with(|| topic_counts(broker));
+                    let before = c.clone();
                     if c.tick(now, counts) {
                         tracing::info!(group = %id, epoch = c.group_epoch(), state = c.state().name(), "consumer group changed at tick");
+                        let changes = consumer::changes(&before, c);
+                        let batch = consumer_records(&id, c, &changes, &broker.image());
+                        if let Err(error) = append(&partition, &batch, now) {
+                            tracing::error!(group = %id, %error, "writing consumer group records failed");
+                        }
                     }
                 }
                 continue;
@@ -936,6 +1156,9 @@ impl GroupCoordinator {
                 .collect();
             let dies = e.offsets.len() == expired.len();
             if dies {
+                if e.consumer.is_some() {
+                    batch.extend(consumer_group_tombstones(&id));
+                }
                 batch.push((
                     records::encode_key(&RecordKey::Group { group: id.clone() }),
                     None,
@@ -1245,8 +1468,10 @@ impl GroupCoordinator {
 
 // ------------------------------------------------------------------------------------------
 // KIP-848 consumer groups (ConsumerGroupHeartbeat, ConsumerGroupDescribe): the core is
-// [`consumer::ConsumerGroup`]; membership lives in memory (after a broker restart members get
-// UNKNOWN_MEMBER_ID and rejoin), committed offsets are persisted like any group's.
+// [`consumer::ConsumerGroup`]. Every change it reports ([`consumer::changes`]) is written as
+// Kafka's ConsumerGroup* records (types 3–8, [`crec`]) while the group's mutex is held, and
+// [`GroupCoordinator::load`] rebuilds the groups from them: members keep their epochs and
+// assignments across a restart. Committed offsets are persisted like any group's.
 // ------------------------------------------------------------------------------------------
 
 /// Topic name → partition count of every topic in the image.
@@ -1289,9 +1514,10 @@ impl GroupCoordinator {
                 Some("GroupId can't be empty.".to_owned()),
             );
         }
-        if let Err(e) = self.partition_of(broker, group_id) {
-            return error(e, None);
-        }
+        let partition = match self.partition_of(broker, group_id) {
+            Ok(p) => p,
+            Err(e) => return error(e, None),
+        };
         let entry = if req.member_epoch == 0 {
             self.entry_or_create(group_id)
         } else {
@@ -1306,7 +1532,8 @@ impl GroupCoordinator {
             }
         };
         let mut e = entry.lock();
-        if e.consumer.is_none() {
+        let created = e.consumer.is_none();
+        if created {
             if e.group.state() != GroupState::Empty || req.member_epoch != 0 {
                 return error(
                     consumer::code::GROUP_ID_NOT_FOUND,
@@ -1316,11 +1543,27 @@ impl GroupCoordinator {
             // An empty classic group (offsets only) becomes a consumer group.
             e.consumer = Some(ConsumerGroup::new(group_id, self.config.consumer.clone()));
         }
+        let image = broker.image();
         let counts = topic_counts(broker);
         let c = e.consumer.as_mut().expect("set above");
         let member = req.member_id.clone();
-        let result = c.heartbeat(now_ms(), req, &counts);
+        let before = c.clone();
+        let now = now_ms();
+        let result = c.heartbeat(now, req, &counts);
         tracing::debug!(group = group_id, %member, error = result.error, epoch = result.member_epoch, group_epoch = c.group_epoch(), state = c.state().name(), "consumer group heartbeat");
+        let changes = consumer::changes(&before, c);
+        if !changes.is_empty() {
+            let batch = consumer_records(group_id, c, &changes, &image);
+            if let Err(err) = append(&partition, &batch, now) {
+                // Not written, not done: the member retries against the state as it was.
+                tracing::error!(group = group_id, error = %err, "writing consumer group records failed");
+                *c = before;
+                if created {
+                    e.consumer = None;
+                }
+                return error(code::COORDINATOR_NOT_AVAILABLE, None);
+            }
+        }
         result
     }
 
@@ -1372,6 +1615,131 @@ impl GroupCoordinator {
             None => Ok(()),
         }
     }
+}
+
+fn consumer_key(record_type: i16, group_id: &str, member_id: Option<&str>) -> Bytes {
+    records::encode_key(&RecordKey::Consumer {
+        record_type,
+        group: group_id.to_owned(),
+        member_id: member_id.map(str::to_owned),
+    })
+}
+
+/// An assignment by topic id; topics the image no longer has are left out.
+fn with_topic_ids(image: &MetadataImage, a: &consumer::Assignment) -> crec::TopicPartitions {
+    a.iter()
+        .filter_map(|(t, ps)| {
+            let topic = image.topic(t)?;
+            Some((topic.topic_id, ps.iter().copied().collect()))
+        })
+        .collect()
+}
+
+/// The records (types 3–8) of `changes`, with the group's current values.
+fn consumer_records(
+    group_id: &str,
+    c: &ConsumerGroup,
+    changes: &[consumer::Change],
+    image: &MetadataImage,
+) -> Vec<(Bytes, Option<Bytes>)> {
+    use consumer::Change;
+    let mut out = Vec::new();
+    for change in changes {
+        match change {
+            Change::MemberRemoved(m) => {
+                for t in [
+                    crec::CURRENT_MEMBER_ASSIGNMENT,
+                    crec::TARGET_ASSIGNMENT_MEMBER,
+                    crec::MEMBER_METADATA,
+                ] {
+                    out.push((consumer_key(t, group_id, Some(m)), None));
+                }
+            }
+            Change::MemberMetadata(id) => {
+                let Some(m) = c.member(id) else { continue };
+                let value = MemberMetadataValue {
+                    instance_id: m.instance_id.clone(),
+                    rack_id: m.rack_id.clone(),
+                    client_id: m.client_id.clone(),
+                    client_host: m.client_host.clone(),
+                    subscribed_topic_names: m.subscribed_topic_names.clone(),
+                    subscribed_topic_regex: m.subscribed_topic_regex.clone(),
+                    rebalance_timeout_ms: m.rebalance_timeout_ms,
+                    server_assignor: m.server_assignor.clone(),
+                };
+                out.push((
+                    consumer_key(crec::MEMBER_METADATA, group_id, Some(id)),
+                    Some(crec::encode_member_metadata(&value)),
+                ));
+            }
+            Change::SubscriptionMetadata => {
+                let topics: Vec<crec::TopicMetadata> = c
+                    .subscription_metadata()
+                    .iter()
+                    .filter_map(|(name, n)| {
+                        Some(crec::TopicMetadata {
+                            topic_id: image.topic(name)?.topic_id,
+                            name: name.clone(),
+                            num_partitions: *n,
+                        })
+                    })
+                    .collect();
+                out.push((
+                    consumer_key(crec::PARTITION_METADATA, group_id, None),
+                    Some(crec::encode_partition_metadata(&topics)),
+                ));
+            }
+            Change::GroupEpoch => out.push((
+                consumer_key(crec::GROUP_METADATA, group_id, None),
+                Some(crec::encode_group_metadata(c.group_epoch())),
+            )),
+            Change::TargetMember(id) => out.push((
+                consumer_key(crec::TARGET_ASSIGNMENT_MEMBER, group_id, Some(id)),
+                Some(crec::encode_target_assignment_member(&with_topic_ids(
+                    image,
+                    &c.target_of(id),
+                ))),
+            )),
+            Change::TargetEpoch => out.push((
+                consumer_key(crec::TARGET_ASSIGNMENT_METADATA, group_id, None),
+                Some(crec::encode_target_assignment_metadata(
+                    c.assignment_epoch(),
+                )),
+            )),
+            Change::CurrentAssignment(id) => {
+                let Some(m) = c.member(id) else { continue };
+                let value = CurrentAssignmentValue {
+                    member_epoch: m.member_epoch,
+                    previous_member_epoch: m.previous_member_epoch,
+                    state: match m.state {
+                        consumer::MemberState::Stable => 0,
+                        consumer::MemberState::UnrevokedPartitions => 1,
+                        consumer::MemberState::UnreleasedPartitions => 2,
+                    },
+                    assigned: with_topic_ids(image, &m.assigned),
+                    pending_revocation: with_topic_ids(image, &m.pending_revocation),
+                };
+                out.push((
+                    consumer_key(crec::CURRENT_MEMBER_ASSIGNMENT, group_id, Some(id)),
+                    Some(crec::encode_current_assignment(&value)),
+                ));
+            }
+        }
+    }
+    out
+}
+
+/// Tombstones that delete an empty consumer group's records (6, 4, 3), as Kafka writes them
+/// when the group is deleted or turns classic.
+fn consumer_group_tombstones(group_id: &str) -> Vec<(Bytes, Option<Bytes>)> {
+    [
+        crec::TARGET_ASSIGNMENT_METADATA,
+        crec::PARTITION_METADATA,
+        crec::GROUP_METADATA,
+    ]
+    .into_iter()
+    .map(|t| (consumer_key(t, group_id, None), None))
+    .collect()
 }
 
 /// Appends one uncompressed batch of `(key, value)` records (a `None` value is a tombstone).

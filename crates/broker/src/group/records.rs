@@ -4,6 +4,8 @@
 //! Keys start with a big-endian i16 version that says what the record is:
 //! - 0 or 1, OffsetCommitKey: `group: string, topic: string, partition: i32`.
 //! - 2, GroupMetadataKey: `group: string`.
+//! - 3 to 8, the KIP-848 consumer group records (`group: string` and for 5, 7 and 8
+//!   `member_id: string`); their values are in [`super::consumer_records`].
 //!
 //! Values start with their own i16 version:
 //! - OffsetCommitValue v0/v2: `offset i64, metadata string, commit_timestamp i64`;
@@ -34,6 +36,12 @@ pub enum RecordKey {
     Group {
         group: String,
     },
+    /// A KIP-848 consumer group record (types 3–8); `member_id` for types 5, 7 and 8.
+    Consumer {
+        record_type: i16,
+        group: String,
+        member_id: Option<String>,
+    },
 }
 
 /// A committed offset (OffsetCommitValue).
@@ -63,6 +71,17 @@ pub fn encode_key(key: &RecordKey) -> Bytes {
         RecordKey::Group { group } => {
             buf.put_i16(2);
             put_str(&mut buf, group);
+        }
+        RecordKey::Consumer {
+            record_type,
+            group,
+            member_id,
+        } => {
+            buf.put_i16(*record_type);
+            put_str(&mut buf, group);
+            if let Some(m) = member_id {
+                put_str(&mut buf, m);
+            }
         }
     }
     buf.freeze()
@@ -122,6 +141,16 @@ pub fn decode_key(buf: &[u8]) -> Option<RecordKey> {
             partition: r.i32()?,
         }),
         2 => Some(RecordKey::Group { group: r.string()? }),
+        t @ (3 | 4 | 6) => Some(RecordKey::Consumer {
+            record_type: t,
+            group: r.string()?,
+            member_id: None,
+        }),
+        t @ (5 | 7 | 8) => Some(RecordKey::Consumer {
+            record_type: t,
+            group: r.string()?,
+            member_id: Some(r.string()?),
+        }),
         _ => None,
     }
 }
@@ -265,6 +294,23 @@ mod tests {
         assert_eq!(decode_key(&bytes), Some(key));
         let key = RecordKey::Group { group: "g".into() };
         assert_eq!(&encode_key(&key)[..], &[0, 2, 0, 1, b'g']);
+        let key = RecordKey::Consumer {
+            record_type: 5,
+            group: "g".into(),
+            member_id: Some("m".into()),
+        };
+        let bytes = encode_key(&key);
+        assert_eq!(&bytes[..], &[0, 5, 0, 1, b'g', 0, 1, b'm']);
+        assert_eq!(decode_key(&bytes), Some(key));
+        assert_eq!(
+            decode_key(&[0, 3, 0, 1, b'g']),
+            Some(RecordKey::Consumer {
+                record_type: 3,
+                group: "g".into(),
+                member_id: None
+            })
+        );
+        assert_eq!(decode_key(&[0, 9, 0, 1, b'g']), None);
     }
 
     #[test]
