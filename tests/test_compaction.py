@@ -90,7 +90,8 @@ def test_compaction_keeps_the_latest_value_per_key_at_its_offset(make_broker, co
     b.restart()
     got = read_all(b, t)
     assert got[-1] == (end, b"key-0", b"after")
-    assert got[:-1] == want
+    # The cleaner may already have dropped key-0's older value, superseded by "after".
+    assert got[:-1] in (want, [r for r in want if r[1] != b"key-0"])
 
 
 def test_tombstones_are_kept_until_delete_retention_ms(make_broker):

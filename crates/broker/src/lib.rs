@@ -230,6 +230,9 @@ impl Broker {
             if let Err(e) = partition.with_log(|log| Ok(log.flush()?)) {
                 tracing::warn!(topic = %partition.topic, partition = partition.index, error = %e, "flush on shutdown failed");
             }
+            if let Err(e) = partition.write_producer_snapshot() {
+                tracing::warn!(topic = %partition.topic, partition = partition.index, error = %e, "producer snapshot on shutdown failed");
+            }
         }
     }
 }

@@ -193,9 +193,11 @@ impl Partition {
                 });
             }
         }
+        let base_before = inner.log.active_base_offset();
         let info: AppendInfo = inner
             .log
             .append_as_leader(records, self.leader_epoch, now_ms())?;
+        snapshot_if_rolled(inner, base_before);
         if let Some(h) = producer {
             inner.producers.record(
                 h.producer_id,
@@ -236,12 +238,23 @@ impl Partition {
         let now = now_ms();
         let mut batch =
             crate::txn::marker::encode(producer_id, producer_epoch, commit, coordinator_epoch, now);
+        let base_before = inner.log.active_base_offset();
         let info = inner
             .log
             .append_as_leader(&mut batch, self.leader_epoch, now)?;
+        snapshot_if_rolled(inner, base_before);
+        let lso = inner.producers.first_unstable_offset();
         inner
             .producers
             .complete_txn(producer_id, producer_epoch, info.first_offset, commit, now);
+        if let Some(a) = inner.producers.aborted_at(producer_id, info.first_offset) {
+            inner.log.append_aborted_txn(&oxka_log::AbortedTxnEntry {
+                producer_id,
+                first_offset: a.first_offset,
+                last_offset: a.last_offset,
+                last_stable_offset: lso.unwrap_or(info.first_offset).min(info.first_offset),
+            })?;
+        }
         inner.unflushed_records += info.num_records;
         Ok(info.first_offset)
     }
@@ -308,6 +321,19 @@ impl Partition {
             inner.unflushed_records = 0;
         }
         inner.last_flush_ms = now_ms();
+        Ok(())
+    }
+
+    /// Writes the producer state as of the log end (clean shutdown), so the next start-up
+    /// rescans nothing.
+    pub fn write_producer_snapshot(&self) -> Result<(), PartitionError> {
+        let inner = self.inner.lock();
+        let inner = inner.as_ref().ok_or(PartitionError::Deleted)?;
+        let log = &inner.log;
+        // An empty log has nothing to rescan.
+        if log.log_end_offset() > log.log_start_offset() {
+            log.write_producer_snapshot(log.log_end_offset(), &inner.producers.snapshot_entries())?;
+        }
         Ok(())
     }
 
@@ -400,7 +426,9 @@ impl Partition {
     pub fn enforce_retention(&self, now_ms: i64) -> Result<usize, PartitionError> {
         let mut inner = self.inner.lock();
         let inner = inner.as_mut().ok_or(PartitionError::Deleted)?;
+        let base_before = inner.log.active_base_offset();
         inner.log.maybe_roll(now_ms)?;
+        snapshot_if_rolled(inner, base_before);
         if !inner.policy.delete {
             return Ok(0);
         }
@@ -583,8 +611,8 @@ impl PartitionManager {
                     continue;
                 }
                 let dir = self.dir_for(name, p.partition);
-                let log = Log::open(&dir, log_config.clone(), now_ms())?;
-                let producers = rebuild_producer_state(&log)?;
+                let mut log = Log::open(&dir, log_config.clone(), now_ms())?;
+                let producers = rebuild_producer_state(&mut log)?;
                 let partition = Arc::new(Partition {
                     topic: name.clone(),
                     topic_id: topic.topic_id,
@@ -664,17 +692,43 @@ impl PartitionManager {
     }
 }
 
+/// When the log has just rolled, the producer state as of the new segment's base (nothing
+/// of the new segment recorded yet) goes to `<base>.snapshot`. A failed snapshot only makes
+/// the next start-up rescan more.
+fn snapshot_if_rolled(inner: &Inner, base_before: i64) {
+    let base = inner.log.active_base_offset();
+    if base != base_before {
+        if let Err(e) = inner
+            .log
+            .write_producer_snapshot(base, &inner.producers.snapshot_entries())
+        {
+            tracing::warn!(dir = %inner.log.dir().display(), error = %e, "writing a producer snapshot failed");
+        }
+    }
+}
+
 /// How much of a log's tail is scanned at start-up to rebuild idempotent-producer sequences.
 /// Producers whose last batches are older than this are forgotten (as if expired) and get
 /// UNKNOWN_PRODUCER_ID, from which clients recover by bumping their epoch.
 const PRODUCER_STATE_SCAN_SEGMENTS: usize = 2;
 
-/// Rebuilds producer state from the batch headers of `log`: sequences from the last
-/// segments, transactions (open ones and aborted ones) from the whole log — a log holding
-/// transactional batches is scanned from its start (there are no producer snapshots or
-/// `.txnindex` yet; this is the price). Control batches are decoded to learn commit/abort.
-fn rebuild_producer_state(log: &Log) -> Result<ProducerStateManager, LogError> {
-    let mut producers = ProducerStateManager::default();
+/// Rebuilds producer state at open: the newest producer snapshot and the `.txnindex`
+/// entries, then the batch headers after the snapshot. Without a snapshot, sequences come
+/// from the last segments and transactions from the whole log, once.
+fn rebuild_producer_state(log: &mut Log) -> Result<ProducerStateManager, LogError> {
+    let indexed = log.aborted_txns()?;
+    let end = log.log_end_offset();
+    if let Some((from, entries)) = log.latest_producer_snapshot()? {
+        let mut producers = ProducerStateManager::restore(&entries, &indexed);
+        replay(log, &mut producers, from, from, end)?;
+        producers.dedup_aborted();
+        return Ok(producers);
+    }
+    // No snapshot (a log written before snapshots existed, or one that never rolled): sequences
+    // from the last segments, transactions from the whole log; aborts found that no
+    // `.txnindex` holds are added to the indexes, and a snapshot at the end is written so the
+    // next start-up does not scan again.
+    let mut producers = ProducerStateManager::restore(&[], &indexed);
     let bases = log.segment_base_offsets();
     let sequences_from = bases
         .iter()
@@ -683,8 +737,38 @@ fn rebuild_producer_state(log: &Log) -> Result<ProducerStateManager, LogError> {
         .copied()
         .unwrap_or(log.log_start_offset())
         .max(log.log_start_offset());
-    let end = log.log_end_offset();
-    let mut offset = log.log_start_offset();
+    let start = log.log_start_offset();
+    replay(log, &mut producers, start, sequences_from, end)?;
+    producers.dedup_aborted();
+    let known: std::collections::HashSet<(i64, i64)> = indexed
+        .iter()
+        .map(|a| (a.producer_id, a.last_offset))
+        .collect();
+    for a in producers.aborted_between(start, end) {
+        if !known.contains(&(a.producer_id, a.last_offset)) {
+            log.append_aborted_txn(&oxka_log::AbortedTxnEntry {
+                producer_id: a.producer_id,
+                first_offset: a.first_offset,
+                last_offset: a.last_offset,
+                last_stable_offset: a.first_offset,
+            })?;
+        }
+    }
+    if end > start {
+        log.write_producer_snapshot(end, &producers.snapshot_entries())?;
+    }
+    Ok(producers)
+}
+
+/// Replays batch headers of `log` from `offset` to `end` into `producers`: transactions from
+/// `offset`, sequences from `sequences_from`. Control batches are decoded for commit/abort.
+fn replay(
+    log: &Log,
+    producers: &mut ProducerStateManager,
+    mut offset: i64,
+    sequences_from: i64,
+    end: i64,
+) -> Result<(), LogError> {
     while offset < end {
         let chunk = log.read(offset, 4 << 20, end, true)?;
         let mut buf = &chunk.records[..];
@@ -726,7 +810,7 @@ fn rebuild_producer_state(log: &Log) -> Result<ProducerStateManager, LogError> {
             break;
         }
     }
-    Ok(producers)
+    Ok(())
 }
 
 /// `<topic>-<partition>`, Kafka's partition directory name.

@@ -9,7 +9,8 @@
 //! opens a transaction at that batch's offset; the marker closes it. The last stable offset
 //! is the smallest first offset of an open transaction. Aborted transactions (producer id,
 //! first offset, marker offset) are kept in memory, in marker order, for read_committed
-//! fetches — Oxka has no `.txnindex` yet: the list is rebuilt from the log at open.
+//! fetches, and in the log's `.txnindex` files; start-up restores the state from the newest
+//! producer snapshot and the indexes (module `snapshot`) and replays the log after it.
 
 use std::collections::{BTreeMap, HashMap, VecDeque};
 
@@ -424,3 +425,5 @@ mod tests {
         assert_eq!(s.aborted_between(0, 100), vec![]);
     }
 }
+
+mod snapshot;

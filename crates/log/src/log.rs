@@ -877,16 +877,21 @@ impl Log {
         fs::remove_dir_all(&dir).ctx(&dir, "remove log directory")
     }
 
-    /// The partition directory.
-    /// Records an aborted transaction in the `.txnindex` of the active segment (where its
-    /// abort marker, `entry.last_offset`, was just written). Fsynced.
+    /// Records an aborted transaction in the `.txnindex` of the segment holding its abort
+    /// marker (`entry.last_offset`; normally the active segment). Fsynced.
     pub fn append_aborted_txn(&mut self, entry: &AbortedTxnEntry) -> Result<(), LogError> {
-        let path = segment_file(
-            &self.dir,
-            self.active().base_offset(),
-            txn::TXN_INDEX_SUFFIX,
-        );
+        let base = self
+            .segments
+            .range(..=entry.last_offset)
+            .next_back()
+            .map_or(self.active().base_offset(), |(b, _)| *b);
+        let path = segment_file(&self.dir, base, txn::TXN_INDEX_SUFFIX);
         txn::append_txn_index(&path, entry)
+    }
+
+    /// The base offset of the active segment (it changes when the log rolls).
+    pub fn active_base_offset(&self) -> i64 {
+        self.active().base_offset()
     }
 
     /// Every aborted transaction recorded in the segments' `.txnindex` files, in log order.
@@ -920,6 +925,7 @@ impl Log {
         txn::latest_snapshot(&self.dir, self.log_start_offset, self.log_end_offset)
     }
 
+    /// The partition directory.
     pub fn dir(&self) -> &Path {
         &self.dir
     }
