@@ -212,10 +212,14 @@ impl Broker {
         backoff.min(self.config.retention_check_interval_ms).max(10)
     }
 
-    /// Fsyncs partitions whose `flush.ms` has passed. Blocking.
+    /// Fsyncs partitions whose `flush.ms` has passed, and segments a log rolled away from
+    /// (Kafka's flush after a roll). Blocking.
     pub fn run_scheduled_flushes(&self) {
         let now = now_ms();
         for partition in self.partitions.all() {
+            if let Err(e) = partition.flush_rolled() {
+                tracing::error!(topic = %partition.topic, partition = partition.index, error = %e, "flush after roll failed");
+            }
             if partition.flush_due(now) {
                 if let Err(e) = partition.flush() {
                     tracing::error!(topic = %partition.topic, partition = partition.index, error = %e, "scheduled flush failed");

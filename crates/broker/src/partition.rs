@@ -337,6 +337,29 @@ impl Partition {
         Ok(())
     }
 
+    /// Kafka's flush after a roll: fsyncs the segments the log rolled away from, with the
+    /// partition unlocked (appends go on meanwhile), then moves the recovery point to the
+    /// active segment. Keeps dirty pages bounded to about the active segments. Blocking;
+    /// whether anything was flushed.
+    pub fn flush_rolled(&self) -> Result<bool, PartitionError> {
+        let pending = {
+            let inner = self.inner.lock();
+            inner
+                .as_ref()
+                .ok_or(PartitionError::Deleted)?
+                .log
+                .rolled_unflushed()
+        };
+        let Some(pending) = pending else {
+            return Ok(false);
+        };
+        pending.sync()?;
+        let mut inner = self.inner.lock();
+        let inner = inner.as_mut().ok_or(PartitionError::Deleted)?;
+        inner.log.mark_rolled_flushed(&pending)?;
+        Ok(true)
+    }
+
     /// Whether `flush.ms` has passed with unflushed records.
     pub fn flush_due(&self, now_ms: i64) -> bool {
         self.inner.lock().as_ref().is_some_and(|i| {

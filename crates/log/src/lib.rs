@@ -67,7 +67,10 @@ pub use cleaner::{
 };
 pub use epoch::EpochEntry;
 pub use error::LogError;
-pub use log::{AppendInfo, Log, LogConfig, ReadInfo, LOG_START_OFFSET_FILE, RECOVERY_POINT_FILE};
+pub use log::{
+    AppendInfo, Log, LogConfig, ReadInfo, RolledUnflushed, LOG_START_OFFSET_FILE,
+    RECOVERY_POINT_FILE,
+};
 pub use txn::{AbortedTxnEntry, ProducerSnapshotEntry};
 
 /// Name of the leader-epoch checkpoint file in a partition directory.

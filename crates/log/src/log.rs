@@ -864,6 +864,49 @@ impl Log {
         Ok(())
     }
 
+    /// Kafka flushes a log up to a new segment's base in the background after each roll. This
+    /// hands out what that needs without holding the log: the files of the inactive segments
+    /// with unflushed writes, the offset they end at (the active segment's base) and the
+    /// layout generation. The caller fsyncs the files with the log unlocked, then calls
+    /// [`Log::mark_rolled_flushed`]. `None` when nothing inactive is unflushed.
+    pub fn rolled_unflushed(&self) -> Option<RolledUnflushed> {
+        let active = self.active().base_offset();
+        let files: Vec<PathBuf> = self
+            .segments
+            .range(..active)
+            .filter_map(|(_, s)| s.unflushed_files())
+            .flatten()
+            .collect();
+        (!files.is_empty()).then_some(RolledUnflushed {
+            files,
+            up_to: active,
+            layout_generation: self.layout_generation,
+        })
+    }
+
+    /// The files [`Log::rolled_unflushed`] returned were fsynced: the segments below `up_to`
+    /// are clean and the recovery point moves up to `up_to` (unless segments were replaced or
+    /// deleted meanwhile, when nothing is marked).
+    pub fn mark_rolled_flushed(&mut self, done: &RolledUnflushed) -> Result<(), LogError> {
+        if done.layout_generation != self.layout_generation {
+            return Ok(());
+        }
+        for seg in self.segments.range_mut(..done.up_to).map(|(_, s)| s) {
+            seg.mark_flushed();
+        }
+        if self.dir_dirty {
+            fs::File::open(&self.dir)
+                .and_then(|d| d.sync_all())
+                .ctx(&self.dir, "fsync directory")?;
+            self.dir_dirty = false;
+        }
+        if done.up_to > self.recovery_point {
+            self.recovery_point = done.up_to.min(self.log_end_offset);
+            self.persist_recovery_point()?;
+        }
+        Ok(())
+    }
+
     /// Flushes, trims the active segment's indexes and records the recovery point.
     pub fn close(mut self) -> Result<(), LogError> {
         self.active_mut().trim_indexes()?;
@@ -967,6 +1010,29 @@ fn remove_segment_files(dir: &Path, base: i64) -> Result<(), LogError> {
         }
     }
     Ok(())
+}
+
+/// What a background flush after a roll must fsync; see [`Log::rolled_unflushed`].
+#[derive(Debug, Clone)]
+pub struct RolledUnflushed {
+    pub files: Vec<PathBuf>,
+    pub up_to: i64,
+    layout_generation: u64,
+}
+
+impl RolledUnflushed {
+    /// Fsyncs every file (each through its own descriptor: fsync is per file).
+    pub fn sync(&self) -> Result<(), LogError> {
+        for path in &self.files {
+            match fs::File::open(path) {
+                Ok(f) => f.sync_all().ctx(path, "fsync")?,
+                // Deleted by retention or the cleaner meanwhile: nothing left to flush.
+                Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+                Err(e) => return Err(LogError::io(path, "open for fsync", e)),
+            }
+        }
+        Ok(())
+    }
 }
 
 /// `00000000000000000042.log` → 42.

@@ -258,6 +258,22 @@ impl LogSegment {
     }
 
     /// The `.log` file.
+    /// The segment's `.log`, `.index` and `.timeindex` files if it has writes not yet fsynced.
+    pub(crate) fn unflushed_files(&self) -> Option<[PathBuf; 3]> {
+        self.dirty.then(|| {
+            [
+                self.log_path.clone(),
+                self.offset_index.path().to_path_buf(),
+                self.time_index.path().to_path_buf(),
+            ]
+        })
+    }
+
+    /// Someone else fsynced the segment's files (see [`crate::Log::rolled_unflushed`]).
+    pub(crate) fn mark_flushed(&mut self) {
+        self.dirty = false;
+    }
+
     pub(crate) fn log_path(&self) -> &Path {
         &self.log_path
     }

@@ -176,3 +176,35 @@ fn aborted_transactions_live_in_their_segments_txnindex() {
     assert!(!txnindex(0).exists());
     assert!(log.aborted_txns().unwrap().is_empty());
 }
+
+#[test]
+fn rolled_segments_are_flushed_without_the_log_and_the_recovery_point_follows() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut log = open(dir.path(), config());
+    assert!(log.rolled_unflushed().is_none());
+    for i in 0..30 {
+        append(&mut log, 2, T0 + i);
+    }
+    assert!(log.num_segments() >= 3);
+    let pending = log
+        .rolled_unflushed()
+        .expect("rolled segments are unflushed");
+    let active = *log.segment_base_offsets().last().unwrap();
+    assert_eq!(pending.up_to, active);
+    assert_eq!(pending.files.len(), 3 * (log.num_segments() - 1));
+    // Appends go on while the files are synced.
+    append(&mut log, 1, T0);
+    pending.sync().unwrap();
+    log.mark_rolled_flushed(&pending).unwrap();
+    assert!(log.rolled_unflushed().is_none());
+    let rp = std::fs::read_to_string(dir.path().join(oxka_log::RECOVERY_POINT_FILE)).unwrap();
+    assert!(rp.lines().any(|l| l.trim() == active.to_string()), "{rp}");
+    // A layout change in between (here: a truncation) makes the marking a no-op.
+    for i in 0..30 {
+        append(&mut log, 2, T0 + i);
+    }
+    let pending = log.rolled_unflushed().unwrap();
+    log.truncate_to(active + 1).unwrap();
+    pending.sync().unwrap();
+    log.mark_rolled_flushed(&pending).unwrap();
+}
