@@ -739,8 +739,12 @@ const PRODUCER_STATE_SCAN_SEGMENTS: usize = 2;
 /// entries, then the batch headers after the snapshot. Without a snapshot, sequences come
 /// from the last segments and transactions from the whole log, once.
 fn rebuild_producer_state(log: &mut Log) -> Result<ProducerStateManager, LogError> {
-    let indexed = log.aborted_txns()?;
     let end = log.log_end_offset();
+    if end == log.log_start_offset() {
+        // Nothing to restore (and no directory listing: it costs start-up time per partition).
+        return Ok(ProducerStateManager::default());
+    }
+    let indexed = log.aborted_txns()?;
     if let Some((from, entries)) = log.latest_producer_snapshot()? {
         let mut producers = ProducerStateManager::restore(&entries, &indexed);
         replay(log, &mut producers, from, from, end)?;
