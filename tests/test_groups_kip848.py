@@ -19,6 +19,7 @@ from confluent_kafka import ConsumerGroupTopicPartitions
 
 import kwire
 from kutil import admin, create_topic, produce, unique
+from test_groups import assignment, pump, split_evenly as split
 
 BROKER_OVERRIDES = {
     "group.initial.rebalance.delay.ms": "0",
@@ -44,37 +45,6 @@ def kip848_consumer(b, group, **conf):
          "socket.timeout.ms": 10000, "log.connection.close": False}
     c.update(conf)
     return Consumer(c)
-
-
-def assignment(c):
-    return sorted((tp.topic, tp.partition) for tp in c.assignment())
-
-
-def pump(consumers, until, timeout=30, msg="group converged"):
-    """Polls every consumer in turn until `until()` holds, bounded in count and time; returns the
-    messages consumed meanwhile."""
-    seen = []
-    deadline = time.monotonic() + timeout
-    for _ in range(int(timeout / 0.05) + 10):
-        for c in consumers:
-            m = c.poll(0.05)
-            if m is not None and not m.error():
-                seen.append(m)
-        if until():
-            return seen
-        if time.monotonic() > deadline:
-            break
-    raise AssertionError("timed out: %s; assignments=%r" % (msg, [assignment(c) for c in consumers]))
-
-
-def split(consumers, partitions, sizes):
-    """Every partition owned by exactly one member, each member owning a count in `sizes`."""
-    def ok():
-        asg = [assignment(c) for c in consumers]
-        flat = [tp for a in asg for tp in a]
-        return (all(len(a) in sizes for a in asg) and len(flat) == len(set(flat))
-                and sorted(flat) == sorted(partitions))
-    return ok
 
 
 @pytest.mark.parametrize("assignor", ["uniform", "range"])
@@ -246,7 +216,7 @@ def test_static_member_restart_keeps_its_partitions(broker):
         a.close()
 
 
-def test_commits_survive_a_broker_sigkill_and_members_rejoin(make_broker):
+def test_commits_survive_a_broker_sigkill_and_the_member_carries_on(make_broker):
     b = make_broker(overrides=BROKER_OVERRIDES)
     topic = create_topic(b, unique("k848"), partitions=2)
     for p in range(2):
@@ -268,10 +238,10 @@ def test_commits_survive_a_broker_sigkill_and_members_rejoin(make_broker):
         committed = c.committed([TopicPartition(topic, 0), TopicPartition(topic, 1)], timeout=10)
         assert [tp.offset for tp in committed] == [7, 13]
         b.restart(kill=True)
-        # The member is unknown after the restart: it rejoins and gets its partitions back.
+        # Membership is persisted: the member carries on with its partitions after the restart.
         pump([c], lambda: len(assignment(c)) == 2 and
              c.committed([TopicPartition(topic, 0)], timeout=5)[0].offset == 7,
-             timeout=40, msg="rejoined after the broker restart")
+             timeout=40, msg="assigned again after the broker restart")
     finally:
         c.close()
     c2 = kip848_consumer(b, group)
