@@ -904,6 +904,15 @@ impl ConsumerGroup {
         next
     }
 
+    /// Whether [`ConsumerGroup::tick`] has anything to do at `now_ms` (cheap: no copy of the
+    /// group), so the shell only snapshots groups that will change.
+    pub fn tick_due(&self, now_ms: i64, topics: &TopicCounts) -> bool {
+        self.members.values().any(|m| {
+            m.session_deadline_ms <= now_ms || m.revocation_deadline_ms.is_some_and(|d| d <= now_ms)
+        }) || (!self.members.is_empty()
+            && self.compute_subscription_metadata(topics) != self.subscription_metadata)
+    }
+
     /// Fences members whose session or revocation deadline has passed. Returns whether
     /// anything changed.
     pub fn tick(&mut self, now_ms: i64, topics: &TopicCounts) -> bool {
@@ -1288,7 +1297,9 @@ mod tests {
         // m1 keeps heartbeating; m2 goes silent.
         let (e1, a1) = owned["m1"].clone();
         g.heartbeat(900, beat("m1", e1, &a1), &t);
+        assert!(!g.tick_due(500, &t));
         assert!(!g.tick(500, &t));
+        assert!(g.tick_due(1_011, &t));
         assert!(g.tick(1_011, &t));
         assert_eq!(g.group_epoch(), epoch + 1);
         owned.remove("m2");

@@ -1097,8 +1097,8 @@ impl GroupCoordinator {
             };
             let mut e = entry.lock();
             if let Some(c) = e.consumer.as_mut() {
-                if !c.is_empty() {
-                    let counts = topics.get_or_insert_with(|| topic_counts(broker));
+                let counts = topics.get_or_insert_with(|| topic_counts(broker));
+                if !c.is_empty() && c.tick_due(now, counts) {
                     let before = c.clone();
                     if c.tick(now, counts) {
                         tracing::info!(group = %id, epoch = c.group_epoch(), state = c.state().name(), "consumer group changed at tick");
