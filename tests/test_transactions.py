@@ -359,7 +359,8 @@ def test_error_codes_at_every_served_version(make_broker):
 
 def test_transactional_produce_needs_the_partition_in_the_transaction(make_broker):
     """KIP-890 part 1: a transactional batch for a partition not added to the open
-    transaction is refused, and clients may not write control batches."""
+    transaction is refused, and clients may not write control batches; nor may the producer
+    write outside its open transaction."""
     import struct
     from kafka.protocol.producer import ProduceRequest
     b = make_broker(overrides=OVERRIDES)
@@ -370,9 +371,9 @@ def test_transactional_produce_needs_the_partition_in_the_transaction(make_broke
         _, pid, epoch = init_pid(s, txid)
         assert add_partitions(s, 3, txid, pid, epoch, t, [0]) == [NONE]
 
-        def produce(partition, attributes, p_epoch=epoch):
+        def produce(partition, attributes, p_epoch=epoch, seq=0):
             ts = int(time.time() * 1000)
-            after = struct.pack(">hiqqqhii", attributes, 0, ts, ts, pid, p_epoch, 0, 1) + kwire.records_of([b"v"])
+            after = struct.pack(">hiqqqhii", attributes, 0, ts, ts, pid, p_epoch, seq, 1) + kwire.records_of([b"v"])
             batch = struct.pack(">qiibI", 0, 9 + len(after), -1, 2, kwire.crc32c(after)) + after
             TPD = ProduceRequest.TopicProduceData
             resp = kwire.request(s, ProduceRequest, 7, transactional_id=txid, acks=-1, timeout_ms=5000,
@@ -384,6 +385,9 @@ def test_transactional_produce_needs_the_partition_in_the_transaction(make_broke
         assert produce(0, 0x10, p_epoch=epoch + 1) == INVALID_PRODUCER_EPOCH
         assert produce(0, 0x30) == INVALID_RECORD  # a control batch written by a client
         assert produce(0, 0x10) == NONE
+        # A non-transactional batch of a producer with a transaction open (Kafka's
+        # ProducerAppendInfo): INVALID_TXN_STATE, nothing written.
+        assert produce(0, 0x00, seq=1) == INVALID_TXN_STATE
     finally:
         s.close()
     assert watermarks(b, t, 0) == (0, 1)

@@ -37,6 +37,7 @@ pub(crate) fn partition_error_code(e: &PartitionError) -> i16 {
         PartitionError::Producer(e) => match e {
             ProducerError::InvalidProducerEpoch { .. } => ResponseError::InvalidProducerEpoch,
             ProducerError::OutOfOrderSequence { .. } => ResponseError::OutOfOrderSequenceNumber,
+            ProducerError::InvalidTxnState { .. } => ResponseError::InvalidTxnState,
         },
         PartitionError::Log(e) => match e {
             LogError::OffsetOutOfRange { .. } => ResponseError::OffsetOutOfRange,

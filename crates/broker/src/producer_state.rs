@@ -55,6 +55,10 @@ pub enum ProducerError {
         epoch: i16,
         current: i16,
     },
+    #[error(
+        "expected a transactional write from producer {producer_id}: it has a transaction open"
+    )]
+    InvalidTxnState { producer_id: i64 },
     #[error("out of order sequence for producer {producer_id}: expected {expected}, got {got}")]
     OutOfOrderSequence {
         producer_id: i64,
@@ -146,6 +150,22 @@ impl ProducerStateManager {
             });
         }
         Ok(SequenceCheck::Append)
+    }
+
+    /// Kafka's ProducerAppendInfo rule: while a producer has a transaction open here (at its
+    /// current epoch), its non-transactional batches are refused (INVALID_TXN_STATE).
+    pub fn check_txn_state(
+        &self,
+        producer_id: i64,
+        epoch: i16,
+        transactional: bool,
+    ) -> Result<(), ProducerError> {
+        match self.producers.get(&producer_id) {
+            Some(e) if !transactional && e.epoch == epoch && e.txn_first_offset.is_some() => {
+                Err(ProducerError::InvalidTxnState { producer_id })
+            }
+            _ => Ok(()),
+        }
     }
 
     /// Remembers an appended batch (also used when rebuilding from the log); a transactional
@@ -294,6 +314,20 @@ mod tests {
             last_offset: first_offset + i64::from(last_seq - first_seq),
             timestamp: 0,
         }
+    }
+
+    #[test]
+    fn a_producer_with_an_open_transaction_may_not_write_outside_it() {
+        let mut s = ProducerStateManager::default();
+        s.record(7, 1, meta(0, 0, 0), true);
+        assert_eq!(
+            s.check_txn_state(7, 1, false),
+            Err(ProducerError::InvalidTxnState { producer_id: 7 })
+        );
+        assert_eq!(s.check_txn_state(7, 1, true), Ok(()));
+        s.complete_txn(7, 1, 1, true, 0);
+        assert_eq!(s.check_txn_state(7, 1, false), Ok(()));
+        assert_eq!(s.check_txn_state(8, 0, false), Ok(()));
     }
 
     #[test]
