@@ -547,6 +547,20 @@ def test_heartbeat_and_describe_over_the_wire(broker, version):
         assert commit(8, 1, member) == UNSUPPORTED_VERSION
         assert commit(9, 1, member) == NONE
 
+        def fetch(epoch, member_id):
+            from kafka.protocol.consumer.group import OffsetFetchRequest
+            G = OffsetFetchRequest.OffsetFetchRequestGroup
+            r = kwire.request(s, OffsetFetchRequest, 9, corr=16, require_stable=False, groups=[G(
+                group_id=group, member_id=member_id, member_epoch=epoch,
+                topics=[G.OffsetFetchRequestTopics(name=topic, partition_indexes=[0])])])
+            g = r.groups[0]
+            return g.error_code, [p.committed_offset for t in g.topics for p in t.partitions]
+
+        assert fetch(0, member)[0] == STALE_MEMBER_EPOCH
+        assert fetch(1, "nobody")[0] == UNKNOWN_MEMBER_ID
+        assert fetch(1, member) == (NONE, [5])
+        assert fetch(-1, None) == (NONE, [5])  # an admin client names no member
+
         # Leaving (epoch -1) empties the group; the classic protocol may then take it over.
         r = heartbeat(s, version, group, member, -1, rebalance_ms=-1, corr=3)
         assert (r["error"], r["epoch"]) == (NONE, -1), r
