@@ -24,7 +24,7 @@
 # Env: OXKA_BIN          broker binary (default target/release/oxka)
 #      OXKA_RDKAFKA_DIR  librdkafka test build (default /tmp/oxka-librdkafka-tests)
 #      SUITE_OUT         results dir (default /tmp/oxka-librdkafka-suite)
-#      PER_TEST_TIMEOUT  seconds per test id (default 300)
+#      PER_TEST_TIMEOUT  seconds per test id (default 900: 0113 alone takes ~10 minutes in full mode)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 REPO=$(pwd)
@@ -76,7 +76,7 @@ OXKA_BIN=$(realpath "${OXKA_BIN:-target/release/oxka}")
 [[ -x "$OXKA_BIN" ]] || cargo build --release -p oxka
 RDK=$(benches/build-librdkafka.sh --tests | tail -1)
 OUT=${SUITE_OUT:-/tmp/oxka-librdkafka-suite}
-PER_TEST_TIMEOUT=${PER_TEST_TIMEOUT:-300}
+PER_TEST_TIMEOUT=${PER_TEST_TIMEOUT:-900}
 rm -rf "$OUT"
 mkdir -p "$OUT/logs"
 DATA=$(mktemp -d /tmp/oxka-suite-data.XXXXXX)
