@@ -639,3 +639,52 @@ def test_txn_offset_commit_at_every_served_version(make_broker):
             assert fetch(group, 7, True) == (NONE, 5)
     finally:
         s.close()
+
+
+def test_idle_transactional_id_expires_and_starts_afresh(make_broker):
+    """transactional.id.expiration.ms: an id with nothing in progress and no use for that long
+    is forgotten (a tombstone in __transaction_state, so it stays forgotten after a restart);
+    its next producer starts with a new producer id. An open transaction never expires."""
+    from kafka.protocol.admin import DescribeTransactionsRequest
+    overrides = dict(OVERRIDES, **{"transactional.id.expiration.ms": "1500",
+                                   "transaction.remove.expired.transaction.cleanup.interval.ms": "200"})
+    b = make_broker(overrides=overrides)
+    t = create_topic(b, unique("exp"), partitions=1)
+    idle_id, busy_id = unique("idle"), unique("busy")
+    idle = txn_producer(b, idle_id)
+    idle.begin_transaction()
+    idle.produce(t, b"a", partition=0)
+    idle.commit_transaction(20)
+    busy = txn_producer(b, busy_id, **{"transaction.timeout.ms": 60000})
+    busy.begin_transaction()
+    busy.produce(t, b"b", partition=0)
+    assert busy.flush(10) == 0
+
+    def describe(s, txid):
+        st = kwire.request(s, DescribeTransactionsRequest, 0, transactional_ids=[txid]).transaction_states[0]
+        return st.error_code, st.producer_id, st.transaction_state
+
+    s = kwire.connect(b)
+    try:
+        code, first_pid, state = describe(s, idle_id)
+        assert (code, state) == (NONE, "CompleteCommit")
+        wait_until(lambda: describe(s, idle_id)[0] == TRANSACTIONAL_ID_NOT_FOUND, 15,
+                   msg="the idle transactional id expires")
+        assert describe(s, busy_id)[2] == "Ongoing", "an open transaction does not expire"
+    finally:
+        s.close()
+    busy.commit_transaction(20)
+    b.restart(kill=True)
+    s = kwire.connect(b)
+    try:
+        for _ in range(100):
+            code = describe(s, idle_id)[0]
+            if code != COORDINATOR_LOAD_IN_PROGRESS:
+                break
+            time.sleep(0.05)
+        assert code == TRANSACTIONAL_ID_NOT_FOUND, "the expiry survives a restart"
+        code, pid, epoch = init_pid(s, idle_id)
+        assert code == NONE and pid != first_pid and epoch == 0
+    finally:
+        s.close()
+    assert read_all(b, [(t, 0)], "read_committed", expect=2)[(t, 0)][0][1] == b"a"

@@ -89,10 +89,12 @@ pub const BROKER_DEFAULTS: &[(&str, &str)] = &[
     ("socket.request.max.bytes", "104857600"),
     ("transaction.abort.timed.out.transaction.cleanup.interval.ms", "10000"),
     ("transaction.max.timeout.ms", "900000"),
+    ("transaction.remove.expired.transaction.cleanup.interval.ms", "3600000"),
     ("transaction.state.log.min.isr", "1"),
     ("transaction.state.log.num.partitions", "50"),
     ("transaction.state.log.replication.factor", "1"),
     ("transaction.state.log.segment.bytes", "104857600"),
+    ("transactional.id.expiration.ms", "604800000"),
     ("unclean.leader.election.enable", "false"),
 ];
 

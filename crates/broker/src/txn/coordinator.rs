@@ -63,6 +63,10 @@ pub struct TxnConfig {
     pub segment_bytes: i64,
     /// `transaction.abort.timed.out.transaction.cleanup.interval.ms` (10 s).
     pub abort_check_interval_ms: i64,
+    /// `transactional.id.expiration.ms` (7 days).
+    pub id_expiration_ms: i64,
+    /// `transaction.remove.expired.transaction.cleanup.interval.ms` (1 h).
+    pub remove_expired_interval_ms: i64,
 }
 
 impl TxnConfig {
@@ -84,6 +88,13 @@ impl TxnConfig {
                 config,
                 "transaction.abort.timed.out.transaction.cleanup.interval.ms",
                 10_000,
+            )
+            .max(10),
+            id_expiration_ms: get(config, "transactional.id.expiration.ms", 604_800_000),
+            remove_expired_interval_ms: get(
+                config,
+                "transaction.remove.expired.transaction.cleanup.interval.ms",
+                3_600_000,
             )
             .max(10),
         }
@@ -180,10 +191,22 @@ impl TxnCoordinator {
             }
             let mut interval = tokio::time::interval(Duration::from_millis(interval_ms));
             interval.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+            let mut last_expiry = now_ms();
             loop {
                 interval.tick().await;
                 let Some(b) = weak.upgrade() else { return };
-                let ticked = tokio::task::spawn_blocking(move || b.txns.tick(&b, now_ms())).await;
+                let now = now_ms();
+                let expire = now - last_expiry >= b.txns.config.remove_expired_interval_ms;
+                if expire {
+                    last_expiry = now;
+                }
+                let ticked = tokio::task::spawn_blocking(move || {
+                    b.txns.tick(&b, now);
+                    if expire {
+                        b.txns.expire_ids(&b, now);
+                    }
+                })
+                .await;
                 if let Err(e) = ticked {
                     tracing::error!(error = %e, "transaction timeout check failed");
                 }
@@ -292,6 +315,10 @@ impl TxnCoordinator {
             }
         };
         let mut txn = entry.lock();
+        if txn.state == TxnState::Dead {
+            // Expired while this request waited for it: the client retries and starts afresh.
+            return Err(code::CONCURRENT_TRANSACTIONS);
+        }
         // A fence aborts the open transaction first (CONCURRENT_TRANSACTIONS); the abort is
         // complete when `run` returns, so the second pass hands out the next epoch at once.
         for _ in 0..2 {
@@ -479,6 +506,35 @@ impl TxnCoordinator {
         }
     }
 
+    /// Forgets transactional ids idle past `transactional.id.expiration.ms` with nothing in
+    /// progress: a tombstone goes to `__transaction_state`, then the id leaves the cache.
+    /// Blocking.
+    pub fn expire_ids(&self, broker: &Broker, now: i64) {
+        let expiration = self.config.id_expiration_ms;
+        for entry in self.entries() {
+            let mut txn = entry.lock();
+            if !txn.expired(now, expiration) {
+                continue;
+            }
+            let Ok(partition) = self.partition_of(broker, &txn.transactional_id) else {
+                continue;
+            };
+            if write_record(&partition, &txn.transactional_id, None).is_err() {
+                continue;
+            }
+            tracing::info!(transactional_id = %txn.transactional_id, producer_id = txn.producer_id, "transactional id expired");
+            // A request that already holds this entry sees it Dead (see init_producer_id).
+            txn.state = TxnState::Dead;
+            let mut all = self.txns.write();
+            if all
+                .get(&txn.transactional_id)
+                .is_some_and(|e| Arc::ptr_eq(e, &entry))
+            {
+                all.remove(&txn.transactional_id);
+            }
+        }
+    }
+
     /// Persists and applies `step`, then writes its markers and completes. The markers are
     /// best effort: a failure leaves the Prepare state for the next tick to finish.
     fn run(
@@ -588,6 +644,19 @@ fn partition_count(broker: &Broker, topic: &str) -> i32 {
 
 /// Appends `txn` as one record to its `__transaction_state` partition.
 fn persist(partition: &Partition, txn: &TxnMetadata) -> Result<(), i16> {
+    write_record(
+        partition,
+        &txn.transactional_id,
+        Some(records::encode_value(txn)),
+    )
+}
+
+/// Appends one `__transaction_state` record for `transactional_id` (`None`: a tombstone).
+fn write_record(
+    partition: &Partition,
+    transactional_id: &str,
+    value: Option<Bytes>,
+) -> Result<(), i16> {
     let record = Record {
         transactional: false,
         control: false,
@@ -599,8 +668,8 @@ fn persist(partition: &Partition, txn: &TxnMetadata) -> Result<(), i16> {
         offset: 0,
         sequence: 0,
         timestamp: now_ms(),
-        key: Some(records::encode_key(&txn.transactional_id)),
-        value: Some(records::encode_value(txn)),
+        key: Some(records::encode_key(transactional_id)),
+        value,
         headers: Default::default(),
     };
     let mut buf = BytesMut::new();
@@ -611,7 +680,7 @@ fn persist(partition: &Partition, txn: &TxnMetadata) -> Result<(), i16> {
     RecordBatchEncoder::encode(&mut buf, std::iter::once(&record), &options)
         .expect("encoding an uncompressed batch into memory cannot fail");
     partition.append_as_leader(&mut buf, true).map_err(|e| {
-        tracing::error!(transactional_id = %txn.transactional_id, error = %e, "writing {TXN_TOPIC} failed");
+        tracing::error!(%transactional_id, error = %e, "writing {TXN_TOPIC} failed");
         err::NOT_COORDINATOR
     })?;
     Ok(())

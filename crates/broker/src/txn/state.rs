@@ -319,6 +319,16 @@ impl TxnMetadata {
         self.fence_and_abort(now_ms).ok()
     }
 
+    /// Kafka's transactional-id expiration: an id with no transaction in progress (Empty,
+    /// CompleteCommit, CompleteAbort) and no update for `expiration_ms` is forgotten (a
+    /// tombstone in `__transaction_state`); its next InitProducerId starts afresh.
+    pub fn expired(&self, now_ms: i64, expiration_ms: i64) -> bool {
+        matches!(
+            self.state,
+            TxnState::Empty | TxnState::CompleteCommit | TxnState::CompleteAbort
+        ) && self.last_update_ms.saturating_add(expiration_ms) <= now_ms
+    }
+
     /// When an Ongoing transaction times out.
     pub fn deadline_ms(&self) -> i64 {
         self.txn_start_ms.saturating_add(i64::from(self.timeout_ms))

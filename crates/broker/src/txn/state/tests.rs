@@ -235,3 +235,23 @@ fn state_ids_round_trip() {
     }
     assert_eq!(TxnState::from_id(8), None);
 }
+
+#[test]
+fn only_idle_ids_without_a_transaction_in_progress_expire() {
+    let idle = initialised(1_000);
+    assert!(!idle.expired(1_000 + 4_999, 5_000));
+    assert!(idle.expired(1_000 + 5_000, 5_000));
+    // An open transaction never expires (it times out and is aborted instead).
+    let open = ongoing(1_000);
+    assert!(!open.expired(1_000 + 1_000_000, 5_000));
+    let done = TxnMetadata {
+        state: TxnState::CompleteAbort,
+        ..open.clone()
+    };
+    assert!(done.expired(done.last_update_ms + 5_000, 5_000));
+    let preparing = TxnMetadata {
+        state: TxnState::PrepareCommit,
+        ..open
+    };
+    assert!(!preparing.expired(i64::MAX / 2, 5_000));
+}
