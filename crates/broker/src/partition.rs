@@ -174,8 +174,6 @@ impl Partition {
                 "Clients are not allowed to write control records".into(),
             ));
         }
-        // Batches without a sequence (the group coordinator's transactional offset commits,
-        // NO_SEQUENCE = -1) open a transaction but are not sequence-checked.
         if let Some(h) = producer.as_ref() {
             inner.producers.check_txn_state(
                 h.producer_id,
@@ -183,6 +181,8 @@ impl Partition {
                 h.attributes & TRANSACTIONAL_BIT != 0,
             )?;
         }
+        // Batches without a sequence (the group coordinator's transactional offset commits,
+        // NO_SEQUENCE = -1) open a transaction but are not sequence-checked.
         if let Some(h) = producer.as_ref().filter(|h| h.base_sequence >= 0) {
             let last = producer_state::last_seq(h.base_sequence, h.last_offset_delta);
             if let SequenceCheck::Duplicate(meta) =
