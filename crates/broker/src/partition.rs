@@ -334,12 +334,13 @@ impl Partition {
     /// Writes the producer state as of the log end (clean shutdown), so the next start-up
     /// rescans nothing.
     pub fn write_producer_snapshot(&self) -> Result<(), PartitionError> {
-        let inner = self.inner.lock();
-        let inner = inner.as_ref().ok_or(PartitionError::Deleted)?;
-        let log = &inner.log;
+        let mut inner = self.inner.lock();
+        let inner = inner.as_mut().ok_or(PartitionError::Deleted)?;
+        let end = inner.log.log_end_offset();
         // An empty log has nothing to rescan.
-        if log.log_end_offset() > log.log_start_offset() {
-            log.write_producer_snapshot(log.log_end_offset(), &inner.producers.snapshot_entries())?;
+        if end > inner.log.log_start_offset() {
+            let entries = inner.producers.snapshot_entries();
+            inner.log.write_producer_snapshot(end, &entries)?;
         }
         Ok(())
     }
@@ -725,13 +726,11 @@ impl PartitionManager {
 /// When the log has just rolled, the producer state as of the new segment's base (nothing
 /// of the new segment recorded yet) goes to `<base>.snapshot`. A failed snapshot only makes
 /// the next start-up rescan more.
-fn snapshot_if_rolled(inner: &Inner, base_before: i64) {
+fn snapshot_if_rolled(inner: &mut Inner, base_before: i64) {
     let base = inner.log.active_base_offset();
     if base != base_before {
-        if let Err(e) = inner
-            .log
-            .write_producer_snapshot(base, &inner.producers.snapshot_entries())
-        {
+        let entries = inner.producers.snapshot_entries();
+        if let Err(e) = inner.log.write_producer_snapshot(base, &entries) {
             tracing::warn!(dir = %inner.log.dir().display(), error = %e, "writing a producer snapshot failed");
         }
     }

@@ -188,6 +188,8 @@ pub struct Log {
     pub(crate) layout_generation: u64,
     /// A compaction pass is under way.
     pub(crate) cleaning: Arc<AtomicBool>,
+    /// Which `.snapshot` and `.txnindex` files exist (see [`txn::TxnFiles`]).
+    txn_files: txn::TxnFiles,
 }
 
 impl Log {
@@ -205,6 +207,7 @@ impl Log {
         cleaner::complete_interrupted_swaps(dir)?;
         let mut bases = Vec::new();
         let mut index_files = Vec::new();
+        let mut txn_files = txn::TxnFiles::default();
         for entry in fs::read_dir(dir).ctx(dir, "list log directory")? {
             let entry = entry.ctx(dir, "list log directory")?;
             let path = entry.path();
@@ -219,6 +222,7 @@ impl Log {
                 fs::remove_file(&path).ctx(&path, "remove leftover file")?;
                 continue;
             }
+            txn_files.note(name);
             if let Some(base) = parse_segment_name(name, LOG_SUFFIX) {
                 bases.push(base);
             } else if let Some(base) = parse_segment_name(name, INDEX_SUFFIX)
@@ -290,7 +294,7 @@ impl Log {
         epochs.truncate_from_start(log_start_offset)?;
         let cleaner_checkpoint =
             read_offset_file(dir, CLEANER_OFFSET_CHECKPOINT_FILE)?.unwrap_or(log_start_offset);
-        let log = Log {
+        let mut log = Log {
             dir: dir.to_path_buf(),
             config,
             segments,
@@ -303,14 +307,15 @@ impl Log {
             latest_delete_horizon: NO_TIMESTAMP,
             layout_generation: 0,
             cleaning: Arc::new(AtomicBool::new(false)),
+            txn_files,
         };
         if fresh {
             return Ok(log);
         }
-        // Recovery may have cut the tail: aborts whose marker is gone go too.
-        let active_txn_index = segment_file(dir, log.active().base_offset(), txn::TXN_INDEX_SUFFIX);
-        txn::truncate_txn_index(&active_txn_index, log_end_offset)?;
-        txn::delete_snapshots_above(dir, log_end_offset)?;
+        // Recovery may have cut the tail: aborts whose marker is gone go too, and snapshots
+        // beyond the end.
+        let active_base = log.active().base_offset();
+        log.txn_files.truncate(dir, active_base, log_end_offset)?;
         if saved_start != Some(log_start_offset) {
             log.persist_log_start_offset()?;
         }
@@ -763,13 +768,9 @@ impl Log {
         let active = self.active_mut();
         active.truncate_to(offset, cfg)?;
         self.log_end_offset = active.next_offset();
-        let txn_index = segment_file(
-            &self.dir,
-            self.active().base_offset(),
-            txn::TXN_INDEX_SUFFIX,
-        );
-        txn::truncate_txn_index(&txn_index, self.log_end_offset)?;
-        txn::delete_snapshots_above(&self.dir, self.log_end_offset)?;
+        let active_base = self.active().base_offset();
+        self.txn_files
+            .truncate(&self.dir, active_base, self.log_end_offset)?;
         self.lower_recovery_point()?;
         self.epochs.truncate_from_end(self.log_end_offset)?;
         if self.log_start_offset > self.log_end_offset {
@@ -795,9 +796,7 @@ impl Log {
         }
         self.segments
             .insert(offset, LogSegment::create(&self.dir, offset, cfg)?);
-        for s in txn::list_snapshots(&self.dir)? {
-            let _ = fs::remove_file(txn::snapshot_path(&self.dir, s));
-        }
+        self.txn_files.delete_snapshots(&self.dir)?;
         self.log_end_offset = offset;
         self.log_start_offset = offset;
         self.recovery_point = offset;
@@ -928,8 +927,7 @@ impl Log {
             .range(..=entry.last_offset)
             .next_back()
             .map_or(self.active().base_offset(), |(b, _)| *b);
-        let path = segment_file(&self.dir, base, txn::TXN_INDEX_SUFFIX);
-        txn::append_txn_index(&path, entry)
+        self.txn_files.append_aborted(&self.dir, base, entry)
     }
 
     /// The base offset of the active segment (it changes when the log rolls).
@@ -939,33 +937,27 @@ impl Log {
 
     /// Every aborted transaction recorded in the segments' `.txnindex` files, in log order.
     pub fn aborted_txns(&self) -> Result<Vec<AbortedTxnEntry>, LogError> {
-        let mut out = Vec::new();
-        for base in self.segments.keys() {
-            out.extend(txn::read_txn_index(&segment_file(
-                &self.dir,
-                *base,
-                txn::TXN_INDEX_SUFFIX,
-            ))?);
-        }
-        Ok(out)
+        self.txn_files
+            .aborted(&self.dir, self.segments.keys().copied())
     }
 
     /// Writes the producer state as of `offset` (`<offset>.snapshot`, fsynced); the two newest
     /// snapshots are kept.
     pub fn write_producer_snapshot(
-        &self,
+        &mut self,
         offset: i64,
         entries: &[ProducerSnapshotEntry],
     ) -> Result<(), LogError> {
-        txn::write_snapshot(&self.dir, offset, entries)
+        self.txn_files.write_snapshot(&self.dir, offset, entries)
     }
 
     /// The newest readable producer snapshot within the log (`log start..=log end`), with
     /// its offset: the log is rescanned from there.
     pub fn latest_producer_snapshot(
-        &self,
+        &mut self,
     ) -> Result<Option<(i64, Vec<ProducerSnapshotEntry>)>, LogError> {
-        txn::latest_snapshot(&self.dir, self.log_start_offset, self.log_end_offset)
+        self.txn_files
+            .latest_snapshot(&self.dir, self.log_start_offset, self.log_end_offset)
     }
 
     /// The partition directory.

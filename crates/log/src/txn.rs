@@ -13,11 +13,13 @@
 //!   last_sequence i32, last_offset i64, offset_delta i32, timestamp i64,
 //!   coordinator_epoch i32, current_txn_first_offset i64 (-1: none)`.
 
+use std::collections::BTreeSet;
 use std::fs::{self, File, OpenOptions};
 use std::io::Write;
 use std::path::{Path, PathBuf};
 
 use crate::error::{IoContext, LogError};
+use crate::segment::segment_file;
 
 pub(crate) const TXN_INDEX_SUFFIX: &str = ".txnindex";
 pub(crate) const SNAPSHOT_SUFFIX: &str = ".snapshot";
@@ -62,7 +64,7 @@ impl AbortedTxnEntry {
 }
 
 /// The entries of one `.txnindex` (a torn last entry is ignored). A missing file is empty.
-pub(crate) fn read_txn_index(path: &Path) -> Result<Vec<AbortedTxnEntry>, LogError> {
+fn read_txn_index(path: &Path) -> Result<Vec<AbortedTxnEntry>, LogError> {
     let bytes = match fs::read(path) {
         Ok(b) => b,
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Vec::new()),
@@ -76,7 +78,7 @@ pub(crate) fn read_txn_index(path: &Path) -> Result<Vec<AbortedTxnEntry>, LogErr
 
 /// Appends one entry and fsyncs it: an abort must not be forgotten once its marker is
 /// acknowledged.
-pub(crate) fn append_txn_index(path: &Path, entry: &AbortedTxnEntry) -> Result<(), LogError> {
+fn append_txn_index(path: &Path, entry: &AbortedTxnEntry) -> Result<(), LogError> {
     let mut f = OpenOptions::new()
         .create(true)
         .append(true)
@@ -88,7 +90,7 @@ pub(crate) fn append_txn_index(path: &Path, entry: &AbortedTxnEntry) -> Result<(
 }
 
 /// Keeps only the entries whose marker is below `offset` (the log was cut there).
-pub(crate) fn truncate_txn_index(path: &Path, offset: i64) -> Result<(), LogError> {
+fn truncate_txn_index(path: &Path, offset: i64) -> Result<(), LogError> {
     let entries = read_txn_index(path)?;
     let kept: Vec<AbortedTxnEntry> = entries
         .iter()
@@ -117,7 +119,7 @@ pub struct ProducerSnapshotEntry {
     pub current_txn_first_offset: i64,
 }
 
-pub(crate) fn snapshot_path(dir: &Path, offset: i64) -> PathBuf {
+fn snapshot_path(dir: &Path, offset: i64) -> PathBuf {
     dir.join(format!("{offset:020}{SNAPSHOT_SUFFIX}"))
 }
 
@@ -177,74 +179,130 @@ fn decode_snapshot(bytes: &[u8]) -> Option<Vec<ProducerSnapshotEntry>> {
     )
 }
 
-/// Offsets of the snapshots in `dir`, ascending.
-pub(crate) fn list_snapshots(dir: &Path) -> Result<Vec<i64>, LogError> {
-    let mut out = Vec::new();
-    for entry in fs::read_dir(dir).ctx(dir, "list log directory")? {
-        let entry = entry.ctx(dir, "list log directory")?;
-        let name = entry.file_name();
-        if let Some(offset) = name
-            .to_str()
-            .and_then(|n| crate::log::parse_segment_name(n, SNAPSHOT_SUFFIX))
-        {
-            out.push(offset);
-        }
-    }
-    out.sort_unstable();
-    Ok(out)
+/// Which transaction files a partition directory holds: learnt from the directory listing
+/// [`crate::Log::open`] makes anyway and kept current by the writes below, so that nothing
+/// lists or probes the directory again (a directory read costs start-up time per partition).
+#[derive(Debug, Default)]
+pub(crate) struct TxnFiles {
+    /// Offsets of the `.snapshot` files.
+    snapshots: BTreeSet<i64>,
+    /// Bases of segments that have a `.txnindex` (possibly also of segments deleted since: a
+    /// missing file reads as empty).
+    indexed: BTreeSet<i64>,
 }
 
-/// Writes the snapshot at `offset` (fsynced, via a temp file) and keeps only the newest few.
-pub(crate) fn write_snapshot(
-    dir: &Path,
-    offset: i64,
-    entries: &[ProducerSnapshotEntry],
-) -> Result<(), LogError> {
-    write_atomically(&snapshot_path(dir, offset), &encode_snapshot(entries))?;
-    let all = list_snapshots(dir)?;
-    for old in all.iter().rev().skip(SNAPSHOTS_KEPT) {
-        remove_if_exists(&snapshot_path(dir, *old))?;
-    }
-    Ok(())
-}
-
-/// The newest readable snapshot at or below `max_offset` and at or above `min_offset`.
-/// Snapshots above `max_offset` (the log was cut below them) are deleted.
-pub(crate) fn latest_snapshot(
-    dir: &Path,
-    min_offset: i64,
-    max_offset: i64,
-) -> Result<Option<(i64, Vec<ProducerSnapshotEntry>)>, LogError> {
-    let all = list_snapshots(dir)?;
-    for &offset in all.iter().rev() {
-        let path = snapshot_path(dir, offset);
-        if offset > max_offset {
-            remove_if_exists(&path)?;
-            continue;
-        }
-        if offset < min_offset {
-            break;
-        }
-        let bytes = fs::read(&path).ctx(&path, "read producer snapshot")?;
-        match decode_snapshot(&bytes) {
-            Some(entries) => return Ok(Some((offset, entries))),
-            None => {
-                tracing::warn!(file = %path.display(), "ignoring an unreadable producer snapshot");
-                remove_if_exists(&path)?;
-            }
+impl TxnFiles {
+    /// Records the file `name` (from the directory listing) if it is a snapshot or a
+    /// transaction index.
+    pub(crate) fn note(&mut self, name: &str) {
+        if let Some(offset) = crate::log::parse_segment_name(name, SNAPSHOT_SUFFIX) {
+            self.snapshots.insert(offset);
+        } else if let Some(base) = crate::log::parse_segment_name(name, TXN_INDEX_SUFFIX) {
+            self.indexed.insert(base);
         }
     }
-    Ok(None)
-}
 
-/// Deletes every snapshot above `offset` (the log was truncated to it).
-pub(crate) fn delete_snapshots_above(dir: &Path, offset: i64) -> Result<(), LogError> {
-    for s in list_snapshots(dir)? {
-        if s > offset {
+    /// Appends an abort to the `.txnindex` of the segment at `base` (fsynced).
+    pub(crate) fn append_aborted(
+        &mut self,
+        dir: &Path,
+        base: i64,
+        entry: &AbortedTxnEntry,
+    ) -> Result<(), LogError> {
+        append_txn_index(&segment_file(dir, base, TXN_INDEX_SUFFIX), entry)?;
+        self.indexed.insert(base);
+        Ok(())
+    }
+
+    /// The aborts in the indexes of the segments at `bases`, in that order.
+    pub(crate) fn aborted(
+        &self,
+        dir: &Path,
+        bases: impl Iterator<Item = i64>,
+    ) -> Result<Vec<AbortedTxnEntry>, LogError> {
+        let mut out = Vec::new();
+        for base in bases.filter(|b| self.indexed.contains(b)) {
+            out.extend(read_txn_index(&segment_file(dir, base, TXN_INDEX_SUFFIX))?);
+        }
+        Ok(out)
+    }
+
+    /// The log was cut at `offset` inside the segment at `base`: its aborts from there go,
+    /// and so do snapshots above `offset`.
+    pub(crate) fn truncate(&mut self, dir: &Path, base: i64, offset: i64) -> Result<(), LogError> {
+        if self.indexed.contains(&base) {
+            truncate_txn_index(&segment_file(dir, base, TXN_INDEX_SUFFIX), offset)?;
+        }
+        let above: Vec<i64> = self.snapshots.range(offset + 1..).copied().collect();
+        for s in above {
+            remove_if_exists(&snapshot_path(dir, s))?;
+            self.snapshots.remove(&s);
+        }
+        Ok(())
+    }
+
+    /// Deletes every snapshot (the log restarts empty).
+    pub(crate) fn delete_snapshots(&mut self, dir: &Path) -> Result<(), LogError> {
+        for s in std::mem::take(&mut self.snapshots) {
             remove_if_exists(&snapshot_path(dir, s))?;
         }
+        Ok(())
     }
-    Ok(())
+
+    /// Writes the snapshot at `offset` (fsynced, via a temp file) and keeps only the newest
+    /// few.
+    pub(crate) fn write_snapshot(
+        &mut self,
+        dir: &Path,
+        offset: i64,
+        entries: &[ProducerSnapshotEntry],
+    ) -> Result<(), LogError> {
+        write_atomically(&snapshot_path(dir, offset), &encode_snapshot(entries))?;
+        self.snapshots.insert(offset);
+        while self.snapshots.len() > SNAPSHOTS_KEPT {
+            let oldest = self.snapshots.pop_first().expect("non-empty");
+            remove_if_exists(&snapshot_path(dir, oldest))?;
+        }
+        Ok(())
+    }
+
+    /// The newest readable snapshot at or below `max_offset` and at or above `min_offset`.
+    /// Snapshots above `max_offset` (the log was cut below them) and unreadable ones are
+    /// deleted.
+    pub(crate) fn latest_snapshot(
+        &mut self,
+        dir: &Path,
+        min_offset: i64,
+        max_offset: i64,
+    ) -> Result<Option<(i64, Vec<ProducerSnapshotEntry>)>, LogError> {
+        let newest_first: Vec<i64> = self.snapshots.iter().rev().copied().collect();
+        for offset in newest_first {
+            let path = snapshot_path(dir, offset);
+            if offset > max_offset {
+                remove_if_exists(&path)?;
+                self.snapshots.remove(&offset);
+                continue;
+            }
+            if offset < min_offset {
+                break;
+            }
+            let bytes = fs::read(&path).ctx(&path, "read producer snapshot")?;
+            match decode_snapshot(&bytes) {
+                Some(entries) => return Ok(Some((offset, entries))),
+                None => {
+                    tracing::warn!(file = %path.display(), "ignoring an unreadable producer snapshot");
+                    remove_if_exists(&path)?;
+                    self.snapshots.remove(&offset);
+                }
+            }
+        }
+        Ok(None)
+    }
+
+    #[cfg(test)]
+    fn snapshot_offsets(&self) -> Vec<i64> {
+        self.snapshots.iter().copied().collect()
+    }
 }
 
 fn remove_if_exists(path: &Path) -> Result<(), LogError> {
@@ -317,29 +375,65 @@ mod tests {
             coordinator_epoch: -1,
             current_txn_first_offset: -1,
         };
+        // What is on disk, listed (the struct itself never lists).
+        let on_disk = |dir: &Path| {
+            let mut v: Vec<i64> = fs::read_dir(dir)
+                .unwrap()
+                .filter_map(|e| {
+                    crate::log::parse_segment_name(
+                        e.unwrap().file_name().to_str().unwrap(),
+                        SNAPSHOT_SUFFIX,
+                    )
+                })
+                .collect();
+            v.sort_unstable();
+            v
+        };
+        let mut files = TxnFiles::default();
         for offset in [10, 20, 30] {
-            write_snapshot(dir.path(), offset, &[e]).unwrap();
+            files.write_snapshot(dir.path(), offset, &[e]).unwrap();
         }
-        assert_eq!(list_snapshots(dir.path()).unwrap(), vec![20, 30]);
+        assert_eq!(on_disk(dir.path()), vec![20, 30]);
+        assert_eq!(files.snapshot_offsets(), vec![20, 30]);
         assert_eq!(
-            latest_snapshot(dir.path(), 0, 100).unwrap(),
+            files.latest_snapshot(dir.path(), 0, 100).unwrap(),
             Some((30, vec![e]))
         );
         // Above the log end: deleted; the one below is used.
-        assert_eq!(latest_snapshot(dir.path(), 0, 25).unwrap().unwrap().0, 20);
-        assert_eq!(list_snapshots(dir.path()).unwrap(), vec![20]);
+        assert_eq!(
+            files.latest_snapshot(dir.path(), 0, 25).unwrap().unwrap().0,
+            20
+        );
+        assert_eq!(on_disk(dir.path()), vec![20]);
         // Below the log start: not used.
-        assert_eq!(latest_snapshot(dir.path(), 21, 100).unwrap(), None);
+        assert_eq!(files.latest_snapshot(dir.path(), 21, 100).unwrap(), None);
         // A corrupt snapshot is ignored and removed.
         let path = snapshot_path(dir.path(), 20);
         let mut bytes = fs::read(&path).unwrap();
         let last = bytes.len() - 1;
         bytes[last] ^= 1;
         fs::write(&path, bytes).unwrap();
-        assert_eq!(latest_snapshot(dir.path(), 0, 100).unwrap(), None);
-        assert!(list_snapshots(dir.path()).unwrap().is_empty());
+        assert_eq!(files.latest_snapshot(dir.path(), 0, 100).unwrap(), None);
+        assert!(on_disk(dir.path()).is_empty());
+        assert!(files.snapshot_offsets().is_empty());
+        // A listing at open finds them again (`note`); a truncation drops those above.
+        for offset in [50, 60] {
+            files.write_snapshot(dir.path(), offset, &[e]).unwrap();
+        }
+        let mut reopened = TxnFiles::default();
+        for name in [
+            "00000000000000000050.snapshot",
+            "00000000000000000060.snapshot",
+            "x.log",
+        ] {
+            reopened.note(name);
+        }
+        reopened.truncate(dir.path(), 0, 55).unwrap();
+        assert_eq!(on_disk(dir.path()), vec![50]);
+        reopened.delete_snapshots(dir.path()).unwrap();
+        assert!(on_disk(dir.path()).is_empty());
+        reopened.write_snapshot(dir.path(), 40, &[e]).unwrap();
         // Kafka's layout: version 1, crc, count, 46 bytes per producer.
-        write_snapshot(dir.path(), 40, &[e]).unwrap();
         let raw = fs::read(snapshot_path(dir.path(), 40)).unwrap();
         assert_eq!(raw.len(), 2 + 4 + 4 + 46);
         assert_eq!(&raw[0..2], &[0, 1]);

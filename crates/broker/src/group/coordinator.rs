@@ -274,14 +274,8 @@ impl LoadedConsumer {
         image: &MetadataImage,
         now: i64,
     ) -> ConsumerGroup {
-        let by_name = |tps: &crec::TopicPartitions| -> consumer::Assignment {
-            tps.iter()
-                .filter_map(|(topic_id, ps)| {
-                    let name = image.topic_names.get(topic_id)?;
-                    Some((name.clone(), ps.iter().copied().collect()))
-                })
-                .filter(|(_, ps): &(String, std::collections::BTreeSet<i32>)| !ps.is_empty())
-                .collect()
+        let by_name = |tps: &crec::TopicPartitions| {
+            from_topic_ids(image, tps.iter().map(|(id, ps)| (id, ps.as_slice())))
         };
         let mut current = self.current;
         let members: Vec<consumer::Member> = self
@@ -1035,7 +1029,7 @@ impl GroupCoordinator {
             .consumer
             .as_ref()
             .filter(|c| !c.is_empty())
-            .map(|c| c.subscribed_topics(&topic_counts(broker)));
+            .map(|c| c.subscribed_topics(&topic_counts(&broker.image())));
         let subscribed = match e.group.state() {
             _ if live_consumer.is_some() => live_consumer.unwrap_or_default(),
             GroupState::Dead => return Err(err::GROUP_ID_NOT_FOUND),
@@ -1097,7 +1091,7 @@ impl GroupCoordinator {
             };
             let mut e = entry.lock();
             if let Some(c) = e.consumer.as_mut() {
-                let counts = topics.get_or_insert_with(|| topic_counts(broker));
+                let counts = topics.get_or_insert_with(|| topic_counts(&broker.image()));
                 if !c.is_empty() && c.tick_due(now, counts) {
                     let before = c.clone();
                     if c.tick(now, counts) {
@@ -1475,9 +1469,8 @@ impl GroupCoordinator {
 // ------------------------------------------------------------------------------------------
 
 /// Topic name → partition count of every topic in the image.
-fn topic_counts(broker: &Broker) -> TopicCounts {
-    broker
-        .image()
+fn topic_counts(image: &MetadataImage) -> TopicCounts {
+    image
         .topics
         .values()
         .map(|t| (t.name.clone(), t.partitions.len() as i32))
@@ -1544,7 +1537,7 @@ impl GroupCoordinator {
             e.consumer = Some(ConsumerGroup::new(group_id, self.config.consumer.clone()));
         }
         let image = broker.image();
-        let counts = topic_counts(broker);
+        let counts = topic_counts(&image);
         let c = e.consumer.as_mut().expect("set above");
         let member = req.member_id.clone();
         let before = c.clone();
@@ -1626,13 +1619,35 @@ fn consumer_key(record_type: i16, group_id: &str, member_id: Option<&str>) -> By
 }
 
 /// An assignment by topic id; topics the image no longer has are left out.
-fn with_topic_ids(image: &MetadataImage, a: &consumer::Assignment) -> crec::TopicPartitions {
+/// Partitions by topic name as `(topic id, partitions)`, as KIP-848 records and responses
+/// carry them; topics the image does not know are left out.
+pub(crate) fn with_topic_ids(
+    image: &MetadataImage,
+    a: &consumer::Assignment,
+) -> crec::TopicPartitions {
     a.iter()
         .filter_map(|(t, ps)| {
             let topic = image.topic(t)?;
             Some((topic.topic_id, ps.iter().copied().collect()))
         })
         .collect()
+}
+
+/// `(topic id, partitions)` pairs as partitions by topic name; unknown topic ids and empty
+/// partition lists are left out.
+pub(crate) fn from_topic_ids<'a>(
+    image: &MetadataImage,
+    topics: impl Iterator<Item = (&'a uuid::Uuid, &'a [i32])>,
+) -> consumer::Assignment {
+    let mut out = consumer::Assignment::new();
+    for (id, partitions) in topics.filter(|(_, ps)| !ps.is_empty()) {
+        if let Some(name) = image.topic_names.get(id) {
+            out.entry(name.clone())
+                .or_default()
+                .extend(partitions.iter().copied());
+        }
+    }
+    out
 }
 
 /// The records (types 3–8) of `changes`, with the group's current values.

@@ -20,6 +20,7 @@ use oxka_protocol::kafka_protocol;
 
 use super::RequestContext;
 use crate::group::consumer::{self, Assignment};
+use crate::group::coordinator::{from_topic_ids, with_topic_ids};
 use crate::Broker;
 
 /// READ, DELETE and DESCRIBE: what a group allows when no authorizer is configured.
@@ -29,33 +30,6 @@ const MEMBER_TYPE_CONSUMER: i8 = 1;
 
 fn s(v: &str) -> StrBytes {
     StrBytes::from_string(v.to_owned())
-}
-
-/// `(topic id, partitions)` pairs as partitions by topic name.
-fn by_name<'a>(
-    image: &MetadataImage,
-    topics: impl Iterator<Item = (&'a uuid::Uuid, &'a Vec<i32>)>,
-) -> Assignment {
-    let mut out = Assignment::new();
-    for (id, partitions) in topics {
-        if let Some(t) = image.topics.values().find(|t| t.topic_id == *id) {
-            out.entry(t.name.clone())
-                .or_default()
-                .extend(partitions.iter().copied());
-        }
-    }
-    out
-}
-
-/// Partitions by name as `(topic id, name, partitions)`, topics unknown to the image left out.
-fn with_ids(image: &MetadataImage, a: &Assignment) -> Vec<(uuid::Uuid, String, Vec<i32>)> {
-    a.iter()
-        .filter_map(|(name, ps)| {
-            image
-                .topic(name)
-                .map(|t| (t.topic_id, name.clone(), ps.iter().copied().collect()))
-        })
-        .collect()
 }
 
 pub(super) fn heartbeat(
@@ -79,10 +53,13 @@ pub(super) fn heartbeat(
             .as_ref()
             .map(|r| r.to_string()),
         server_assignor: request.server_assignor.as_ref().map(|a| a.to_string()),
-        owned: request
-            .topic_partitions
-            .as_ref()
-            .map(|tps| by_name(&image, tps.iter().map(|tp| (&tp.topic_id, &tp.partitions)))),
+        owned: request.topic_partitions.as_ref().map(|tps| {
+            from_topic_ids(
+                &image,
+                tps.iter()
+                    .map(|tp| (&tp.topic_id, tp.partitions.as_slice())),
+            )
+        }),
         client_id: ctx.client_id.clone().unwrap_or_default(),
         client_host: ctx.client_host.clone(),
         member_id_required: ctx.api_version >= 1,
@@ -103,9 +80,9 @@ pub(super) fn heartbeat(
     response.heartbeat_interval_ms = result.heartbeat_interval_ms;
     response.assignment = result.assignment.map(|a| {
         let mut out = HeartbeatAssignment::default();
-        out.topic_partitions = with_ids(&image, &a)
+        out.topic_partitions = with_topic_ids(&image, &a)
             .into_iter()
-            .map(|(id, _, partitions)| {
+            .map(|(id, partitions)| {
                 let mut t = HeartbeatTopic::default();
                 t.topic_id = id;
                 t.partitions = partitions;
@@ -119,12 +96,12 @@ pub(super) fn heartbeat(
 
 fn described(image: &MetadataImage, a: &Assignment) -> DescribedAssignment {
     let mut out = DescribedAssignment::default();
-    out.topic_partitions = with_ids(image, a)
+    out.topic_partitions = with_topic_ids(image, a)
         .into_iter()
-        .map(|(id, name, partitions)| {
+        .map(|(id, partitions)| {
             let mut t = DescribedTopic::default();
             t.topic_id = id;
-            t.topic_name = s(&name).into();
+            t.topic_name = s(image.topic_names.get(&id).map_or("", |n| n.as_str())).into();
             t.partitions = partitions;
             t
         })
