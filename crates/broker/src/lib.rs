@@ -9,6 +9,7 @@ pub mod group;
 mod handlers;
 pub mod metrics;
 pub mod partition;
+mod principal;
 pub mod producer_state;
 pub mod txn;
 
@@ -22,6 +23,7 @@ use tokio::sync::Notify;
 pub use config::{BrokerConfig, ConfigSource};
 pub use handlers::{Reply, RequestContext};
 use partition::PartitionManager;
+pub use principal::KafkaPrincipal;
 
 /// Wall-clock milliseconds since the Unix epoch, Kafka's timestamp unit.
 pub fn now_ms() -> i64 {

@@ -230,6 +230,7 @@ async fn handle_frame(
         client_id: header.client_id,
         listener_name: listener_name.to_owned(),
         client_host: client_host.to_owned(),
+        principal: oxka_broker::KafkaPrincipal::anonymous(),
     };
     let span = tracing::debug_span!("request", api_key, api_version, correlation_id);
     let response = match broker.handle(&ctx, request).instrument(span).await {

@@ -31,6 +31,8 @@ pub struct RequestContext {
     pub listener_name: String,
     /// The client's address as Kafka reports it (`/127.0.0.1`).
     pub client_host: String,
+    /// Who the connection authenticated as (`User:ANONYMOUS` when it did not).
+    pub principal: crate::KafkaPrincipal,
 }
 
 /// What the connection does after a request.
