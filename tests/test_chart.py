@@ -1,0 +1,630 @@
+"""The Helm chart (charts/oxka) and the container files (docker/).
+
+Renders the chart with `helm template` for the 1-node and 3-node CI values files, validates
+the output with `kubeconform -strict` against schemas made offline (tests/setup.d/40-chart.sh,
+tests/chart_schemas.py), and asserts on the rendered objects. Then runs the chart's own
+entrypoint.sh and server.properties for real — as the 1-node StatefulSet's pod would, with
+the hostname oxka-0 and its ports mapped to free loopback ports — and checks confluent-kafka
+and kafka-python produce and consume through it.
+
+The Dockerfile cannot be built here (no Docker engine): its structure is checked, and its
+HEALTHCHECK script is run against a live broker.
+"""
+import functools
+import os
+import pathlib
+import re
+import shutil
+import signal
+import socket
+import stat
+import subprocess
+import time
+import urllib.error
+import urllib.request
+
+import pytest
+
+from conftest import OXKA_BIN, free_port, port_open
+import kutil
+
+REPO = pathlib.Path(__file__).resolve().parent.parent
+CHART = REPO / "charts" / "oxka"
+TOOLS = REPO / "target" / "chart-tools"
+HELM = TOOLS / "bin" / "helm"
+KUBECONFORM = TOOLS / "bin" / "kubeconform"
+HADOLINT = TOOLS / "bin" / "hadolint"
+SHELLCHECK = TOOLS / "bin" / "shellcheck"
+SCHEMAS = TOOLS / "schemas"
+KUBE_VERSION = "1.33.0"
+NAMESPACE = "kafka"
+VALUES = {"1node": CHART / "ci" / "values-1node.yaml", "3node": CHART / "ci" / "values-3node.yaml"}
+
+yaml = pytest.importorskip("yaml", reason="PyYAML is not installed (tests/requirements.txt)")
+
+
+def _tools_missing():
+    skip = TOOLS / "SKIP"
+    if skip.exists():
+        return skip.read_text().strip()
+    for tool in (HELM, KUBECONFORM):
+        if not tool.exists():
+            return "%s is missing: run tests/setup.d/40-chart.sh" % tool
+    if not (SCHEMAS / ("v%s-standalone-strict" % KUBE_VERSION)).is_dir():
+        return "kubeconform schemas are missing: run tests/setup.d/40-chart.sh"
+    return None
+
+
+needs_tools = pytest.mark.skipif(_tools_missing() is not None, reason=str(_tools_missing()))
+
+
+def helm_template(values_file=None, release="oxka", sets=(), check=True):
+    cmd = [str(HELM), "template", release, str(CHART), "--namespace", NAMESPACE,
+           "--kube-version", KUBE_VERSION]
+    if values_file:
+        cmd += ["-f", str(values_file)]
+    for s in sets:
+        cmd += ["--set", s]
+    r = subprocess.run(cmd, capture_output=True, text=True, timeout=60)
+    if check:
+        assert r.returncode == 0, "helm template failed:\n%s" % r.stderr
+    return r
+
+
+@functools.lru_cache(maxsize=None)
+def rendered_text(name):
+    return helm_template(VALUES[name]).stdout
+
+
+@functools.lru_cache(maxsize=None)
+def rendered(name):
+    return [d for d in yaml.safe_load_all(rendered_text(name)) if d]
+
+
+def one(docs, kind, name=None):
+    found = [d for d in docs if d["kind"] == kind and (name is None or d["metadata"]["name"] == name)]
+    assert len(found) == 1, "want one %s %s, got %s" % (kind, name or "", [d["metadata"]["name"] for d in found])
+    return found[0]
+
+
+def container(sts):
+    (c,) = sts["spec"]["template"]["spec"]["containers"]
+    return c
+
+
+def properties(text):
+    out = {}
+    for line in text.splitlines():
+        line = line.strip()
+        if line and not line.startswith("#"):
+            k, _, v = line.partition("=")
+            out[k] = v
+    return out
+
+
+# ------------------------------------------------------------------ validation
+
+
+@needs_tools
+@pytest.mark.parametrize("name", sorted(VALUES))
+def test_kubeconform_strict(name):
+    r = subprocess.run(
+        [str(KUBECONFORM), "-strict", "-summary", "-output", "json", "-kubernetes-version", KUBE_VERSION,
+         "-schema-location", str(SCHEMAS), "-"],
+        input=rendered_text(name), capture_output=True, text=True, timeout=60)
+    assert r.returncode == 0, "kubeconform:\n%s\n%s" % (r.stdout, r.stderr)
+    import json
+    summary = json.loads(r.stdout)["summary"]
+    kinds = sorted(d["kind"] for d in rendered(name))
+    # Every object validated against a schema: none skipped for want of one.
+    assert summary == {"valid": len(kinds), "invalid": 0, "errors": 0, "skipped": 0}, (summary, kinds)
+    assert kinds == sorted(["ConfigMap", "ConfigMap", "Job", "PodDisruptionBudget", "PrometheusRule",
+                            "Service", "Service", "ServiceAccount", "ServiceMonitor", "StatefulSet"])
+
+
+@needs_tools
+def test_kubeconform_catches_a_bad_object():
+    """The offline schemas are strict: a misspelt field and a wrong type are errors."""
+    docs = rendered("1node")
+    sts = one(docs, "StatefulSet")
+    bad = yaml.safe_dump({**sts, "spec": {**sts["spec"], "replica": 1}})
+    svc = one(docs, "Service", "oxka")
+    bad_svc = yaml.safe_dump({**svc, "spec": {**svc["spec"], "ports": [{"port": "many"}]}})
+    for doc in (bad, bad_svc):
+        r = subprocess.run([str(KUBECONFORM), "-strict", "-kubernetes-version", KUBE_VERSION,
+                            "-schema-location", str(SCHEMAS), "-"],
+                           input=doc, capture_output=True, text=True, timeout=60)
+        assert r.returncode == 1 and "is invalid" in r.stdout, r.stdout + r.stderr
+
+
+@needs_tools
+@pytest.mark.parametrize("name", sorted(VALUES))
+def test_helm_lint_strict(name):
+    r = subprocess.run([str(HELM), "lint", "--strict", str(CHART), "-f", str(VALUES[name]),
+                        "--namespace", NAMESPACE, "--kube-version", KUBE_VERSION],
+                       capture_output=True, text=True, timeout=60)
+    assert r.returncode == 0, r.stdout + r.stderr
+    assert "1 chart(s) linted, 0 chart(s) failed" in r.stdout
+
+
+@needs_tools
+def test_default_values_render_one_node_without_extras():
+    docs = [d for d in yaml.safe_load_all(helm_template().stdout) if d]
+    assert sorted(d["kind"] for d in docs) == ["ConfigMap", "PodDisruptionBudget", "Service", "Service",
+                                               "ServiceAccount", "StatefulSet"]
+    assert one(docs, "StatefulSet")["spec"]["replicas"] == 1
+
+
+# ------------------------------------------------------------------ rendered objects
+
+
+@needs_tools
+def test_one_node_statefulset():
+    docs = rendered("1node")
+    sts = one(docs, "StatefulSet", "oxka")
+    spec = sts["spec"]
+    assert spec["replicas"] == 1
+    assert spec["serviceName"] == "oxka-headless"
+    assert spec["podManagementPolicy"] == "Parallel"
+    c = container(sts)
+    assert c["command"] == ["/bin/sh", "/etc/oxka/entrypoint.sh"]
+    env = {e["name"]: e for e in c["env"]}
+    assert env["POD_NAME"]["valueFrom"]["fieldRef"]["fieldPath"] == "metadata.name"
+    assert env["OXKA_ADVERTISED_HOST"]["value"] == "$(POD_NAME).oxka-headless.$(POD_NAMESPACE).svc.cluster.local"
+    assert {p["name"]: p["containerPort"] for p in c["ports"]} == {"client": 9092, "controller": 9093, "metrics": 9404}
+    assert c["resources"] == {"requests": {"cpu": "500m", "memory": "512Mi"}, "limits": {"memory": "2Gi"}}
+    (claim,) = spec["volumeClaimTemplates"]
+    assert claim["metadata"]["name"] == "data"
+    assert claim["spec"]["storageClassName"] == "standard"
+    assert claim["spec"]["resources"]["requests"]["storage"] == "20Gi"
+    mounts = {m["name"]: m["mountPath"] for m in c["volumeMounts"]}
+    assert mounts["data"] == "/var/lib/oxka/data" and mounts["config"] == "/etc/oxka"
+    # soft anti-affinity by default
+    anti = sts["spec"]["template"]["spec"]["affinity"]["podAntiAffinity"]
+    (term,) = anti["preferredDuringSchedulingIgnoredDuringExecution"]
+    assert term["podAffinityTerm"]["topologyKey"] == "kubernetes.io/hostname"
+    assert term["podAffinityTerm"]["labelSelector"]["matchLabels"]["app.kubernetes.io/component"] == "broker"
+
+    props = properties(one(docs, "ConfigMap", "oxka-config")["data"]["server.properties"])
+    assert props["controller.quorum.voters"] == "0@oxka-0.oxka-headless.kafka.svc.cluster.local:9093"
+    assert props["listeners"] == "PLAINTEXT://0.0.0.0:9092,CONTROLLER://0.0.0.0:9093"
+    assert props["controller.listener.names"] == "CONTROLLER"
+    assert props["log.dirs"] == "/var/lib/oxka/data"
+    assert props["oxka.metrics.listen"] == "0.0.0.0:9404"
+    # free-form config, numbers as Kafka spells them (no 1.073741824e+09)
+    assert props["num.partitions"] == "3"
+    assert props["log.segment.bytes"] == "1073741824"
+    assert props["auto.create.topics.enable"] == "false"
+    assert "node.id" not in props and "advertised.listeners" not in props  # per pod, entrypoint.sh
+    # A config change rolls the pods.
+    assert re.fullmatch(r"[0-9a-f]{64}", sts["spec"]["template"]["metadata"]["annotations"]["checksum/config"])
+
+
+@needs_tools
+def test_three_node_voters_anti_affinity_and_pdb():
+    docs = rendered("3node")
+    sts = one(docs, "StatefulSet", "oxka")
+    assert sts["spec"]["replicas"] == 3
+    props = properties(one(docs, "ConfigMap", "oxka-config")["data"]["server.properties"])
+    assert props["controller.quorum.voters"] == ",".join(
+        "%d@oxka-%d.oxka-headless.kafka.svc.cluster.local:9093" % (i, i) for i in range(3))
+    assert props["default.replication.factor"] == "3" and props["min.insync.replicas"] == "2"
+    anti = sts["spec"]["template"]["spec"]["affinity"]["podAntiAffinity"]
+    (term,) = anti["requiredDuringSchedulingIgnoredDuringExecution"]
+    assert term["topologyKey"] == "kubernetes.io/hostname"
+    assert term["labelSelector"]["matchLabels"] == {
+        "app.kubernetes.io/name": "oxka", "app.kubernetes.io/instance": "oxka", "app.kubernetes.io/component": "broker"}
+    pdb = one(docs, "PodDisruptionBudget")
+    assert pdb["spec"]["maxUnavailable"] == 1 and "minAvailable" not in pdb["spec"]
+    assert pdb["spec"]["selector"]["matchLabels"] == sts["spec"]["selector"]["matchLabels"]
+
+
+@needs_tools
+def test_pdb_min_available_and_disabled():
+    docs = [d for d in yaml.safe_load_all(helm_template(
+        sets=["pdb.maxUnavailable=null", "pdb.minAvailable=2", "replicaCount=3"]).stdout) if d]
+    assert one(docs, "PodDisruptionBudget")["spec"] == {
+        "minAvailable": 2, "selector": one(docs, "StatefulSet")["spec"]["selector"]}
+    docs = [d for d in yaml.safe_load_all(helm_template(sets=["pdb.enabled=false"]).stdout) if d]
+    assert not [d for d in docs if d["kind"] == "PodDisruptionBudget"]
+
+
+@needs_tools
+@pytest.mark.parametrize("name", sorted(VALUES))
+def test_probes_on_the_metrics_port(name):
+    c = container(one(rendered(name), "StatefulSet"))
+    assert c["startupProbe"]["httpGet"] == {"path": "/readyz", "port": "metrics"}
+    assert c["readinessProbe"]["httpGet"] == {"path": "/readyz", "port": "metrics"}
+    assert c["livenessProbe"]["httpGet"] == {"path": "/livez", "port": "metrics"}
+    # up to 10 minutes of log recovery before the liveness probe may restart the pod
+    assert c["startupProbe"]["periodSeconds"] * c["startupProbe"]["failureThreshold"] == 600
+
+
+@needs_tools
+@pytest.mark.parametrize("name", sorted(VALUES))
+def test_non_root_security_context(name):
+    docs = rendered(name)
+    for pod in (one(docs, "StatefulSet")["spec"]["template"]["spec"], one(docs, "Job")["spec"]["template"]["spec"]):
+        sc = pod["securityContext"]
+        assert sc["runAsNonRoot"] is True and sc["runAsUser"] == 1000 and sc["fsGroup"] == 1000
+        assert sc["seccompProfile"] == {"type": "RuntimeDefault"}
+        assert pod["automountServiceAccountToken"] is False
+        (c,) = pod["containers"]
+        assert c["securityContext"] == {"allowPrivilegeEscalation": False, "readOnlyRootFilesystem": True,
+                                        "capabilities": {"drop": ["ALL"]}}
+
+
+@needs_tools
+@pytest.mark.parametrize("name", sorted(VALUES))
+def test_services_and_service_monitor(name):
+    docs = rendered(name)
+    headless = one(docs, "Service", "oxka-headless")
+    assert headless["spec"]["clusterIP"] == "None" and headless["spec"]["publishNotReadyAddresses"] is True
+    assert {p["name"]: p["port"] for p in headless["spec"]["ports"]} == {"client": 9092, "controller": 9093, "metrics": 9404}
+    client = one(docs, "Service", "oxka")
+    assert client["spec"]["type"] == "ClusterIP"
+    assert [(p["name"], p["port"]) for p in client["spec"]["ports"]] == [("client", 9092)]
+    pod_labels = one(docs, "StatefulSet")["spec"]["template"]["metadata"]["labels"]
+    for svc in (headless, client):
+        assert all(pod_labels.get(k) == v for k, v in svc["spec"]["selector"].items())
+    sm = one(docs, "ServiceMonitor")
+    (ep,) = sm["spec"]["endpoints"]
+    assert ep["port"] == "metrics" and ep["path"] == "/metrics"
+    assert {"targetLabel": "job", "replacement": "oxka"} in ep["relabelings"]
+    # the selector picks the headless Service only, which has the metrics port
+    sel = sm["spec"]["selector"]["matchLabels"]
+    assert [s["metadata"]["name"] for s in docs if s["kind"] == "Service"
+            and all(s["metadata"]["labels"].get(k) == v for k, v in sel.items())] == ["oxka-headless"]
+    assert sm["spec"]["namespaceSelector"] == {"matchNames": [NAMESPACE]}
+
+
+@needs_tools
+def test_prometheus_rule_is_the_rules_file():
+    rules_file = CHART / "files" / "prometheus-rules.yaml"
+    shared = REPO / "config" / "prometheus-rules.yaml"
+    if shared.exists():
+        assert rules_file.read_text() == shared.read_text(), (
+            "charts/oxka/files/prometheus-rules.yaml differs from config/prometheus-rules.yaml: "
+            "copy config/prometheus-rules.yaml over it")
+    want = yaml.safe_load(rules_file.read_text())
+    assert want["groups"] and all(g["rules"] for g in want["groups"])
+    for name in VALUES:
+        pr = one(rendered(name), "PrometheusRule")
+        assert pr["spec"] == {"groups": want["groups"]}
+    # Alert templates reach Prometheus untouched by Helm.
+    assert "{{ $labels.instance }}" in rendered_text("1node")
+    # Every alert on a broker metric uses the job label the ServiceMonitor sets.
+    for g in want["groups"]:
+        for r in g["rules"]:
+            if "kafka_" in r["expr"] or "up{" in r["expr"]:
+                assert 'job="oxka"' in r["expr"], r
+
+
+@needs_tools
+def test_topics_job_and_its_config_map():
+    docs = rendered("1node")
+    cm = one(docs, "ConfigMap", "oxka-topics")
+    topics = yaml.safe_load(cm["data"]["topics.yaml"])
+    assert topics == {"topics": [
+        {"name": "order.created", "partitions": 3, "replicas": 1,
+         "config": {"retention.ms": "604800000", "cleanup.policy": "delete"}},
+        {"name": "notification.email", "partitions": 3, "config": {"retention.ms": "259200000"}},
+        {"name": "user-state", "partitions": 6, "replicas": 1, "config": {"cleanup.policy": "compact"}},
+    ]}
+    job = one(docs, "Job", "oxka-topics")
+    assert job["metadata"]["annotations"]["helm.sh/hook"] == "post-install,post-upgrade"
+    assert "before-hook-creation" in job["metadata"]["annotations"]["helm.sh/hook-delete-policy"]
+    pod = job["spec"]["template"]["spec"]
+    assert pod["restartPolicy"] == "Never" and job["spec"]["backoffLimit"] == 10
+    (c,) = pod["containers"]
+    assert c["command"] == ["oxka", "topic", "apply", "-f", "/etc/oxka-topics/topics.yaml",
+                            "--bootstrap-server", "oxka.kafka.svc.cluster.local:9092"]
+    assert c["image"] == container(one(docs, "StatefulSet"))["image"] == "oxka:0.1.0"
+    assert {m["name"]: m["mountPath"] for m in c["volumeMounts"]} == {"topics": "/etc/oxka-topics"}
+    assert pod["volumes"] == [{"name": "topics", "configMap": {"name": "oxka-topics"}}]
+    # --delete-missing on request
+    docs = [d for d in yaml.safe_load_all(helm_template(VALUES["1node"], sets=["topicsJob.deleteMissing=true"]).stdout) if d]
+    assert container(one(docs, "Job"))["command"][-1] == "--delete-missing"
+
+
+@needs_tools
+def test_release_name_and_namespace_flow_into_names():
+    docs = [d for d in yaml.safe_load_all(helm_template(release="events", sets=["replicaCount=2"]).stdout) if d]
+    props = properties(one(docs, "ConfigMap", "events-oxka-config")["data"]["server.properties"])
+    assert props["controller.quorum.voters"] == (
+        "0@events-oxka-0.events-oxka-headless.kafka.svc.cluster.local:9093,"
+        "1@events-oxka-1.events-oxka-headless.kafka.svc.cluster.local:9093")
+    assert one(docs, "StatefulSet", "events-oxka")["spec"]["serviceName"] == "events-oxka-headless"
+
+
+@needs_tools
+@pytest.mark.parametrize("sets, message", [
+    (["config.node\\.id=3"], "config.node.id is set by the chart"),
+    (["config.listeners=PLAINTEXT://:9092"], "config.listeners is set by the chart"),
+    (["config.log\\.dirs=/x"], "config.log.dirs is set by the chart"),
+    (["replicaCount=0"], "replicaCount must be at least 1"),
+    (["podAntiAffinity=sometimes"], "podAntiAffinity must be soft, hard"),
+    (["listeners.client.protocol=TLS"], "listeners.*.protocol must be one of"),
+    (["listeners.client.protocol=SSL", "topics[0].name=x"], "the topics Job speaks PLAINTEXT only"),
+])
+def test_bad_values_are_refused(sets, message):
+    r = helm_template(sets=sets, check=False)
+    assert r.returncode != 0 and message in r.stderr, r.stderr
+
+
+# ------------------------------------------------------------------ the entrypoint, for real
+
+
+def chart_files(tmp_path, release="oxka"):
+    """The 1-node chart's entrypoint.sh and server.properties, with the pod's paths and ports
+    mapped to the test's: /etc/oxka -> tmp, data dir -> tmp, ports -> free loopback ports."""
+    docs = rendered("1node") if release == "oxka" else [
+        d for d in yaml.safe_load_all(helm_template(VALUES["1node"], release=release).stdout) if d]
+    data = [d for d in docs if d["kind"] == "ConfigMap" and d["metadata"]["name"].endswith("-config")][0]["data"]
+    ports = {"client": free_port(), "controller": free_port(), "metrics": free_port()}
+    etc = tmp_path / "etc-oxka"
+    etc.mkdir()
+    datadir = tmp_path / "data"
+    props = (data["server.properties"]
+             .replace("0.0.0.0:9092", "127.0.0.1:%d" % ports["client"])
+             .replace("0.0.0.0:9093", "127.0.0.1:%d" % ports["controller"])
+             .replace("0.0.0.0:9404", "127.0.0.1:%d" % ports["metrics"])
+             .replace(":9093", ":%d" % ports["controller"])
+             .replace("log.dirs=/var/lib/oxka/data", "log.dirs=%s" % datadir))
+    (etc / "server.properties").write_text(props)
+    script = (data["entrypoint.sh"]
+              .replace("/etc/oxka/server.properties", str(etc / "server.properties"))
+              .replace("}:9092\"", "}:%d\"" % ports["client"]))
+    assert script != data["entrypoint.sh"]
+    (etc / "entrypoint.sh").write_text(script)
+    return etc, ports
+
+
+def fake_path(tmp_path, target):
+    """A PATH whose `oxka` is `target` (the real binary, or a script)."""
+    bindir = tmp_path / "bin"
+    bindir.mkdir(exist_ok=True)
+    link = bindir / "oxka"
+    if link.exists():
+        link.unlink()
+    link.symlink_to(target)
+    return "%s:%s" % (bindir, os.environ.get("PATH", "/usr/bin:/bin"))
+
+
+def pod_env(hostname, path):
+    env = {k: v for k, v in os.environ.items() if not k.startswith("KAFKA_")}
+    env.update({"POD_NAME": hostname, "POD_NAMESPACE": NAMESPACE,
+                "OXKA_ADVERTISED_HOST": "127.0.0.1", "RUST_LOG": "info", "NO_COLOR": "1", "PATH": path})
+    return env
+
+
+@needs_tools
+@pytest.mark.parametrize("release, hostname, node_id", [
+    ("oxka", "oxka-0", "0"), ("oxka", "oxka-2", "2"), ("events", "events-oxka-11", "11")])
+def test_entrypoint_takes_node_id_from_the_ordinal(tmp_path, release, hostname, node_id):
+    etc, ports = chart_files(tmp_path, release)
+    args_file = tmp_path / "args"
+    fake = tmp_path / "fake-oxka"
+    fake.write_text('#!/bin/sh\nprintf "%%s\\n" "$@" > %s\n' % args_file)
+    fake.chmod(fake.stat().st_mode | stat.S_IXUSR)
+    r = subprocess.run(["/bin/sh", str(etc / "entrypoint.sh"), "--override", "extra=1"],
+                       env=pod_env(hostname, fake_path(tmp_path, fake)), capture_output=True, text=True, timeout=30)
+    assert r.returncode == 0, r.stderr
+    assert args_file.read_text().splitlines() == [
+        "serve", str(etc / "server.properties"),
+        "--override", "node.id=%s" % node_id,
+        "--override", "advertised.listeners=PLAINTEXT://127.0.0.1:%d" % ports["client"],
+        "--override", "extra=1"]
+
+
+@needs_tools
+@pytest.mark.parametrize("hostname", ["oxka", "oxka-", "oxka-x1"])
+def test_entrypoint_refuses_a_hostname_without_ordinal(tmp_path, hostname):
+    etc, _ = chart_files(tmp_path)
+    r = subprocess.run(["/bin/sh", str(etc / "entrypoint.sh")],
+                       env=pod_env(hostname, fake_path(tmp_path, "/bin/false")),
+                       capture_output=True, text=True, timeout=30)
+    assert r.returncode == 1
+    assert "does not end in a StatefulSet ordinal" in r.stderr
+
+
+def http_status(url):
+    try:
+        with urllib.request.urlopen(url, timeout=5) as resp:
+            return resp.status
+    except urllib.error.HTTPError as e:
+        return e.code
+
+
+class PodBroker:
+    """Oxka started by the chart's entrypoint.sh, as the 1-node StatefulSet's pod oxka-0."""
+
+    def __init__(self, tmp_path):
+        if not os.path.exists(OXKA_BIN):
+            pytest.fail("oxka binary not found at %s (set OXKA_BIN)" % OXKA_BIN)
+        self.etc, self.ports = chart_files(tmp_path)
+        self.bootstrap = "127.0.0.1:%d" % self.ports["client"]
+        self.log_path = tmp_path / "oxka.log"
+        self.logf = open(self.log_path, "wb")
+        self.proc = subprocess.Popen(["/bin/sh", str(self.etc / "entrypoint.sh")], stdout=self.logf,
+                                     stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, cwd=tmp_path,
+                                     env=pod_env("oxka-0", fake_path(tmp_path, OXKA_BIN)))
+
+    def log(self):
+        return self.log_path.read_text(errors="replace")
+
+    def wait_ready(self, timeout=30):
+        deadline = time.monotonic() + timeout
+        for _ in range(int(timeout / 0.05) + 1):
+            assert self.proc.poll() is None, "oxka exited %s:\n%s" % (self.proc.returncode, self.log())
+            if port_open("127.0.0.1", self.ports["client"]):
+                return
+            if time.monotonic() > deadline:
+                break
+            time.sleep(0.05)
+        pytest.fail("oxka not listening within %ss:\n%s" % (timeout, self.log()))
+
+    def stop(self):
+        kutil.forget(self)
+        if self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGTERM)
+            try:
+                self.proc.wait(15)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait(10)
+        self.logf.close()
+
+
+@pytest.fixture
+def pod_broker(tmp_path):
+    b = PodBroker(tmp_path)
+    try:
+        b.wait_ready()
+        yield b
+    finally:
+        b.stop()
+
+
+@needs_tools
+def test_chart_configuration_serves_real_clients(pod_broker):
+    b = pod_broker
+    # entrypoint.sh exec's oxka: the shell's pid is the broker's (PID 1 in the pod gets SIGTERM)
+    with open("/proc/%d/cmdline" % b.proc.pid, "rb") as f:
+        assert f.read().split(b"\0")[1] == b"serve"
+    md = kutil.admin(b).list_topics(timeout=10)
+    assert [(x.id, x.host, x.port) for x in md.brokers.values()] == [(0, "127.0.0.1", b.ports["client"])]
+    assert md.controller_id == 0
+
+    # The chart sets auto.create.topics.enable=false in the 1-node values: create explicitly.
+    topic = kutil.create_topic(b, kutil.unique("chart"), partitions=3)
+    sent = kutil.produce(b, topic, [{"key": b"k%d" % i, "value": b"v%d" % i} for i in range(50)], partition=1)
+    assert [m.offset() for m in sent] == list(range(50))
+    got = kutil.consume(b, topic, 50, partition=1)
+    assert [(m.key(), m.value()) for m in got] == [(b"k%d" % i, b"v%d" % i) for i in range(50)]
+
+    from kafka import KafkaConsumer, TopicPartition as KTP
+    kc = KafkaConsumer(bootstrap_servers=b.bootstrap, enable_auto_commit=False,
+                       auto_offset_reset="earliest", consumer_timeout_ms=10000)
+    try:
+        kc.assign([KTP(topic, 1)])
+        values = [m.value for _, m in zip(range(50), kc)]
+    finally:
+        kc.close()
+    assert values == [b"v%d" % i for i in range(50)]
+
+    # The 1-node values' free-form config reached the broker.
+    a = kutil.admin(b)
+    from confluent_kafka.admin import ConfigResource
+    (fut,) = a.describe_configs([ConfigResource(ConfigResource.Type.BROKER, "0")]).values()
+    cfg = fut.result(10)
+    assert cfg["num.partitions"].value == "3"
+    assert cfg["auto.create.topics.enable"].value == "false"
+    assert cfg["message.max.bytes"].value == "1048588"
+
+    # Prometheus metrics on the port the ServiceMonitor scrapes.
+    assert http_status("http://127.0.0.1:%d/metrics" % b.ports["metrics"]) == 200
+
+
+@needs_tools
+def test_probe_endpoints_and_docker_healthcheck(pod_broker):
+    """/livez and /readyz (the probes' paths) and docker/healthcheck.sh against the broker."""
+    b = pod_broker
+    base = "http://127.0.0.1:%d" % b.ports["metrics"]
+    check = REPO / "docker" / "healthcheck.sh"
+    bash = shutil.which("bash")
+    assert bash
+
+    def healthcheck(path, addr="127.0.0.1:%d" % b.ports["metrics"]):
+        env = {"PATH": os.environ.get("PATH", "/usr/bin:/bin"), "OXKA_HEALTH_ADDR": addr, "OXKA_HEALTH_PATH": path}
+        return subprocess.run([bash, str(check)], env=env, capture_output=True, text=True, timeout=30)
+
+    # The script's HTTP exchange works (200 on /metrics), and a refused connection is unhealthy.
+    assert healthcheck("/metrics").returncode == 0
+    closed = free_port()
+    r = healthcheck("/readyz", "127.0.0.1:%d" % closed)
+    assert r.returncode == 1 and "cannot connect" in r.stderr
+    # The port from KAFKA_OXKA_METRICS_LISTEN, as in the image.
+    r = subprocess.run([bash, str(check)], capture_output=True, text=True, timeout=30,
+                       env={"PATH": os.environ.get("PATH", ""), "OXKA_HEALTH_PATH": "/metrics",
+                            "KAFKA_OXKA_METRICS_LISTEN": "0.0.0.0:%d" % b.ports["metrics"]})
+    assert r.returncode == 0, r.stderr
+
+    livez, readyz = http_status(base + "/livez"), http_status(base + "/readyz")
+    if livez == 404 or readyz == 404:
+        pytest.skip("this oxka does not serve /livez and /readyz yet (the ops work adds them)")
+    assert livez == 200 and readyz == 200
+    assert healthcheck("/readyz").returncode == 0
+
+
+# ------------------------------------------------------------------ docker/
+
+
+def dockerfile_instructions():
+    text = (REPO / "docker" / "Dockerfile").read_text()
+    joined = re.sub(r"\\\n", " ", text)
+    out = []
+    for line in joined.splitlines():
+        line = line.strip()
+        if line and not line.startswith("#"):
+            word, _, rest = line.partition(" ")
+            out.append((word.upper(), rest.strip()))
+    return out
+
+
+def test_dockerfile_structure():
+    """Not built here (no Docker engine): the structure the chart relies on is checked."""
+    ins = dockerfile_instructions()
+    froms = [rest for word, rest in ins if word == "FROM"]
+    assert len(froms) == 2 and froms[0].endswith("AS build"), froms
+    runtime_stage = ins[[i for i, (w, _) in enumerate(ins) if w == "FROM"][1]:]
+    words = [w for w, _ in runtime_stage]
+    # stripped, no debug info
+    envs = " ".join(rest for w, rest in ins if w == "ENV")
+    assert "CARGO_PROFILE_RELEASE_STRIP=symbols" in envs and "CARGO_PROFILE_RELEASE_DEBUG=0" in envs
+    assert any(w == "RUN" and "cargo build --release --locked -p oxka" in r for w, r in ins)
+    # non-root, numerically (runAsNonRoot checks the uid), matching the chart's runAsUser
+    (user,) = [r for w, r in runtime_stage if w == "USER"]
+    assert user == "1000:1000"
+    assert words.index("USER") < words.index("ENTRYPOINT")
+    (hc,) = [r for w, r in runtime_stage if w == "HEALTHCHECK"]
+    assert "CMD" in hc and "/usr/local/bin/oxka-healthcheck" in hc
+    assert any(w == "COPY" and r.startswith("docker/healthcheck.sh ") for w, r in runtime_stage)
+    assert any(w == "COPY" and r.startswith("--from=build ") for w, r in runtime_stage)
+    (entry,) = [r for w, r in runtime_stage if w == "ENTRYPOINT"]
+    assert entry == '["oxka", "serve"]'
+    env = " ".join(r for w, r in runtime_stage if w == "ENV")
+    assert "KAFKA_OXKA_METRICS_LISTEN=0.0.0.0:9404" in env and "KAFKA_LOG_DIRS=/var/lib/oxka/data" in env
+
+
+def test_dockerignore_keeps_the_workspace_and_drops_the_rest():
+    rules = [l.strip() for l in (REPO / ".dockerignore").read_text().splitlines()
+             if l.strip() and not l.startswith("#")]
+    for gone in ("target", ".git", "tests", "charts", "data"):
+        assert gone in rules, gone
+    # the workspace stays (only the fuzz crate, outside the workspace, and bench scripts go)
+    allowed = {"crates/protocol/fuzz", "benches/*.py", "benches/*.sh"}
+    for kept in ("crates", "Cargo.toml", "Cargo.lock", "docker", "benches"):
+        assert not [r for r in rules if (r == kept or r.startswith(kept + "/")) and r not in allowed], kept
+    # healthcheck.sh is executable in the tree (COPY keeps the mode)
+    assert os.access(REPO / "docker" / "healthcheck.sh", os.X_OK)
+
+
+@pytest.mark.skipif(not HADOLINT.exists(), reason="hadolint is missing: run tests/setup.d/40-chart.sh")
+def test_hadolint_is_clean():
+    r = subprocess.run([str(HADOLINT), "--failure-threshold", "info", str(REPO / "docker" / "Dockerfile")],
+                       capture_output=True, text=True, timeout=60)
+    assert r.returncode == 0 and r.stdout.strip() == "", r.stdout + r.stderr
+
+
+@needs_tools
+@pytest.mark.skipif(not SHELLCHECK.exists(), reason="shellcheck is missing: run tests/setup.d/40-chart.sh")
+def test_shellcheck_is_clean(tmp_path):
+    """The chart's entrypoint.sh as rendered (POSIX sh, as the image's /bin/sh runs it), the
+    image's health check and the setup script."""
+    entry = tmp_path / "entrypoint.sh"
+    entry.write_text(one(rendered("3node"), "ConfigMap", "oxka-config")["data"]["entrypoint.sh"])
+    for path, shell in ((entry, "sh"), (REPO / "docker" / "healthcheck.sh", "bash"),
+                        (REPO / "tests" / "setup.d" / "40-chart.sh", "bash")):
+        r = subprocess.run([str(SHELLCHECK), "-s", shell, str(path)], capture_output=True, text=True, timeout=60)
+        assert r.returncode == 0, "%s:\n%s" % (path, r.stdout + r.stderr)
