@@ -138,9 +138,10 @@ def test_kubeconform_catches_a_bad_object():
 
 
 @needs_tools
-@pytest.mark.parametrize("name", sorted(VALUES))
+@pytest.mark.parametrize("name", sorted(VALUES) + ["defaults"])
 def test_helm_lint_strict(name):
-    r = subprocess.run([str(HELM), "lint", "--strict", str(CHART), "-f", str(VALUES[name]),
+    values = ["-f", str(VALUES[name])] if name in VALUES else []
+    r = subprocess.run([str(HELM), "lint", "--strict", str(CHART), *values,
                         "--namespace", NAMESPACE, "--kube-version", KUBE_VERSION],
                        capture_output=True, text=True, timeout=60)
     assert r.returncode == 0, r.stdout + r.stderr
@@ -342,9 +343,14 @@ def test_release_name_and_namespace_flow_into_names():
     (["config.node\\.id=3"], "config.node.id is set by the chart"),
     (["config.listeners=PLAINTEXT://:9092"], "config.listeners is set by the chart"),
     (["config.log\\.dirs=/x"], "config.log.dirs is set by the chart"),
-    (["replicaCount=0"], "replicaCount must be at least 1"),
-    (["podAntiAffinity=sometimes"], "podAntiAffinity must be soft, hard"),
-    (["listeners.client.protocol=TLS"], "listeners.*.protocol must be one of"),
+    # values.schema.json
+    (["replicaCount=0"], "at '/replicaCount': minimum: got 0, want 1"),
+    (["podAntiAffinity=sometimes"], "at '/podAntiAffinity': value must be one of"),
+    (["listeners.client.protocol=TLS"], "at '/listeners/client/protocol': value must be one of"),
+    (["replicas=3"], "additional properties 'replicas' not allowed"),
+    (["persistence.size=lots"], "at '/persistence/size'"),
+    (["topics[0].name=a/b"], "at '/topics/0/name'"),
+    (["topics[0].name=t", "topics[0].replica=1"], "additional properties 'replica' not allowed"),
     (["listeners.client.protocol=SSL", "topics[0].name=x"], "the topics Job speaks PLAINTEXT only"),
 ])
 def test_bad_values_are_refused(sets, message):
