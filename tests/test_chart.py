@@ -343,7 +343,10 @@ def test_release_name_and_namespace_flow_into_names():
     (["config.node\\.id=3"], "config.node.id is set by the chart"),
     (["config.listeners=PLAINTEXT://:9092"], "config.listeners is set by the chart"),
     (["config.log\\.dirs=/x"], "config.log.dirs is set by the chart"),
+    (["extraEnv[0].name=KAFKA_NODE_ID", "extraEnv[0].value=x"], "extraEnv KAFKA_NODE_ID sets node.id, which the chart sets"),
+    (["extraEnv[0].name=KAFKA_ADVERTISED_LISTENERS", "extraEnv[0].value=x"], "sets advertised.listeners"),
     # values.schema.json
+    (["extraEnv[0].name=KAFKA_NUM_PARTITIONS", "extraEnv[0].value=3"], "at '/extraEnv/0/value': got number, want string"),
     (["replicaCount=0"], "at '/replicaCount': minimum: got 0, want 1"),
     (["podAntiAffinity=sometimes"], "at '/podAntiAffinity': value must be one of"),
     (["listeners.client.protocol=TLS"], "at '/listeners/client/protocol': value must be one of"),
@@ -397,8 +400,23 @@ def fake_path(tmp_path, target):
     return "%s:%s" % (bindir, os.environ.get("PATH", "/usr/bin:/bin"))
 
 
+def image_env():
+    """The ENV the image sets (docker/Dockerfile's runtime stage): the pod has it too."""
+    ins = dockerfile_instructions()
+    last_from = max(i for i, (w, _) in enumerate(ins) if w == "FROM")
+    out = {}
+    for word, rest in ins[last_from:]:
+        if word == "ENV":
+            for item in rest.split():
+                k, _, v = item.partition("=")
+                out[k] = v
+    assert "KAFKA_LISTENERS" in out
+    return out
+
+
 def pod_env(hostname, path):
     env = {k: v for k, v in os.environ.items() if not k.startswith("KAFKA_")}
+    env.update(image_env())
     env.update({"POD_NAME": hostname, "POD_NAMESPACE": NAMESPACE,
                 "OXKA_ADVERTISED_HOST": "127.0.0.1", "RUST_LOG": "info", "NO_COLOR": "1", "PATH": path})
     return env
@@ -411,7 +429,8 @@ def test_entrypoint_takes_node_id_from_the_ordinal(tmp_path, release, hostname, 
     etc, ports = chart_files(tmp_path, release)
     args_file = tmp_path / "args"
     fake = tmp_path / "fake-oxka"
-    fake.write_text('#!/bin/sh\nprintf "%%s\\n" "$@" > %s\n' % args_file)
+    env_file = tmp_path / "env"
+    fake.write_text('#!/bin/sh\nprintf "%%s\\n" "$@" > %s\nenv > %s\n' % (args_file, env_file))
     fake.chmod(fake.stat().st_mode | stat.S_IXUSR)
     r = subprocess.run(["/bin/sh", str(etc / "entrypoint.sh"), "--override", "extra=1"],
                        env=pod_env(hostname, fake_path(tmp_path, fake)), capture_output=True, text=True, timeout=30)
@@ -421,6 +440,10 @@ def test_entrypoint_takes_node_id_from_the_ordinal(tmp_path, release, hostname, 
         "--override", "node.id=%s" % node_id,
         "--override", "advertised.listeners=PLAINTEXT://127.0.0.1:%d" % ports["client"],
         "--override", "extra=1"]
+    # The image's KAFKA_* defaults would override server.properties: the entrypoint drops them.
+    seen = dict(l.split("=", 1) for l in env_file.read_text().splitlines() if "=" in l)
+    assert not [k for k in image_env() if k in seen]
+    assert seen["RUST_LOG"] == "info"
 
 
 @needs_tools

@@ -68,7 +68,16 @@ export GOBIN="$TOOLS/bin" GOFLAGS=-modcacherw CGO_ENABLED=0
 
 if ! stamp_ok helm "$HELM_VERSION"; then
     echo "go install $HELM_MODULE/cmd/helm@$HELM_VERSION (several minutes the first time)"
-    go install -ldflags "-s -w" "$HELM_MODULE/cmd/helm@$HELM_VERSION" \
+    # The version stamps helm's Makefile sets: its version, and the Kubernetes version it
+    # assumes without --kube-version (else v1.20), from the client-go it is built with.
+    HELM_K8S_MINOR="$(go mod download -json "$HELM_MODULE@$HELM_VERSION" \
+        | "$PY" -c 'import json,re,sys; d=json.load(sys.stdin)["Dir"]; print(re.search(r"k8s.io/client-go v0\.(\d+)\.", open(d + "/go.mod").read()).group(1))')" \
+        || skip "go mod download $HELM_MODULE@$HELM_VERSION failed"
+    LDFLAGS="-s -w -X helm.sh/helm/v3/internal/version.version=$HELM_VERSION"
+    for pkg in helm.sh/helm/v3/pkg/lint/rules helm.sh/helm/v3/pkg/chartutil; do
+        LDFLAGS="$LDFLAGS -X $pkg.k8sVersionMajor=1 -X $pkg.k8sVersionMinor=$HELM_K8S_MINOR"
+    done
+    go install -ldflags "$LDFLAGS" "$HELM_MODULE/cmd/helm@$HELM_VERSION" \
         || skip "go install $HELM_MODULE/cmd/helm@$HELM_VERSION failed"
     echo "$HELM_VERSION" >"$TOOLS/bin/helm.version"
 fi

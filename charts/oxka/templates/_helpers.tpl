@@ -91,6 +91,14 @@ controller.quorum.voters: one voter per pod, node id = ordinal:
 {{- fail (printf "config.%s is set by the chart (see values.yaml: listeners, persistence, metrics.port); remove it from config" $key) }}
 {{- end }}
 {{- end }}
+{{- range $e := .Values.extraEnv }}
+{{- if hasPrefix "KAFKA_" $e.name }}
+{{- $key := $e.name | trimPrefix "KAFKA_" | lower | replace "___" "\x01" | replace "__" "\x02" | replace "_" "." | replace "\x01" "-" | replace "\x02" "_" }}
+{{- if has $key $owned }}
+{{- fail (printf "extraEnv %s sets %s, which the chart sets (see values.yaml: listeners, persistence, metrics.port)" $e.name $key) }}
+{{- end }}
+{{- end }}
+{{- end }}
 {{- $protocols := list "PLAINTEXT" "SSL" "SASL_PLAINTEXT" "SASL_SSL" }}
 {{- range $l := list .Values.listeners.client .Values.listeners.controller }}
 {{- if not (has $l.protocol $protocols) }}
