@@ -11,12 +11,12 @@ The Dockerfile cannot be built here (no Docker engine): its structure is checked
 HEALTHCHECK script is run against a live broker.
 """
 import functools
+import json
 import os
 import pathlib
 import re
 import shutil
 import signal
-import socket
 import stat
 import subprocess
 import time
@@ -113,7 +113,6 @@ def test_kubeconform_strict(name):
          "-schema-location", str(SCHEMAS), "-"],
         input=rendered_text(name), capture_output=True, text=True, timeout=60)
     assert r.returncode == 0, "kubeconform:\n%s\n%s" % (r.stdout, r.stderr)
-    import json
     summary = json.loads(r.stdout)["summary"]
     kinds = sorted(d["kind"] for d in rendered(name))
     # Every object validated against a schema: none skipped for want of one.
