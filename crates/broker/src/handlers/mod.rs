@@ -93,23 +93,23 @@ impl Broker {
                 ResponseKind::InitProducerId(producer_id::init_producer_id(self, ctx, r).await)
             }
             RequestKind::AddPartitionsToTxn(r) => {
-                ResponseKind::AddPartitionsToTxn(txn::add_partitions_to_txn(self, v, r).await)
+                ResponseKind::AddPartitionsToTxn(txn::add_partitions_to_txn(self, ctx, r).await)
             }
             RequestKind::AddOffsetsToTxn(r) => {
-                ResponseKind::AddOffsetsToTxn(txn::add_offsets_to_txn(self, v, r).await)
+                ResponseKind::AddOffsetsToTxn(txn::add_offsets_to_txn(self, ctx, r).await)
             }
-            RequestKind::EndTxn(r) => ResponseKind::EndTxn(txn::end_txn(self, v, r).await),
+            RequestKind::EndTxn(r) => ResponseKind::EndTxn(txn::end_txn(self, ctx, r).await),
             RequestKind::TxnOffsetCommit(r) => {
-                ResponseKind::TxnOffsetCommit(txn::txn_offset_commit(self, v, r).await)
+                ResponseKind::TxnOffsetCommit(txn::txn_offset_commit(self, ctx, r).await)
             }
             RequestKind::DescribeProducers(r) => {
-                ResponseKind::DescribeProducers(txn::describe_producers(self, r))
+                ResponseKind::DescribeProducers(txn::describe_producers(self, ctx, r))
             }
             RequestKind::DescribeTransactions(r) => {
-                ResponseKind::DescribeTransactions(txn::describe_transactions(self, r))
+                ResponseKind::DescribeTransactions(txn::describe_transactions(self, ctx, r))
             }
             RequestKind::ListTransactions(r) => {
-                ResponseKind::ListTransactions(txn::list_transactions(self, v, r))
+                ResponseKind::ListTransactions(txn::list_transactions(self, ctx, r))
             }
             RequestKind::DescribeAcls(r) => {
                 ResponseKind::DescribeAcls(acls::describe_acls(self, ctx, r))
@@ -135,7 +135,7 @@ impl Broker {
             RequestKind::SyncGroup(r) => {
                 ResponseKind::SyncGroup(group::sync_group(self, ctx, r).await)
             }
-            RequestKind::Heartbeat(r) => ResponseKind::Heartbeat(group::heartbeat(self, r)),
+            RequestKind::Heartbeat(r) => ResponseKind::Heartbeat(group::heartbeat(self, ctx, r)),
             RequestKind::LeaveGroup(r) => {
                 ResponseKind::LeaveGroup(group::leave_group(self, ctx, r))
             }
@@ -152,10 +152,10 @@ impl Broker {
                 ResponseKind::DescribeGroups(group::describe_groups(self, ctx, r))
             }
             RequestKind::DeleteGroups(r) => {
-                ResponseKind::DeleteGroups(group::delete_groups(self, r))
+                ResponseKind::DeleteGroups(group::delete_groups(self, ctx, r))
             }
             RequestKind::OffsetDelete(r) => {
-                ResponseKind::OffsetDelete(group::offset_delete(self, r))
+                ResponseKind::OffsetDelete(group::offset_delete(self, ctx, r))
             }
             RequestKind::ConsumerGroupHeartbeat(r) => {
                 ResponseKind::ConsumerGroupHeartbeat(consumer_group::heartbeat(self, ctx, r))
