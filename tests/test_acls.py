@@ -413,3 +413,54 @@ def test_default_deny_super_users_and_acls_across_sigkill(make_broker):
     assert delivery_errors(b, other) == [None]
     create_acls(b, [x])
     assert len(describe(b)) == 3
+
+
+# ------------------------------------------------------------------ every version on the wire
+
+def test_acl_apis_every_version_raw(broker):
+    """CreateAcls, DescribeAcls and DeleteAcls at each served version (1-3), byte for byte
+    through kafka-python's protocol classes: results, grouping by resource pattern, and
+    INVALID_REQUEST for a MATCH pattern in a creation and an unknown code in a filter."""
+    import kwire
+    from kafka.protocol.admin import CreateAclsRequest, DeleteAclsRequest, DescribeAclsRequest
+    ANY, MATCH, LIT = 1, 2, 3
+    TOPIC_CODE, READ, ALLOW_CODE = 2, 3, 3
+    for v in (1, 2, 3):
+        t = unique("raw%d" % v)
+        s = kwire.connect(broker)
+        try:
+            creation = CreateAclsRequest.AclCreation
+            r = kwire.request(s, CreateAclsRequest, v, corr=1, creations=[
+                creation(resource_type=TOPIC_CODE, resource_name=t, resource_pattern_type=LIT,
+                         principal=ME, host="*", operation=READ, permission_type=ALLOW_CODE),
+                creation(resource_type=TOPIC_CODE, resource_name=t, resource_pattern_type=MATCH,
+                         principal=ME, host="*", operation=READ, permission_type=ALLOW_CODE),
+            ])
+            assert [x.error_code for x in r.results] == [0, 42], v
+            r = kwire.request(s, DescribeAclsRequest, v, corr=2, resource_type_filter=TOPIC_CODE,
+                              resource_name_filter=t, pattern_type_filter=ANY,
+                              principal_filter=None, host_filter=None, operation=1,
+                              permission_type=1)
+            assert r.error_code == 0, v
+            assert [(x.resource_type, x.resource_name, x.pattern_type,
+                     [(a.principal, a.host, a.operation, a.permission_type) for a in x.acls])
+                    for x in r.resources] == [(TOPIC_CODE, t, LIT, [(ME, "*", READ, ALLOW_CODE)])], v
+            r = kwire.request(s, DescribeAclsRequest, v, corr=3, resource_type_filter=0,
+                              resource_name_filter=None, pattern_type_filter=ANY,
+                              principal_filter=None, host_filter=None, operation=1,
+                              permission_type=1)
+            assert r.error_code == 42, v
+            filt = DeleteAclsRequest.DeleteAclsFilter
+            r = kwire.request(s, DeleteAclsRequest, v, corr=4, filters=[
+                filt(resource_type_filter=TOPIC_CODE, resource_name_filter=t,
+                     pattern_type_filter=LIT, principal_filter=None, host_filter=None,
+                     operation=1, permission_type=1),
+                filt(resource_type_filter=TOPIC_CODE, resource_name_filter=t,
+                     pattern_type_filter=0, principal_filter=None, host_filter=None,
+                     operation=1, permission_type=1),
+            ])
+            assert [f.error_code for f in r.filter_results] == [0, 42], v
+            assert [(m.resource_name, m.principal, m.operation)
+                    for m in r.filter_results[0].matching_acls] == [(t, ME, READ)], v
+        finally:
+            s.close()
