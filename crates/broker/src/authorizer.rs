@@ -143,3 +143,61 @@ impl Broker {
         )
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use std::collections::BTreeMap;
+
+    use super::*;
+    use crate::BrokerConfig;
+
+    fn config(pairs: &[(&str, &str)]) -> Result<BrokerConfig, ConfigError> {
+        let set: BTreeMap<String, String> = pairs
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect();
+        BrokerConfig::from_properties(&set)
+    }
+
+    #[test]
+    fn no_authorizer_by_default() {
+        assert_eq!(config(&[]).unwrap().authorizer, None);
+    }
+
+    #[test]
+    fn standard_authorizer_reads_super_users_and_allow_everyone() {
+        let c = config(&[
+            ("authorizer.class.name", STANDARD_AUTHORIZER),
+            ("super.users", "User:admin;User:ops"),
+            ("allow.everyone.if.no.acl.found", "true"),
+        ])
+        .unwrap();
+        let rules = c.authorizer.unwrap();
+        assert_eq!(rules.super_users, vec!["User:admin", "User:ops"]);
+        assert!(rules.allow_everyone_if_no_acl_found);
+        let c = config(&[("authorizer.class.name", STANDARD_AUTHORIZER)]).unwrap();
+        assert_eq!(c.authorizer, Some(AuthorizerRules::default()));
+    }
+
+    #[test]
+    fn unknown_authorizer_class_and_bad_values_are_refused() {
+        let e = config(&[(
+            "authorizer.class.name",
+            "kafka.security.authorizer.AclAuthorizer",
+        )])
+        .unwrap_err();
+        assert_eq!(e.key, "authorizer.class.name");
+        let e = config(&[
+            ("authorizer.class.name", STANDARD_AUTHORIZER),
+            ("super.users", "admin"),
+        ])
+        .unwrap_err();
+        assert_eq!(e.key, "super.users");
+        let e = config(&[
+            ("authorizer.class.name", STANDARD_AUTHORIZER),
+            ("allow.everyone.if.no.acl.found", "yes"),
+        ])
+        .unwrap_err();
+        assert_eq!(e.key, "allow.everyone.if.no.acl.found");
+    }
+}
