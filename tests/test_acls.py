@@ -464,3 +464,26 @@ def test_acl_apis_every_version_raw(broker):
                     for m in r.filter_results[0].matching_acls] == [(t, ME, READ)], v
         finally:
             s.close()
+
+
+def test_topic_admin_denied(broker):
+    """Configs, partitions, records and deletion of a topic governed by someone else's ACL
+    answer TOPIC_AUTHORIZATION_FAILED per resource, as Kafka does; another topic in the same
+    request is unaffected."""
+    from confluent_kafka.admin import ConfigResource, NewPartitions
+    theirs = create_topic(broker, unique("theirs"))
+    mine = create_topic(broker, unique("mine"))
+    create_acls(broker, [acl(TOPIC, theirs, LITERAL, AclOperation.ALL, principal=OTHER)])
+    a = admin(broker)
+    fs = a.describe_configs([ConfigResource("TOPIC", theirs), ConfigResource("TOPIC", mine)],
+                            request_timeout=15)
+    by_name = {r.name: f for r, f in fs.items()}
+    assert error_of(by_name[theirs]) == KafkaError.TOPIC_AUTHORIZATION_FAILED
+    assert "retention.ms" in by_name[mine].result(15)
+    f = a.create_partitions([NewPartitions(theirs, 2)], request_timeout=15)[theirs]
+    assert error_of(f) == KafkaError.TOPIC_AUTHORIZATION_FAILED
+    f = a.delete_records([TopicPartition(theirs, 0, 0)], request_timeout=15)
+    assert error_of(list(f.values())[0]) == KafkaError.TOPIC_AUTHORIZATION_FAILED
+    fs = a.delete_topics([theirs, mine], request_timeout=15)
+    assert error_of(fs[theirs]) == KafkaError.TOPIC_AUTHORIZATION_FAILED
+    fs[mine].result(15)
