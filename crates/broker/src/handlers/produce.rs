@@ -38,14 +38,16 @@ pub(super) async fn handle(
     }
     // Transactional batches need WRITE on the transactional id, else the whole request fails
     // (Kafka's hasTransactionalRecords check).
-    let has_transactional = request.topic_data.iter().any(|t| {
-        t.partition_data.iter().any(|d| {
-            d.records
-                .as_ref()
-                .and_then(|r| BatchHeader::parse(r))
-                .is_some_and(|h| h.attributes & TRANSACTIONAL_BIT != 0)
-        })
-    });
+    // (Only scanned with an authorizer: without one there is nothing to check.)
+    let has_transactional = broker.authorizer_enabled()
+        && request.topic_data.iter().any(|t| {
+            t.partition_data.iter().any(|d| {
+                d.records
+                    .as_ref()
+                    .and_then(|r| BatchHeader::parse(r))
+                    .is_some_and(|h| h.attributes & TRANSACTIONAL_BIT != 0)
+            })
+        });
     if has_transactional
         && !transactional_id.as_ref().is_some_and(|id| {
             broker.authorize(ctx, AclOperation::Write, ResourceType::TransactionalId, id)
