@@ -25,6 +25,9 @@
 #      OXKA_RDKAFKA_DIR  librdkafka test build (default /tmp/oxka-librdkafka-tests)
 #      SUITE_OUT         results dir (default /tmp/oxka-librdkafka-suite)
 #      PER_TEST_TIMEOUT  seconds per test id (default 900: 0113 alone takes ~10 minutes in full mode)
+#      OXKA_OVERRIDES    extra broker settings, space-separated key=value. 0081's ACL sub-tests
+#                        need an authorizer, as librdkafka's own test cluster has:
+#                        OXKA_OVERRIDES="authorizer.class.name=org.apache.kafka.metadata.authorizer.StandardAuthorizer allow.everyone.if.no.acl.found=true"
 set -euo pipefail
 cd "$(dirname "$0")/.."
 REPO=$(pwd)
@@ -83,8 +86,11 @@ DATA=$(mktemp -d /tmp/oxka-suite-data.XXXXXX)
 PORT=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
 BROKER_PID=
 
+read -r -a EXTRA_OVERRIDES <<<"${OXKA_OVERRIDES:-}"
 start_broker() {
-    "$OXKA_BIN" serve \
+    local extra=()
+    for kv in "${EXTRA_OVERRIDES[@]}"; do extra+=(--override "$kv"); done
+    "$OXKA_BIN" serve "${extra[@]}" \
         --override "listeners=PLAINTEXT://127.0.0.1:$PORT" \
         --override "advertised.listeners=PLAINTEXT://127.0.0.1:$PORT" \
         --override "log.dirs=$DATA/data" \

@@ -25,6 +25,8 @@ pub enum ConfigSource {
 /// that works on a laptop (listeners, log.dirs, node.id) Oxka's single-node choice is used.
 pub const BROKER_DEFAULTS: &[(&str, &str)] = &[
     ("advertised.listeners", ""),
+    ("allow.everyone.if.no.acl.found", "false"),
+    ("authorizer.class.name", ""),
     ("auto.create.topics.enable", "true"),
     ("broker.id", "1"),
     ("compression.type", "producer"),
@@ -87,6 +89,7 @@ pub const BROKER_DEFAULTS: &[(&str, &str)] = &[
     ("producer.id.expiration.ms", "86400000"),
     ("remote.log.storage.system.enable", "false"),
     ("socket.request.max.bytes", "104857600"),
+    ("super.users", ""),
     ("transaction.abort.timed.out.transaction.cleanup.interval.ms", "10000"),
     ("transaction.max.timeout.ms", "900000"),
     ("transaction.remove.expired.transaction.cleanup.interval.ms", "3600000"),
@@ -141,6 +144,9 @@ pub struct BrokerConfig {
     pub socket_request_max_bytes: usize,
     pub retention_check_interval_ms: u64,
     pub metrics_listen: Option<String>,
+    /// The authorizer's rules when `authorizer.class.name` names StandardAuthorizer; `None`
+    /// means no authorizer: every request is allowed and the ACL APIs answer SECURITY_DISABLED.
+    pub authorizer: Option<oxka_metadata::acl::AuthorizerRules>,
 }
 
 impl BrokerConfig {
@@ -230,6 +236,7 @@ impl BrokerConfig {
                 "log.retention.check.interval.ms",
             )?,
             metrics_listen,
+            authorizer: crate::authorizer::rules_from_config(&get)?,
             values,
             dynamic: Arc::default(),
         };

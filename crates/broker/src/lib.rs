@@ -3,6 +3,7 @@
 //! The server crate owns sockets and framing; it hands each decoded request to
 //! [`Broker::handle`] and writes back whatever response comes out, in request order.
 
+mod authorizer;
 pub mod config;
 mod errors;
 pub mod group;

@@ -374,7 +374,7 @@ impl Controller {
         Ok(())
     }
 
-    fn commit(
+    pub(crate) fn commit(
         &mut self,
         records: Vec<MetadataRecord>,
     ) -> Result<Arc<MetadataImage>, ControllerError> {

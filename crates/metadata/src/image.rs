@@ -7,6 +7,7 @@ use std::sync::Arc;
 
 use uuid::Uuid;
 
+use crate::acl::AclImage;
 use crate::record::{ConfigResource, MetadataRecord};
 
 #[derive(Debug, Clone, Default)]
@@ -22,6 +23,8 @@ pub struct MetadataImage {
     pub broker_configs: BTreeMap<String, BTreeMap<String, String>>,
     /// The first producer id not yet handed out in any block.
     pub next_producer_id: i64,
+    /// Every ACL (AccessControlEntry records not yet removed).
+    pub acls: AclImage,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -116,6 +119,12 @@ impl MetadataImage {
                     self.topics.remove(&name);
                     self.topic_configs.remove(&name);
                 }
+            }
+            MetadataRecord::AccessControlEntry { id, acl } => {
+                self.acls.by_id.insert(*id, acl.clone());
+            }
+            MetadataRecord::RemoveAccessControlEntry { id } => {
+                self.acls.by_id.remove(id);
             }
             MetadataRecord::Config {
                 resource,

@@ -5,6 +5,8 @@
 //! A single node is a cluster of one: it runs the same records, image and apply path that a
 //! Raft quorum replicates in a multi-node cluster; only the log's transport differs.
 
+pub mod acl;
+mod acl_control;
 mod controller;
 mod image;
 mod record;

@@ -4,6 +4,8 @@
 use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
+use crate::acl::AclBinding;
+
 /// Which kind of resource a [`MetadataRecord::Config`] applies to (Kafka's ConfigResource types).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 pub enum ConfigResource {
@@ -44,5 +46,14 @@ pub enum MetadataRecord {
         resource_name: String,
         name: String,
         value: Option<String>,
+    },
+    /// An ACL was created (KRaft's AccessControlEntryRecord); `id` names it for removal.
+    AccessControlEntry {
+        id: Uuid,
+        acl: AclBinding,
+    },
+    /// The ACL `id` was deleted (KRaft's RemoveAccessControlEntryRecord).
+    RemoveAccessControlEntry {
+        id: Uuid,
     },
 }

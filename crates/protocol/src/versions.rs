@@ -31,6 +31,9 @@ pub const SUPPORTED_APIS: &[(i16, i16, i16)] = &[
     (25, 0, 3), // AddOffsetsToTxn
     (26, 0, 3), // EndTxn
     (28, 0, 3), // TxnOffsetCommit: member and generation checked from v3
+    (29, 1, 3), // DescribeAcls: SECURITY_DISABLED without an authorizer
+    (30, 1, 3), // CreateAcls
+    (31, 1, 3), // DeleteAcls
     (32, 1, 4), // DescribeConfigs
     (33, 0, 2), // AlterConfigs
     (35, 1, 4), // DescribeLogDirs

@@ -22,15 +22,20 @@ use kafka_protocol::messages::{
 use oxka_metadata::{CreateTopicSpec, TopicImage, Uuid};
 use oxka_protocol::kafka_protocol;
 
-use super::blocking;
+use oxka_metadata::acl::{AclOperation, ResourceType};
+
+use super::{blocking, RequestContext};
 use crate::errors::{controller_error_code, partition_error_code};
 use crate::Broker;
 
 pub(super) async fn create_topics(
     broker: &Arc<Broker>,
-    version: i16,
+    ctx: &RequestContext,
     request: CreateTopicsRequest,
 ) -> CreateTopicsResponse {
+    let version = ctx.api_version;
+    // CREATE on the cluster covers every topic; else CREATE on each topic.
+    let cluster_create = broker.authorize_cluster(ctx, AclOperation::Create);
     let validate_only = request.validate_only;
     // A name given twice in one request is refused for every occurrence, as Kafka does.
     let mut counts: BTreeMap<String, usize> = BTreeMap::new();
@@ -49,6 +54,20 @@ pub(super) async fn create_topics(
             response.topics.push(fit_create_result(result, version));
             continue;
         }
+        if !cluster_create
+            && !broker.authorize(ctx, AclOperation::Create, ResourceType::Topic, &topic.name)
+        {
+            result.error_code = ResponseError::TopicAuthorizationFailed.code();
+            result.error_message = Some("Authorization failed.".into());
+            response.topics.push(fit_create_result(result, version));
+            continue;
+        }
+        let describe_configs = broker.authorize(
+            ctx,
+            AclOperation::DescribeConfigs,
+            ResourceType::Topic,
+            &topic.name,
+        );
         let mut configs = BTreeMap::new();
         let mut config_error = None;
         for c in &topic.configs {
@@ -123,7 +142,9 @@ pub(super) async fn create_topics(
                         n => n,
                     };
                 }
-                if version >= 5 {
+                if version >= 5 && !describe_configs {
+                    result.topic_config_error_code = ResponseError::TopicAuthorizationFailed.code();
+                } else if version >= 5 {
                     let overrides = if validate_only {
                         &spec.configs
                     } else {
@@ -198,9 +219,11 @@ pub(super) async fn auto_create(
 
 pub(super) async fn delete_topics(
     broker: &Arc<Broker>,
-    version: i16,
+    ctx: &RequestContext,
     request: DeleteTopicsRequest,
 ) -> DeleteTopicsResponse {
+    let version = ctx.api_version;
+    let allowed = |op, name: &str| broker.authorize(ctx, op, ResourceType::Topic, name);
     // v6 names topics by name or id in `topics`; earlier versions list names.
     let wanted: Vec<(Option<TopicName>, Uuid)> = if version >= 6 {
         request
@@ -225,6 +248,22 @@ pub(super) async fn delete_topics(
             Some(n) => image.topic(n).cloned(),
             None => image.topic_by_id(&topic_id).cloned(),
         };
+        // By name: DELETE, whether or not it exists. By id: the name is not disclosed
+        // without DESCRIBE.
+        let denied = match (&name, &target) {
+            (Some(n), _) => !allowed(AclOperation::Delete, n),
+            (None, Some(t)) if !allowed(AclOperation::Describe, &t.name) => {
+                result.name = None;
+                true
+            }
+            (None, Some(t)) => !allowed(AclOperation::Delete, &t.name),
+            (None, None) => false,
+        };
+        if denied {
+            result.error_code = ResponseError::TopicAuthorizationFailed.code();
+            response.responses.push(fit_delete_result(result, version));
+            continue;
+        }
         let Some(target) = target else {
             result.error_code = if name.is_none() {
                 ResponseError::UnknownTopicId.code()
@@ -254,6 +293,7 @@ pub(super) async fn delete_topics(
 
 pub(super) async fn create_partitions(
     broker: &Arc<Broker>,
+    ctx: &RequestContext,
     request: CreatePartitionsRequest,
 ) -> CreatePartitionsResponse {
     let validate_only = request.validate_only;
@@ -261,6 +301,12 @@ pub(super) async fn create_partitions(
     for topic in request.topics {
         let mut result = CreatePartitionsTopicResult::default();
         result.name = topic.name.clone();
+        if !broker.authorize(ctx, AclOperation::Alter, ResourceType::Topic, &topic.name) {
+            result.error_code = ResponseError::TopicAuthorizationFailed.code();
+            result.error_message = Some("Authorization failed.".into());
+            response.results.push(result);
+            continue;
+        }
         let name = topic.name.to_string();
         let count = topic.count;
         let assignments: Option<Vec<Vec<i32>>> = topic.assignments.as_ref().map(|a| {
@@ -286,16 +332,25 @@ pub(super) async fn create_partitions(
 
 pub(super) async fn delete_records(
     broker: &Arc<Broker>,
+    ctx: &RequestContext,
     request: DeleteRecordsRequest,
 ) -> DeleteRecordsResponse {
     let mut response = DeleteRecordsResponse::default();
     for topic in request.topics {
+        let authorized =
+            broker.authorize(ctx, AclOperation::Delete, ResourceType::Topic, &topic.name);
         let mut t = DeleteRecordsTopicResult::default();
         for p in &topic.partitions {
             let mut r = DeleteRecordsPartitionResult::default();
             r.partition_index = p.partition_index;
             r.low_watermark = -1;
-            match broker.partitions().get(&topic.name, p.partition_index) {
+            let found = authorized
+                .then(|| broker.partitions().get(&topic.name, p.partition_index))
+                .flatten();
+            match found {
+                None if !authorized => {
+                    r.error_code = ResponseError::TopicAuthorizationFailed.code()
+                }
                 None => r.error_code = ResponseError::UnknownTopicOrPartition.code(),
                 Some(partition) => {
                     let offset = p.offset;

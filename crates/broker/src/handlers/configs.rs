@@ -19,7 +19,9 @@ use kafka_protocol::messages::{
 use oxka_metadata::topic_config::{self, ConfigKind};
 use oxka_protocol::kafka_protocol;
 
-use super::blocking;
+use oxka_metadata::acl::{AclOperation, ResourceType};
+
+use super::{blocking, RequestContext};
 use crate::config::ConfigSource;
 use crate::errors::controller_error_code;
 use crate::Broker;
@@ -41,11 +43,34 @@ fn config_type(kind: ConfigKind) -> i8 {
 
 type ResourceError = (i16, String);
 
+/// Kafka's check for a config resource: `op` (DESCRIBE_CONFIGS or ALTER_CONFIGS) on the topic
+/// (TOPIC_AUTHORIZATION_FAILED), or on the cluster for a broker (CLUSTER_AUTHORIZATION_FAILED).
+fn authorize_resource(
+    broker: &Broker,
+    ctx: &RequestContext,
+    op: AclOperation,
+    resource_type: i8,
+    name: &str,
+) -> Result<(), ResourceError> {
+    match resource_type {
+        TOPIC if !broker.authorize(ctx, op, ResourceType::Topic, name) => Err((
+            ResponseError::TopicAuthorizationFailed.code(),
+            "Topic authorization failed.".into(),
+        )),
+        BROKER if !broker.authorize_cluster(ctx, op) => Err((
+            ResponseError::ClusterAuthorizationFailed.code(),
+            "Cluster authorization failed.".into(),
+        )),
+        _ => Ok(()),
+    }
+}
+
 pub(super) fn describe(
     broker: &Broker,
-    version: i16,
+    ctx: &RequestContext,
     request: DescribeConfigsRequest,
 ) -> DescribeConfigsResponse {
+    let version = ctx.api_version;
     let synonyms = request.include_synonyms && version >= 1;
     let mut response = DescribeConfigsResponse::default();
     for resource in request.resources {
@@ -56,7 +81,15 @@ pub(super) fn describe(
             .configuration_keys
             .map(|k| k.iter().map(|s| s.to_string()).collect());
         let wanted = |name: &str| keys.as_ref().is_none_or(|k| k.iter().any(|x| x == name));
+        let authorized = authorize_resource(
+            broker,
+            ctx,
+            AclOperation::DescribeConfigs,
+            resource.resource_type,
+            &resource.resource_name,
+        );
         let outcome = match resource.resource_type {
+            _ if authorized.is_err() => authorized.map(|()| Vec::new()),
             TOPIC => describe_topic(broker, &resource.resource_name, synonyms, &wanted),
             BROKER => describe_broker(broker, &resource.resource_name, synonyms, &wanted),
             other => Err((
@@ -211,6 +244,7 @@ fn unsupported_resource(resource_type: i8) -> ResourceError {
 
 pub(super) async fn alter(
     broker: &Arc<Broker>,
+    ctx: &RequestContext,
     request: AlterConfigsRequest,
 ) -> AlterConfigsResponse {
     let validate_only = request.validate_only;
@@ -227,7 +261,15 @@ pub(super) async fn alter(
                 None => null_key = Some(c.name.to_string()),
             }
         }
+        let authorized = authorize_resource(
+            broker,
+            ctx,
+            AclOperation::AlterConfigs,
+            resource.resource_type,
+            &name,
+        );
         let outcome = match (resource.resource_type, null_key) {
+            _ if authorized.is_err() => authorized,
             (_, Some(key)) => Err((
                 ResponseError::InvalidRequest.code(),
                 format!("Null value not supported for : {key}"),
@@ -259,6 +301,7 @@ type ConfigOp = (String, i8, Option<String>);
 
 pub(super) async fn incremental_alter(
     broker: &Arc<Broker>,
+    ctx: &RequestContext,
     request: IncrementalAlterConfigsRequest,
 ) -> IncrementalAlterConfigsResponse {
     let validate_only = request.validate_only;
@@ -277,7 +320,9 @@ pub(super) async fn incremental_alter(
             })
             .collect();
         let kind = resource.resource_type;
+        let authorized = authorize_resource(broker, ctx, AclOperation::AlterConfigs, kind, &name);
         let outcome = match kind {
+            _ if authorized.is_err() => authorized,
             TOPIC | BROKER => match incremental_configs(broker, kind, &name, &ops) {
                 Ok(configs) => replace_configs(broker, kind, name, configs, validate_only).await,
                 Err(e) => Err(e),

@@ -4,6 +4,7 @@
 
 use std::sync::Arc;
 
+use kafka_protocol::error::ResponseError;
 use kafka_protocol::messages::consumer_group_describe_response::{
     Assignment as DescribedAssignment, DescribedGroup, Member, TopicPartitions as DescribedTopic,
 };
@@ -15,6 +16,7 @@ use kafka_protocol::messages::{
     ConsumerGroupHeartbeatResponse,
 };
 use kafka_protocol::protocol::StrBytes;
+use oxka_metadata::acl::{AclOperation, ResourceType};
 use oxka_metadata::MetadataImage;
 use oxka_protocol::kafka_protocol;
 
@@ -23,8 +25,6 @@ use crate::group::consumer::{self, Assignment};
 use crate::group::coordinator::{from_topic_ids, with_topic_ids};
 use crate::Broker;
 
-/// READ, DELETE and DESCRIBE: what a group allows when no authorizer is configured.
-const GROUP_AUTHORIZED_OPERATIONS: i32 = (1 << 3) | (1 << 6) | (1 << 8);
 /// ConsumerGroupDescribe v1 MemberType: a member of the consumer protocol.
 const MEMBER_TYPE_CONSUMER: i8 = 1;
 
@@ -37,6 +37,27 @@ pub(super) fn heartbeat(
     ctx: &RequestContext,
     request: ConsumerGroupHeartbeatRequest,
 ) -> ConsumerGroupHeartbeatResponse {
+    // READ on the group; subscribed topic names must all be describable (Kafka 4).
+    let denied = if !broker.authorize(
+        ctx,
+        AclOperation::Read,
+        ResourceType::Group,
+        &request.group_id,
+    ) {
+        Some(ResponseError::GroupAuthorizationFailed.code())
+    } else if request.subscribed_topic_names.as_ref().is_some_and(|ts| {
+        ts.iter()
+            .any(|t| !broker.authorize(ctx, AclOperation::Describe, ResourceType::Topic, t))
+    }) {
+        Some(ResponseError::TopicAuthorizationFailed.code())
+    } else {
+        None
+    };
+    if let Some(code) = denied {
+        let mut response = ConsumerGroupHeartbeatResponse::default();
+        response.error_code = code;
+        return response;
+    }
     let image = broker.image();
     let req = consumer::Heartbeat {
         member_id: request.member_id.to_string(),
@@ -122,7 +143,13 @@ pub(super) fn describe(
         .map(|id| {
             let mut out = DescribedGroup::default();
             out.group_id = id.clone();
-            match broker.groups.consumer_describe(broker, id) {
+            let outcome = if broker.authorize(ctx, AclOperation::Describe, ResourceType::Group, id)
+            {
+                broker.groups.consumer_describe(broker, id)
+            } else {
+                Err((ResponseError::GroupAuthorizationFailed.code(), None))
+            };
+            match outcome {
                 Err((code, message)) => {
                     out.error_code = code;
                     out.error_message = message.map(|m| s(&m));
@@ -159,7 +186,7 @@ pub(super) fn describe(
                         })
                         .collect();
                     out.authorized_operations = if request.include_authorized_operations {
-                        GROUP_AUTHORIZED_OPERATIONS
+                        broker.authorized_operations(ctx, ResourceType::Group, id)
                     } else {
                         i32::MIN
                     };

@@ -15,18 +15,27 @@ use oxka_protocol::kafka_protocol;
 
 use oxka_log::batch::BatchHeader;
 
+use oxka_metadata::acl::{AclOperation, ResourceType};
+
+use super::RequestContext;
 use crate::errors::partition_error_code;
 use crate::partition::PartitionError;
 use crate::{metrics, Broker};
 
 pub(super) async fn handle(
     broker: &Arc<Broker>,
-    version: i16,
+    ctx: &RequestContext,
     request: FetchRequest,
 ) -> FetchResponse {
+    let version = ctx.api_version;
     let mut response = FetchResponse::default();
     if request.session_id != 0 {
         response.error_code = ResponseError::FetchSessionIdNotFound.code();
+        return response;
+    }
+    let (request, mut denied) = authorize_fetch(broker, ctx, request);
+    if request.topics.is_empty() && !denied.is_empty() {
+        response.responses = denied;
         return response;
     }
     let max_wait = Duration::from_millis(request.max_wait_ms.max(0) as u64);
@@ -51,11 +60,70 @@ pub(super) async fn handle(
                     metrics::fetched(&t.topic, sent);
                 }
             }
-            response.responses = topics;
+            denied.extend(topics);
+            response.responses = denied;
             return response;
         }
         let _ = tokio::time::timeout(deadline - now, notified).await;
     }
+}
+
+/// Splits off the partitions the principal may not fetch, answered TOPIC_AUTHORIZATION_FAILED
+/// as Kafka does: a follower (replica id >= 0) needs CLUSTER_ACTION on the cluster for all of
+/// them, a consumer READ on each topic. Topic ids the image does not know stay in the request
+/// (UNKNOWN_TOPIC_ID comes first).
+fn authorize_fetch(
+    broker: &Broker,
+    ctx: &RequestContext,
+    mut request: FetchRequest,
+) -> (FetchRequest, Vec<FetchableTopicResponse>) {
+    if !broker.authorizer_enabled() {
+        return (request, Vec::new());
+    }
+    let replica_id = if ctx.api_version >= 15 {
+        request.replica_state.replica_id.0
+    } else {
+        request.replica_id.0
+    };
+    let follower_allowed =
+        replica_id < 0 || broker.authorize_cluster(ctx, AclOperation::ClusterAction);
+    let image = broker.image();
+    let mut denied = Vec::new();
+    request.topics.retain(|topic| {
+        let name = if ctx.api_version >= 13 {
+            match image.topic_by_id(&topic.topic_id) {
+                Some(t) => t.name.clone(),
+                None => return true,
+            }
+        } else {
+            topic.topic.to_string()
+        };
+        let allowed = follower_allowed
+            && (replica_id >= 0
+                || broker.authorize(ctx, AclOperation::Read, ResourceType::Topic, &name));
+        if !allowed {
+            let mut t = FetchableTopicResponse::default();
+            t.topic = topic.topic.clone();
+            t.topic_id = topic.topic_id;
+            t.partitions = topic
+                .partitions
+                .iter()
+                .map(|p| {
+                    let mut data = PartitionData::default();
+                    data.partition_index = p.partition;
+                    data.error_code = ResponseError::TopicAuthorizationFailed.code();
+                    data.high_watermark = -1;
+                    data.last_stable_offset = -1;
+                    data.log_start_offset = -1;
+                    data.preferred_read_replica = kafka_protocol::messages::BrokerId(-1);
+                    data
+                })
+                .collect();
+            denied.push(t);
+        }
+        allowed
+    });
+    (request, denied)
 }
 
 /// One pass over the requested partitions: the responses, bytes returned, and whether any

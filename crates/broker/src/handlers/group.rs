@@ -30,6 +30,7 @@ use kafka_protocol::messages::{
     OffsetFetchResponse, SyncGroupRequest, SyncGroupResponse,
 };
 use kafka_protocol::protocol::StrBytes;
+use oxka_metadata::acl::{AclOperation, ResourceType};
 use oxka_protocol::kafka_protocol;
 
 use super::RequestContext;
@@ -38,8 +39,19 @@ use crate::group::state::{code, JoinRequest};
 use crate::Broker;
 
 const INVALID_REQUEST: i16 = 42;
-/// READ, DELETE and DESCRIBE: what a group allows when no authorizer is configured.
-const GROUP_AUTHORIZED_OPERATIONS: i32 = (1 << 3) | (1 << 6) | (1 << 8);
+const GROUP_AUTHORIZATION_FAILED: i16 = 30;
+const TOPIC_AUTHORIZATION_FAILED: i16 = 29;
+const TRANSACTIONAL_ID_AUTHORIZATION_FAILED: i16 = 53;
+
+/// Whether the request's principal may perform `op` on group `id`.
+fn group_allowed(broker: &Broker, ctx: &RequestContext, op: AclOperation, id: &str) -> bool {
+    broker.authorize(ctx, op, ResourceType::Group, id)
+}
+
+/// Whether the request's principal may perform `op` on topic `name`.
+fn topic_allowed(broker: &Broker, ctx: &RequestContext, op: AclOperation, name: &str) -> bool {
+    broker.authorize(ctx, op, ResourceType::Topic, name)
+}
 
 fn s(v: &str) -> StrBytes {
     StrBytes::from_string(v.to_owned())
@@ -64,7 +76,20 @@ pub(super) fn find_coordinator(
     let answers: Vec<Coordinator> = keys
         .into_iter()
         .map(|key| {
+            // DESCRIBE on the group or transactional id, as Kafka checks.
             let found = match request.key_type {
+                0 if !group_allowed(broker, ctx, AclOperation::Describe, &key) => {
+                    Err(GROUP_AUTHORIZATION_FAILED)
+                }
+                1 if !broker.authorize(
+                    ctx,
+                    AclOperation::Describe,
+                    ResourceType::TransactionalId,
+                    &key,
+                ) =>
+                {
+                    Err(TRANSACTIONAL_ID_AUTHORIZATION_FAILED)
+                }
                 0 => broker.groups.coordinator_for(broker, &key),
                 1 => broker.txns.coordinator_for(broker, &key),
                 _ => Err(INVALID_REQUEST),
@@ -107,6 +132,8 @@ fn error_message(code: i16) -> &'static str {
     match code {
         code::COORDINATOR_NOT_AVAILABLE => "The coordinator is not available.",
         INVALID_REQUEST => "Invalid coordinator key type.",
+        GROUP_AUTHORIZATION_FAILED => "Group authorization failed.",
+        TRANSACTIONAL_ID_AUTHORIZATION_FAILED => "Transactional Id authorization failed.",
         _ => "",
     }
 }
@@ -117,6 +144,15 @@ pub(super) async fn join_group(
     request: JoinGroupRequest,
 ) -> JoinGroupResponse {
     let v = ctx.api_version;
+    if !group_allowed(broker, ctx, AclOperation::Read, &request.group_id) {
+        let mut response = JoinGroupResponse::default();
+        response.error_code = GROUP_AUTHORIZATION_FAILED;
+        response.generation_id = -1;
+        response.member_id = request.member_id.clone();
+        response.leader = s("");
+        response.protocol_name = (v < 7).then(|| s(""));
+        return response;
+    }
     let client_id = ctx.client_id.clone().unwrap_or_default();
     let req = JoinRequest {
         member_id: request.member_id.to_string(),
@@ -175,6 +211,11 @@ pub(super) async fn sync_group(
     request: SyncGroupRequest,
 ) -> SyncGroupResponse {
     let v = ctx.api_version;
+    if !group_allowed(broker, ctx, AclOperation::Read, &request.group_id) {
+        let mut response = SyncGroupResponse::default();
+        response.error_code = GROUP_AUTHORIZATION_FAILED;
+        return response;
+    }
     let assignments = request
         .assignments
         .iter()
@@ -203,8 +244,16 @@ pub(super) async fn sync_group(
     response
 }
 
-pub(super) fn heartbeat(broker: &Arc<Broker>, request: HeartbeatRequest) -> HeartbeatResponse {
+pub(super) fn heartbeat(
+    broker: &Arc<Broker>,
+    ctx: &RequestContext,
+    request: HeartbeatRequest,
+) -> HeartbeatResponse {
     let mut response = HeartbeatResponse::default();
+    if !group_allowed(broker, ctx, AclOperation::Read, &request.group_id) {
+        response.error_code = GROUP_AUTHORIZATION_FAILED;
+        return response;
+    }
     response.error_code = broker.groups.heartbeat(
         broker,
         &request.group_id,
@@ -236,6 +285,10 @@ pub(super) fn leave_group(
         vec![(request.member_id.to_string(), None)]
     };
     let mut response = LeaveGroupResponse::default();
+    if !group_allowed(broker, ctx, AclOperation::Read, &request.group_id) {
+        response.error_code = GROUP_AUTHORIZATION_FAILED;
+        return response;
+    }
     match broker.groups.leave(broker, &request.group_id, &members) {
         Err(e) => response.error_code = e,
         Ok(codes) if v >= 3 => {
@@ -277,6 +330,22 @@ pub(super) fn offset_commit(
         },
         api_version: v,
     };
+    // READ on the group (else every partition fails), then READ on each topic.
+    let group_ok = group_allowed(broker, ctx, AclOperation::Read, &request.group_id);
+    let denied: Vec<Option<i16>> = request
+        .topics
+        .iter()
+        .flat_map(|t| {
+            let code = if !group_ok {
+                Some(GROUP_AUTHORIZATION_FAILED)
+            } else if !topic_allowed(broker, ctx, AclOperation::Read, &t.name) {
+                Some(TOPIC_AUTHORIZATION_FAILED)
+            } else {
+                None
+            };
+            t.partitions.iter().map(move |_| code)
+        })
+        .collect();
     let commits: Vec<OffsetCommit> = request
         .topics
         .iter()
@@ -290,14 +359,27 @@ pub(super) fn offset_commit(
             })
         })
         .collect();
-    let codes = match broker
-        .groups
-        .commit_offsets(broker, &request.group_id, &who, &commits)
-    {
-        Ok(codes) => codes,
-        Err(e) => vec![e; commits.len()],
+    let commits: Vec<OffsetCommit> = commits
+        .into_iter()
+        .zip(&denied)
+        .filter(|(_, d)| d.is_none())
+        .map(|(c, _)| c)
+        .collect();
+    let codes = if commits.is_empty() {
+        Vec::new()
+    } else {
+        match broker
+            .groups
+            .commit_offsets(broker, &request.group_id, &who, &commits)
+        {
+            Ok(codes) => codes,
+            Err(e) => vec![e; commits.len()],
+        }
     };
-    let mut codes = codes.into_iter();
+    let mut committed = codes.into_iter();
+    let mut codes = denied
+        .into_iter()
+        .map(|d| d.unwrap_or_else(|| committed.next().unwrap_or(code::NONE)));
     let mut response = OffsetCommitResponse::default();
     response.topics = request
         .topics
@@ -352,6 +434,44 @@ fn fetch_group_offsets(
     Ok(out)
 }
 
+/// [`fetch_group_offsets`] behind Kafka's checks: DESCRIBE on the group (else the group-level
+/// GROUP_AUTHORIZATION_FAILED), DESCRIBE on each topic: named partitions of other topics
+/// answer TOPIC_AUTHORIZATION_FAILED, and an all-topics fetch leaves those topics out.
+fn fetch_authorized_offsets(
+    broker: &Arc<Broker>,
+    ctx: &RequestContext,
+    group_id: &str,
+    topics: Option<Vec<(String, Vec<i32>)>>,
+) -> FetchedOffsets {
+    let explicit = topics.is_some();
+    let found = fetch_group_offsets(broker, group_id, topics)?;
+    Ok(found
+        .into_iter()
+        .filter_map(|(topic, rows)| {
+            if topic_allowed(broker, ctx, AclOperation::Describe, &topic) {
+                Some((topic, rows))
+            } else if explicit {
+                let rows = rows
+                    .into_iter()
+                    .map(|(p, ..)| (p, -1, -1, String::new(), TOPIC_AUTHORIZATION_FAILED))
+                    .collect();
+                Some((topic, rows))
+            } else {
+                None
+            }
+        })
+        .collect())
+}
+
+/// GROUP_AUTHORIZATION_FAILED unless the principal may describe the group.
+fn describe_group_allowed(broker: &Broker, ctx: &RequestContext, id: &str) -> Result<(), i16> {
+    if group_allowed(broker, ctx, AclOperation::Describe, id) {
+        Ok(())
+    } else {
+        Err(GROUP_AUTHORIZATION_FAILED)
+    }
+}
+
 /// OffsetFetch with require_stable while a transactional offset commit is pending.
 const UNSTABLE_OFFSET_COMMIT: i16 = 88;
 
@@ -374,10 +494,15 @@ pub(super) fn offset_fetch(
                 });
                 let mut group = OffsetFetchResponseGroup::default();
                 group.group_id = g.group_id.clone();
-                let checked = broker
-                    .groups
-                    .validate_offset_fetch(&g.group_id, g.member_id.as_deref(), g.member_epoch)
-                    .and_then(|()| fetch_group_offsets(broker, &g.group_id, topics));
+                let checked = describe_group_allowed(broker, ctx, &g.group_id)
+                    .and_then(|()| {
+                        broker.groups.validate_offset_fetch(
+                            &g.group_id,
+                            g.member_id.as_deref(),
+                            g.member_epoch,
+                        )
+                    })
+                    .and_then(|()| fetch_authorized_offsets(broker, ctx, &g.group_id, topics));
                 match checked {
                     Err(e) => group.error_code = e,
                     Ok(found) => {
@@ -424,22 +549,23 @@ pub(super) fn offset_fetch(
             .map(|t| (t.name.to_string(), t.partition_indexes.clone()))
             .collect()
     });
-    let (found, group_error) =
-        match fetch_group_offsets(broker, &request.group_id, requested.clone()) {
-            Ok(found) => (found, code::NONE),
-            // v0–v1 have no group-level error: each requested partition carries it.
-            Err(e) => (
-                requested
-                    .unwrap_or_default()
-                    .into_iter()
-                    .map(|(t, ps)| {
-                        let rows = ps.into_iter().map(|p| (p, -1, -1, String::new(), e));
-                        (t, rows.collect())
-                    })
-                    .collect(),
-                e,
-            ),
-        };
+    let fetched = describe_group_allowed(broker, ctx, &request.group_id)
+        .and_then(|()| fetch_authorized_offsets(broker, ctx, &request.group_id, requested.clone()));
+    let (found, group_error) = match fetched {
+        Ok(found) => (found, code::NONE),
+        // v0–v1 have no group-level error: each requested partition carries it.
+        Err(e) => (
+            requested
+                .unwrap_or_default()
+                .into_iter()
+                .map(|(t, ps)| {
+                    let rows = ps.into_iter().map(|p| (p, -1, -1, String::new(), e));
+                    (t, rows.collect())
+                })
+                .collect(),
+            e,
+        ),
+    };
     if v >= 2 {
         response.error_code = group_error;
     }
@@ -500,6 +626,8 @@ pub(super) fn list_groups(
     } else {
         Vec::new()
     };
+    // DESCRIBE on the cluster lists every group; else only groups the principal may describe.
+    let all_groups = broker.authorize_cluster(ctx, AclOperation::Describe);
     let types: Vec<String> = if v >= 5 {
         request
             .types_filter
@@ -513,6 +641,7 @@ pub(super) fn list_groups(
         .into_iter()
         .filter(|g| states.is_empty() || states.contains(&g.state_name.to_lowercase()))
         .filter(|g| types.is_empty() || types.iter().any(|t| t == g.group_type))
+        .filter(|g| all_groups || group_allowed(broker, ctx, AclOperation::Describe, &g.group_id))
         .map(|g| {
             let mut out = ListedGroup::default();
             out.group_id = s(&g.group_id).into();
@@ -542,7 +671,9 @@ pub(super) fn describe_groups(
         .map(|id| {
             let mut out = DescribedGroup::default();
             out.group_id = id.clone();
-            match broker.groups.describe(broker, id) {
+            let described = describe_group_allowed(broker, ctx, id)
+                .and_then(|()| broker.groups.describe(broker, id));
+            match described {
                 Err(e) => out.error_code = e,
                 Ok(g) => {
                     out.group_state = s(g.state_name);
@@ -566,7 +697,8 @@ pub(super) fn describe_groups(
                         })
                         .collect();
                     if v >= 3 && request.include_authorized_operations {
-                        out.authorized_operations = GROUP_AUTHORIZED_OPERATIONS;
+                        out.authorized_operations =
+                            broker.authorized_operations(ctx, ResourceType::Group, id);
                     }
                 }
             }
@@ -578,6 +710,7 @@ pub(super) fn describe_groups(
 
 pub(super) fn delete_groups(
     broker: &Arc<Broker>,
+    ctx: &RequestContext,
     request: DeleteGroupsRequest,
 ) -> DeleteGroupsResponse {
     let mut response = DeleteGroupsResponse::default();
@@ -587,27 +720,45 @@ pub(super) fn delete_groups(
         .map(|id| {
             let mut out = DeletableGroupResult::default();
             out.group_id = id.clone();
-            out.error_code = broker.groups.delete_group(broker, id);
+            out.error_code = if group_allowed(broker, ctx, AclOperation::Delete, id) {
+                broker.groups.delete_group(broker, id)
+            } else {
+                GROUP_AUTHORIZATION_FAILED
+            };
             out
         })
         .collect();
     response
 }
 
+/// OffsetDelete: DELETE on the group (else a top-level GROUP_AUTHORIZATION_FAILED), READ on
+/// each topic (else TOPIC_AUTHORIZATION_FAILED for its partitions).
 pub(super) fn offset_delete(
     broker: &Arc<Broker>,
+    ctx: &RequestContext,
     request: OffsetDeleteRequest,
 ) -> OffsetDeleteResponse {
+    let mut response = OffsetDeleteResponse::default();
+    if !group_allowed(broker, ctx, AclOperation::Delete, &request.group_id) {
+        response.error_code = GROUP_AUTHORIZATION_FAILED;
+        return response;
+    }
+    let readable: Vec<bool> = request
+        .topics
+        .iter()
+        .map(|t| topic_allowed(broker, ctx, AclOperation::Read, &t.name))
+        .collect();
     let partitions: Vec<(String, i32)> = request
         .topics
         .iter()
-        .flat_map(|t| {
+        .zip(&readable)
+        .filter(|(_, ok)| **ok)
+        .flat_map(|(t, _)| {
             t.partitions
                 .iter()
                 .map(|p| (t.name.to_string(), p.partition_index))
         })
         .collect();
-    let mut response = OffsetDeleteResponse::default();
     let codes = match broker
         .groups
         .delete_offsets(broker, &request.group_id, &partitions)
@@ -618,7 +769,21 @@ pub(super) fn offset_delete(
             return response;
         }
     };
-    let mut codes = codes.into_iter();
+    let mut deleted = codes.into_iter();
+    let mut codes = request
+        .topics
+        .iter()
+        .zip(&readable)
+        .flat_map(|(t, ok)| t.partitions.iter().map(move |_| *ok))
+        .map(|ok| {
+            if ok {
+                deleted.next().unwrap_or(code::NONE)
+            } else {
+                TOPIC_AUTHORIZATION_FAILED
+            }
+        })
+        .collect::<Vec<_>>()
+        .into_iter();
     response.topics = request
         .topics
         .iter()

@@ -17,6 +17,9 @@ use kafka_protocol::messages::{
 };
 use oxka_protocol::kafka_protocol;
 
+use oxka_metadata::acl::{AclOperation, ResourceType};
+
+use super::RequestContext;
 use crate::errors::partition_error_code;
 use crate::partition::{Partition, PartitionError};
 use crate::Broker;
@@ -29,11 +32,18 @@ const LATEST_TIERED: i64 = -5;
 
 pub(super) fn handle(
     broker: &Broker,
-    version: i16,
+    ctx: &RequestContext,
     request: ListOffsetsRequest,
 ) -> ListOffsetsResponse {
+    let version = ctx.api_version;
     let mut response = ListOffsetsResponse::default();
     for topic in request.topics {
+        let authorized = broker.authorize(
+            ctx,
+            AclOperation::Describe,
+            ResourceType::Topic,
+            &topic.name,
+        );
         let mut t = ListOffsetsTopicResponse::default();
         for p in &topic.partitions {
             let mut r = ListOffsetsPartitionResponse::default();
@@ -41,8 +51,11 @@ pub(super) fn handle(
             r.timestamp = -1;
             r.offset = -1;
             r.leader_epoch = -1;
-            match broker.partitions().get(&topic.name, p.partition_index) {
-                None => r.error_code = ResponseError::UnknownTopicOrPartition.code(),
+            let found = authorized
+                .then(|| broker.partitions().get(&topic.name, p.partition_index))
+                .flatten();
+            match found {
+                None => r.error_code = not_found(authorized),
                 Some(partition) => {
                     if let Some(code) = check_leader_epoch(&partition, p.current_leader_epoch) {
                         r.error_code = code;
@@ -103,20 +116,44 @@ fn check_leader_epoch(partition: &Partition, current: i32) -> Option<i16> {
     }
 }
 
+/// TOPIC_AUTHORIZATION_FAILED when the topic is not authorized (its existence is not
+/// disclosed), else UNKNOWN_TOPIC_OR_PARTITION.
+fn not_found(authorized: bool) -> i16 {
+    if authorized {
+        ResponseError::UnknownTopicOrPartition.code()
+    } else {
+        ResponseError::TopicAuthorizationFailed.code()
+    }
+}
+
+/// OffsetForLeaderEpoch: CLUSTER_ACTION on the cluster (followers) or DESCRIBE on each topic
+/// (consumers since KIP-320), as Kafka checks.
 pub(super) fn offset_for_leader_epoch(
     broker: &Broker,
+    ctx: &RequestContext,
     request: OffsetForLeaderEpochRequest,
 ) -> OffsetForLeaderEpochResponse {
     let mut response = OffsetForLeaderEpochResponse::default();
+    let cluster_action = broker.authorize_cluster(ctx, AclOperation::ClusterAction);
     for topic in request.topics {
+        let authorized = cluster_action
+            || broker.authorize(
+                ctx,
+                AclOperation::Describe,
+                ResourceType::Topic,
+                &topic.topic,
+            );
         let mut t = OffsetForLeaderTopicResult::default();
         for p in &topic.partitions {
             let mut r = EpochEndOffset::default();
             r.partition = p.partition;
             r.leader_epoch = -1;
             r.end_offset = -1;
-            match broker.partitions().get(&topic.topic, p.partition) {
-                None => r.error_code = ResponseError::UnknownTopicOrPartition.code(),
+            let found = authorized
+                .then(|| broker.partitions().get(&topic.topic, p.partition))
+                .flatten();
+            match found {
+                None => r.error_code = not_found(authorized),
                 Some(partition) => {
                     if let Some(code) = check_leader_epoch(&partition, p.current_leader_epoch) {
                         r.error_code = code;

@@ -8,13 +8,27 @@ use kafka_protocol::messages::describe_log_dirs_response::{
 use kafka_protocol::messages::{DescribeLogDirsRequest, DescribeLogDirsResponse, TopicName};
 use oxka_protocol::kafka_protocol;
 
+use oxka_metadata::acl::AclOperation;
+
+use super::RequestContext;
 use crate::Broker;
 
+/// Needs DESCRIBE on the cluster; without it Kafka answers no log dirs and (v3+) a top-level
+/// CLUSTER_AUTHORIZATION_FAILED.
 pub(super) async fn describe(
     broker: &Arc<Broker>,
-    version: i16,
+    ctx: &RequestContext,
     request: DescribeLogDirsRequest,
 ) -> DescribeLogDirsResponse {
+    let version = ctx.api_version;
+    if !broker.authorize_cluster(ctx, AclOperation::Describe) {
+        let mut response = DescribeLogDirsResponse::default();
+        if version >= 3 {
+            response.error_code =
+                kafka_protocol::error::ResponseError::ClusterAuthorizationFailed.code();
+        }
+        return response;
+    }
     let broker = broker.clone();
     tokio::task::spawn_blocking(move || describe_blocking(&broker, version, request))
         .await

@@ -13,6 +13,7 @@ use kafka_protocol::messages::{
     BrokerId, DescribeClusterRequest, DescribeClusterResponse, MetadataRequest, MetadataResponse,
     TopicName,
 };
+use oxka_metadata::acl::{AclOperation, ResourceType};
 use oxka_metadata::{TopicImage, Uuid};
 use oxka_protocol::kafka_protocol;
 
@@ -42,6 +43,16 @@ pub(super) async fn handle(
         response.controller_id = BrokerId(broker.config.node_id);
     }
     response.cluster_authorized_operations = i32::MIN;
+    if (8..=10).contains(&version) && request.include_cluster_authorized_operations {
+        response.cluster_authorized_operations = cluster_operations(broker, ctx);
+    }
+    let describe =
+        |name: &str| broker.authorize(ctx, AclOperation::Describe, ResourceType::Topic, name);
+    // Auto-creation needs CREATE on the cluster or on the topic.
+    let may_create = |name: &str| {
+        broker.authorize_cluster(ctx, AclOperation::Create)
+            || broker.authorize(ctx, AclOperation::Create, ResourceType::Topic, name)
+    };
 
     // v0: an empty list means all topics; v1+: null means all, empty means none.
     let requested = match request.topics {
@@ -57,9 +68,11 @@ pub(super) async fn handle(
     }
     match requested {
         None => {
+            // Topics the principal may not describe are left out, not reported.
             response.topics = image
                 .topics
                 .values()
+                .filter(|t| describe(&t.name))
                 .map(|t| topic_response(t, version))
                 .collect();
         }
@@ -69,8 +82,27 @@ pub(super) async fn handle(
                     Some(name) => image.topic(name).cloned(),
                     None => image.topic_by_id(&wanted.topic_id).cloned(),
                 };
+                // Whether a named topic exists is not disclosed without DESCRIBE.
+                let denied = match (&found, &wanted.name) {
+                    (_, Some(name)) => !describe(name),
+                    (Some(t), None) => !describe(&t.name),
+                    (None, None) => false,
+                };
+                if denied {
+                    response.topics.push(error_topic(
+                        wanted.name,
+                        wanted.topic_id,
+                        ResponseError::TopicAuthorizationFailed.code(),
+                    ));
+                    continue;
+                }
                 let topic = match (found, wanted.name) {
                     (Some(t), _) => topic_response(&t, version),
+                    (None, Some(name)) if allow_create && !may_create(&name) => error_topic(
+                        Some(name),
+                        Uuid::nil(),
+                        ResponseError::TopicAuthorizationFailed.code(),
+                    ),
                     (None, Some(name)) => {
                         match create_for_metadata(broker, &name, allow_create).await {
                             Ok(created) => {
@@ -88,7 +120,28 @@ pub(super) async fn handle(
             }
         }
     }
+    if version >= 8 && request.include_topic_authorized_operations {
+        for t in &mut response.topics {
+            if t.error_code == ResponseError::TopicAuthorizationFailed.code() {
+                continue;
+            }
+            if let Some(name) = &t.name {
+                t.topic_authorized_operations =
+                    broker.authorized_operations(ctx, ResourceType::Topic, name);
+            }
+        }
+    }
     response
+}
+
+/// The cluster's authorized-operations bitfield as Kafka reports it: 0 without DESCRIBE on
+/// the cluster.
+fn cluster_operations(broker: &Broker, ctx: &RequestContext) -> i32 {
+    if broker.authorize_cluster(ctx, AclOperation::Describe) {
+        broker.authorized_operations(ctx, ResourceType::Cluster, oxka_metadata::acl::CLUSTER_NAME)
+    } else {
+        0
+    }
 }
 
 /// Creates a topic on behalf of a Metadata or Produce request, or says why not.
@@ -153,6 +206,9 @@ pub(super) fn describe_cluster(
     response.controller_id = BrokerId(broker.config.node_id);
     response.endpoint_type = request.endpoint_type;
     response.cluster_authorized_operations = i32::MIN;
+    if request.include_cluster_authorized_operations {
+        response.cluster_authorized_operations = cluster_operations(broker, ctx);
+    }
     // A broker listener only describes brokers (endpoint type 1).
     if request.endpoint_type != 1 {
         response.error_code = ResponseError::MismatchedEndpointType.code();

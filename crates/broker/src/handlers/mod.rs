@@ -1,6 +1,7 @@
 //! One module per Kafka API. Each handler takes the decoded request and returns the response
 //! Kafka would give, with errors at the same level (request, topic or partition).
 
+mod acls;
 mod admin;
 mod api_versions;
 mod configs;
@@ -59,59 +60,68 @@ impl Broker {
             RequestKind::Metadata(r) => {
                 ResponseKind::Metadata(metadata::handle(self, ctx, r).await)
             }
-            RequestKind::Produce(r) => return produce::handle(self, v, r).await,
-            RequestKind::Fetch(r) => ResponseKind::Fetch(fetch::handle(self, v, r).await),
+            RequestKind::Produce(r) => return produce::handle(self, ctx, r).await,
+            RequestKind::Fetch(r) => ResponseKind::Fetch(fetch::handle(self, ctx, r).await),
             RequestKind::ListOffsets(r) => {
-                ResponseKind::ListOffsets(list_offsets::handle(self, v, r))
+                ResponseKind::ListOffsets(list_offsets::handle(self, ctx, r))
             }
-            RequestKind::OffsetForLeaderEpoch(r) => {
-                ResponseKind::OffsetForLeaderEpoch(list_offsets::offset_for_leader_epoch(self, r))
-            }
+            RequestKind::OffsetForLeaderEpoch(r) => ResponseKind::OffsetForLeaderEpoch(
+                list_offsets::offset_for_leader_epoch(self, ctx, r),
+            ),
             RequestKind::CreateTopics(r) => {
-                ResponseKind::CreateTopics(admin::create_topics(self, v, r).await)
+                ResponseKind::CreateTopics(admin::create_topics(self, ctx, r).await)
             }
             RequestKind::DeleteTopics(r) => {
-                ResponseKind::DeleteTopics(admin::delete_topics(self, v, r).await)
+                ResponseKind::DeleteTopics(admin::delete_topics(self, ctx, r).await)
             }
             RequestKind::CreatePartitions(r) => {
-                ResponseKind::CreatePartitions(admin::create_partitions(self, r).await)
+                ResponseKind::CreatePartitions(admin::create_partitions(self, ctx, r).await)
             }
             RequestKind::DeleteRecords(r) => {
-                ResponseKind::DeleteRecords(admin::delete_records(self, r).await)
+                ResponseKind::DeleteRecords(admin::delete_records(self, ctx, r).await)
             }
             RequestKind::DescribeConfigs(r) => {
-                ResponseKind::DescribeConfigs(configs::describe(self, v, r))
+                ResponseKind::DescribeConfigs(configs::describe(self, ctx, r))
             }
             RequestKind::AlterConfigs(r) => {
-                ResponseKind::AlterConfigs(configs::alter(self, r).await)
+                ResponseKind::AlterConfigs(configs::alter(self, ctx, r).await)
             }
-            RequestKind::IncrementalAlterConfigs(r) => {
-                ResponseKind::IncrementalAlterConfigs(configs::incremental_alter(self, r).await)
-            }
+            RequestKind::IncrementalAlterConfigs(r) => ResponseKind::IncrementalAlterConfigs(
+                configs::incremental_alter(self, ctx, r).await,
+            ),
             RequestKind::InitProducerId(r) => {
-                ResponseKind::InitProducerId(producer_id::init_producer_id(self, v, r).await)
+                ResponseKind::InitProducerId(producer_id::init_producer_id(self, ctx, r).await)
             }
             RequestKind::AddPartitionsToTxn(r) => {
-                ResponseKind::AddPartitionsToTxn(txn::add_partitions_to_txn(self, v, r).await)
+                ResponseKind::AddPartitionsToTxn(txn::add_partitions_to_txn(self, ctx, r).await)
             }
             RequestKind::AddOffsetsToTxn(r) => {
-                ResponseKind::AddOffsetsToTxn(txn::add_offsets_to_txn(self, v, r).await)
+                ResponseKind::AddOffsetsToTxn(txn::add_offsets_to_txn(self, ctx, r).await)
             }
-            RequestKind::EndTxn(r) => ResponseKind::EndTxn(txn::end_txn(self, v, r).await),
+            RequestKind::EndTxn(r) => ResponseKind::EndTxn(txn::end_txn(self, ctx, r).await),
             RequestKind::TxnOffsetCommit(r) => {
-                ResponseKind::TxnOffsetCommit(txn::txn_offset_commit(self, v, r).await)
+                ResponseKind::TxnOffsetCommit(txn::txn_offset_commit(self, ctx, r).await)
             }
             RequestKind::DescribeProducers(r) => {
-                ResponseKind::DescribeProducers(txn::describe_producers(self, r))
+                ResponseKind::DescribeProducers(txn::describe_producers(self, ctx, r))
             }
             RequestKind::DescribeTransactions(r) => {
-                ResponseKind::DescribeTransactions(txn::describe_transactions(self, r))
+                ResponseKind::DescribeTransactions(txn::describe_transactions(self, ctx, r))
             }
             RequestKind::ListTransactions(r) => {
-                ResponseKind::ListTransactions(txn::list_transactions(self, v, r))
+                ResponseKind::ListTransactions(txn::list_transactions(self, ctx, r))
+            }
+            RequestKind::DescribeAcls(r) => {
+                ResponseKind::DescribeAcls(acls::describe_acls(self, ctx, r))
+            }
+            RequestKind::CreateAcls(r) => {
+                ResponseKind::CreateAcls(acls::create_acls(self, ctx, r).await)
+            }
+            RequestKind::DeleteAcls(r) => {
+                ResponseKind::DeleteAcls(acls::delete_acls(self, ctx, r).await)
             }
             RequestKind::DescribeLogDirs(r) => {
-                ResponseKind::DescribeLogDirs(log_dirs::describe(self, v, r).await)
+                ResponseKind::DescribeLogDirs(log_dirs::describe(self, ctx, r).await)
             }
             RequestKind::DescribeCluster(r) => {
                 ResponseKind::DescribeCluster(metadata::describe_cluster(self, ctx, r))
@@ -125,7 +135,7 @@ impl Broker {
             RequestKind::SyncGroup(r) => {
                 ResponseKind::SyncGroup(group::sync_group(self, ctx, r).await)
             }
-            RequestKind::Heartbeat(r) => ResponseKind::Heartbeat(group::heartbeat(self, r)),
+            RequestKind::Heartbeat(r) => ResponseKind::Heartbeat(group::heartbeat(self, ctx, r)),
             RequestKind::LeaveGroup(r) => {
                 ResponseKind::LeaveGroup(group::leave_group(self, ctx, r))
             }
@@ -142,10 +152,10 @@ impl Broker {
                 ResponseKind::DescribeGroups(group::describe_groups(self, ctx, r))
             }
             RequestKind::DeleteGroups(r) => {
-                ResponseKind::DeleteGroups(group::delete_groups(self, r))
+                ResponseKind::DeleteGroups(group::delete_groups(self, ctx, r))
             }
             RequestKind::OffsetDelete(r) => {
-                ResponseKind::OffsetDelete(group::offset_delete(self, r))
+                ResponseKind::OffsetDelete(group::offset_delete(self, ctx, r))
             }
             RequestKind::ConsumerGroupHeartbeat(r) => {
                 ResponseKind::ConsumerGroupHeartbeat(consumer_group::heartbeat(self, ctx, r))

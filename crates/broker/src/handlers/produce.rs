@@ -13,8 +13,9 @@ use kafka_protocol::messages::{ProduceRequest, ProduceResponse, ResponseKind};
 use oxka_protocol::kafka_protocol;
 
 use oxka_log::batch::BatchHeader;
+use oxka_metadata::acl::{AclOperation, ResourceType};
 
-use super::Reply;
+use super::{Reply, RequestContext};
 use crate::errors::partition_error_code;
 use crate::partition::PartitionError;
 use crate::{metrics, Broker};
@@ -22,7 +23,12 @@ use crate::{metrics, Broker};
 /// Batch attributes bit 4: the batch belongs to a transaction.
 const TRANSACTIONAL_BIT: i16 = 0x10;
 
-pub(super) async fn handle(broker: &Arc<Broker>, version: i16, request: ProduceRequest) -> Reply {
+pub(super) async fn handle(
+    broker: &Arc<Broker>,
+    ctx: &RequestContext,
+    request: ProduceRequest,
+) -> Reply {
+    let version = ctx.api_version;
     let acks = request.acks;
     let mut response = ProduceResponse::default();
     let transactional_id = request.transactional_id.as_ref().map(|s| s.to_string());
@@ -30,16 +36,44 @@ pub(super) async fn handle(broker: &Arc<Broker>, version: i16, request: ProduceR
         response.responses = error_all(&request, ResponseError::InvalidRequiredAcks.code());
         return Reply::Send(ResponseKind::Produce(response));
     }
+    // Transactional batches need WRITE on the transactional id, else the whole request fails
+    // (Kafka's hasTransactionalRecords check).
+    // (Only scanned with an authorizer: without one there is nothing to check.)
+    let has_transactional = broker.authorizer_enabled()
+        && request.topic_data.iter().any(|t| {
+            t.partition_data.iter().any(|d| {
+                d.records
+                    .as_ref()
+                    .and_then(|r| BatchHeader::parse(r))
+                    .is_some_and(|h| h.attributes & TRANSACTIONAL_BIT != 0)
+            })
+        });
+    if has_transactional
+        && !transactional_id.as_ref().is_some_and(|id| {
+            broker.authorize(ctx, AclOperation::Write, ResourceType::TransactionalId, id)
+        })
+    {
+        response.responses = error_all(
+            &request,
+            ResponseError::TransactionalIdAuthorizationFailed.code(),
+        );
+        return reply(response, acks);
+    }
     let mut appended_any = false;
     for topic in request.topic_data {
         let mut topic_response = TopicProduceResponse::default();
         let name = topic.name.clone();
         // Produce never creates topics (clients do it through Metadata first), as in Kafka.
-        let topic_error = broker
-            .image()
-            .topic(&name)
-            .is_none()
-            .then(|| ResponseError::UnknownTopicOrPartition.code());
+        let topic_error = if !broker.authorize(ctx, AclOperation::Write, ResourceType::Topic, &name)
+        {
+            Some(ResponseError::TopicAuthorizationFailed.code())
+        } else {
+            broker
+                .image()
+                .topic(&name)
+                .is_none()
+                .then(|| ResponseError::UnknownTopicOrPartition.code())
+        };
         for data in topic.partition_data {
             let mut p = PartitionProduceResponse::default();
             p.index = data.index;
@@ -128,6 +162,11 @@ pub(super) async fn handle(broker: &Arc<Broker>, version: i16, request: ProduceR
     if appended_any {
         broker.data_arrived.notify_waiters();
     }
+    reply(response, acks)
+}
+
+/// The response for `acks`: sent, or for acks=0 nothing unless something failed.
+fn reply(response: ProduceResponse, acks: i16) -> Reply {
     if acks != 0 {
         return Reply::Send(ResponseKind::Produce(response));
     }

@@ -19,9 +19,10 @@ use kafka_protocol::messages::{
     TxnOffsetCommitRequest, TxnOffsetCommitResponse,
 };
 use kafka_protocol::protocol::StrBytes;
+use oxka_metadata::acl::{AclOperation, ResourceType};
 use oxka_protocol::kafka_protocol;
 
-use super::blocking;
+use super::{blocking, RequestContext};
 use crate::txn::state::{code, TopicPartition};
 use crate::Broker;
 
@@ -39,12 +40,41 @@ fn result_code(r: Result<(), i16>) -> i16 {
     r.err().unwrap_or(code::NONE)
 }
 
+/// Kafka's checks before a transactional request: WRITE on the transactional id
+/// (TRANSACTIONAL_ID_AUTHORIZATION_FAILED), then READ on the group if there is one
+/// (GROUP_AUTHORIZATION_FAILED).
+fn authorize_txn(
+    broker: &Broker,
+    ctx: &RequestContext,
+    transactional_id: &str,
+    group: Option<&str>,
+) -> Result<(), i16> {
+    if !broker.authorize(
+        ctx,
+        AclOperation::Write,
+        ResourceType::TransactionalId,
+        transactional_id,
+    ) {
+        return Err(ResponseError::TransactionalIdAuthorizationFailed.code());
+    }
+    match group {
+        Some(g) if !broker.authorize(ctx, AclOperation::Read, ResourceType::Group, g) => {
+            Err(ResponseError::GroupAuthorizationFailed.code())
+        }
+        _ => Ok(()),
+    }
+}
+
 pub(super) async fn add_partitions_to_txn(
     broker: &Arc<Broker>,
-    version: i16,
+    ctx: &RequestContext,
     request: AddPartitionsToTxnRequest,
 ) -> AddPartitionsToTxnResponse {
+    let version = ctx.api_version;
     let image = broker.image();
+    let txn_denied = authorize_txn(broker, ctx, &request.v3_and_below_transactional_id, None).err();
+    let writable =
+        |topic: &str| broker.authorize(ctx, AclOperation::Write, ResourceType::Topic, topic);
     let mut wanted: Vec<TopicPartition> = Vec::new();
     let mut unknown = false;
     for t in &request.v3_and_below_topics {
@@ -52,11 +82,14 @@ pub(super) async fn add_partitions_to_txn(
             let known = image
                 .topic(&t.name)
                 .is_some_and(|topic| topic.partitions.iter().any(|x| x.partition == *p));
-            unknown |= !known;
+            // An unwritable topic fails the request like an unknown one.
+            unknown |= !known || !writable(&t.name);
             wanted.push((t.name.to_string(), *p));
         }
     }
-    let error = if unknown {
+    let error = if let Some(code) = txn_denied {
+        Some(code)
+    } else if unknown {
         None
     } else {
         let id = request.v3_and_below_transactional_id.to_string();
@@ -78,6 +111,7 @@ pub(super) async fn add_partitions_to_txn(
             pr.partition_index = *p;
             pr.partition_error_code = match error {
                 Some(code) => code,
+                None if !writable(&t.name) => ResponseError::TopicAuthorizationFailed.code(),
                 // Kafka: the unknown partitions fail, the others are not attempted.
                 None if image
                     .topic(&t.name)
@@ -96,9 +130,20 @@ pub(super) async fn add_partitions_to_txn(
 
 pub(super) async fn add_offsets_to_txn(
     broker: &Arc<Broker>,
-    version: i16,
+    ctx: &RequestContext,
     request: AddOffsetsToTxnRequest,
 ) -> AddOffsetsToTxnResponse {
+    let version = ctx.api_version;
+    if let Err(code) = authorize_txn(
+        broker,
+        ctx,
+        &request.transactional_id,
+        Some(&request.group_id),
+    ) {
+        let mut response = AddOffsetsToTxnResponse::default();
+        response.error_code = code;
+        return response;
+    }
     let id = request.transactional_id.to_string();
     let group = request.group_id.to_string();
     let (pid, epoch) = (request.producer_id.0, request.producer_epoch);
@@ -113,9 +158,15 @@ pub(super) async fn add_offsets_to_txn(
 
 pub(super) async fn end_txn(
     broker: &Arc<Broker>,
-    version: i16,
+    ctx: &RequestContext,
     request: EndTxnRequest,
 ) -> EndTxnResponse {
+    let version = ctx.api_version;
+    if let Err(code) = authorize_txn(broker, ctx, &request.transactional_id, None) {
+        let mut response = EndTxnResponse::default();
+        response.error_code = code;
+        return response;
+    }
     let id = request.transactional_id.to_string();
     let (pid, epoch, commit) = (
         request.producer_id.0,
@@ -129,14 +180,27 @@ pub(super) async fn end_txn(
     response
 }
 
+/// DescribeTransactions: DESCRIBE on each transactional id (else
+/// TRANSACTIONAL_ID_AUTHORIZATION_FAILED); topics the principal may not describe are left out.
 pub(super) fn describe_transactions(
     broker: &Broker,
+    ctx: &RequestContext,
     request: DescribeTransactionsRequest,
 ) -> DescribeTransactionsResponse {
     let mut response = DescribeTransactionsResponse::default();
     for id in request.transactional_ids {
         let mut s = describe_transactions_response::TransactionState::default();
-        match broker.txns.describe(id.as_str()) {
+        let described = if broker.authorize(
+            ctx,
+            AclOperation::Describe,
+            ResourceType::TransactionalId,
+            &id,
+        ) {
+            broker.txns.describe(id.as_str())
+        } else {
+            Err(ResponseError::TransactionalIdAuthorizationFailed.code())
+        };
+        match described {
             Ok(txn) => {
                 s.transaction_state = StrBytes::from_static_str(txn.state.name());
                 s.transaction_timeout_ms = txn.timeout_ms;
@@ -146,6 +210,9 @@ pub(super) fn describe_transactions(
                 let mut by_topic: std::collections::BTreeMap<String, Vec<i32>> =
                     std::collections::BTreeMap::new();
                 for (t, p) in &txn.partitions {
+                    if !broker.authorize(ctx, AclOperation::Describe, ResourceType::Topic, t) {
+                        continue;
+                    }
                     by_topic.entry(t.clone()).or_default().push(*p);
                 }
                 for (topic, partitions) in by_topic {
@@ -169,11 +236,13 @@ pub(super) fn describe_transactions(
     response
 }
 
+/// ListTransactions lists only the transactional ids the principal may describe.
 pub(super) fn list_transactions(
     broker: &Broker,
-    version: i16,
+    ctx: &RequestContext,
     request: ListTransactionsRequest,
 ) -> ListTransactionsResponse {
+    let version = ctx.api_version;
     let mut response = ListTransactionsResponse::default();
     const STATES: [&str; 8] = [
         "Empty",
@@ -214,7 +283,13 @@ pub(super) fn list_transactions(
         let duration_ok = version < 1
             || request.duration_filter < 0
             || (txn.txn_start_ms >= 0 && now - txn.txn_start_ms > request.duration_filter);
-        if state_ok && pid_ok && duration_ok {
+        let allowed = broker.authorize(
+            ctx,
+            AclOperation::Describe,
+            ResourceType::TransactionalId,
+            &txn.transactional_id,
+        );
+        if state_ok && pid_ok && duration_ok && allowed {
             let mut s = list_transactions_response::TransactionState::default();
             s.transactional_id = TransactionalId(StrBytes::from_string(txn.transactional_id));
             s.producer_id = ProducerId(txn.producer_id);
@@ -225,16 +300,24 @@ pub(super) fn list_transactions(
     response
 }
 
+/// DescribeProducers needs READ on each topic (else TOPIC_AUTHORIZATION_FAILED).
 pub(super) fn describe_producers(
     broker: &Broker,
+    ctx: &RequestContext,
     request: DescribeProducersRequest,
 ) -> DescribeProducersResponse {
     let mut response = DescribeProducersResponse::default();
     for t in request.topics {
+        let readable = broker.authorize(ctx, AclOperation::Read, ResourceType::Topic, &t.name);
         let mut tr = describe_producers_response::TopicResponse::default();
         for index in t.partition_indexes {
             let mut pr = describe_producers_response::PartitionResponse::default();
             pr.partition_index = index;
+            if !readable {
+                pr.error_code = ResponseError::TopicAuthorizationFailed.code();
+                tr.partitions.push(pr);
+                continue;
+            }
             match broker
                 .partitions()
                 .get(&t.name, index)
@@ -265,12 +348,33 @@ pub(super) fn describe_producers(
     response
 }
 
+/// TxnOffsetCommit: WRITE on the transactional id and READ on the group (else every partition
+/// fails), then READ on each topic (its partitions fail, the rest are committed).
 pub(super) async fn txn_offset_commit(
     broker: &Arc<Broker>,
-    version: i16,
+    ctx: &RequestContext,
     request: TxnOffsetCommitRequest,
 ) -> TxnOffsetCommitResponse {
     use crate::group::coordinator::{Committer, OffsetCommit};
+    let version = ctx.api_version;
+    let request_denied = authorize_txn(
+        broker,
+        ctx,
+        &request.transactional_id,
+        Some(&request.group_id),
+    )
+    .err();
+    let denied: Vec<Option<i16>> = request
+        .topics
+        .iter()
+        .flat_map(|t| {
+            let code = request_denied.or_else(|| {
+                (!broker.authorize(ctx, AclOperation::Read, ResourceType::Topic, &t.name))
+                    .then(|| ResponseError::TopicAuthorizationFailed.code())
+            });
+            t.partitions.iter().map(move |_| code)
+        })
+        .collect();
     let commits: Vec<OffsetCommit> = request
         .topics
         .iter()
@@ -311,16 +415,29 @@ pub(super) async fn txn_offset_commit(
     let id = request.transactional_id.to_string();
     let group = request.group_id.to_string();
     let (pid, epoch) = (request.producer_id.0, request.producer_epoch);
-    let list = commits.clone();
-    let result = blocking(broker, move |b| {
-        b.txns
-            .txn_offset_commit(b, &id, pid, epoch, &group, &who, &list)
-    })
-    .await;
-    let mut codes = match result {
-        Ok(codes) => codes.into_iter(),
-        Err(code) => vec![fenced_for(version, 3, code); commits.len()].into_iter(),
+    let list: Vec<OffsetCommit> = commits
+        .into_iter()
+        .zip(&denied)
+        .filter(|(_, d)| d.is_none())
+        .map(|(c, _)| c)
+        .collect();
+    let n = list.len();
+    let result = if n == 0 {
+        Ok(Vec::new())
+    } else {
+        blocking(broker, move |b| {
+            b.txns
+                .txn_offset_commit(b, &id, pid, epoch, &group, &who, &list)
+        })
+        .await
     };
+    let mut committed = match result {
+        Ok(codes) => codes.into_iter(),
+        Err(code) => vec![fenced_for(version, 3, code); n].into_iter(),
+    };
+    let mut codes = denied
+        .into_iter()
+        .map(|d| d.unwrap_or_else(|| committed.next().unwrap_or(code::NONE)));
     let mut response = TxnOffsetCommitResponse::default();
     for t in request.topics {
         let mut tr = txn_offset_commit_response::TxnOffsetCommitResponseTopic::default();
