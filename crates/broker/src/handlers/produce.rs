@@ -30,7 +30,6 @@ pub(super) async fn handle(broker: &Arc<Broker>, version: i16, request: ProduceR
         response.responses = error_all(&request, ResponseError::InvalidRequiredAcks.code());
         return Reply::Send(ResponseKind::Produce(response));
     }
-    let mut appended_any = false;
     for topic in request.topic_data {
         let mut topic_response = TopicProduceResponse::default();
         let name = topic.name.clone();
@@ -86,7 +85,6 @@ pub(super) async fn handle(broker: &Arc<Broker>, version: i16, request: ProduceR
                                         tracing::error!(error = %e, "flush failed");
                                     }
                                 }
-                                appended_any = true;
                                 p.base_offset = info.first_offset;
                                 p.log_append_time_ms = info.log_append_time_ms;
                                 if version >= 5 {
@@ -124,9 +122,6 @@ pub(super) async fn handle(broker: &Arc<Broker>, version: i16, request: ProduceR
         }
         topic_response.name = name;
         response.responses.push(topic_response);
-    }
-    if appended_any {
-        broker.data_arrived.notify_waiters();
     }
     if acks != 0 {
         return Reply::Send(ResponseKind::Produce(response));

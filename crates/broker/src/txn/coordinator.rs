@@ -158,6 +158,10 @@ impl TxnCoordinator {
         }
     }
 
+    pub fn config(&self) -> &TxnConfig {
+        &self.config
+    }
+
     /// Loads `__transaction_state` (blocking, on a thread of its own), then checks for timed
     /// out transactions every `transaction.abort.timed.out.transaction.cleanup.interval.ms`
     /// until the broker is dropped. Needs a tokio runtime.
@@ -367,7 +371,15 @@ impl TxnCoordinator {
         producer_epoch: i16,
         group_id: &str,
     ) -> Result<(), i16> {
-        let count = partition_count(broker, crate::group::OFFSETS_TOPIC);
+        let mut count = partition_count(broker, crate::group::OFFSETS_TOPIC);
+        if count == 0 {
+            // The group's coordinator may not have been looked up yet: `__consumer_offsets` is
+            // created lazily, here as on FindCoordinator.
+            if let Err(e) = broker.create_coordinator_topic(0) {
+                tracing::warn!(error = %e, "creating {} failed", crate::group::OFFSETS_TOPIC);
+            }
+            count = partition_count(broker, crate::group::OFFSETS_TOPIC);
+        }
         if count == 0 {
             return Err(err::COORDINATOR_NOT_AVAILABLE);
         }
@@ -589,7 +601,6 @@ impl TxnCoordinator {
             // transaction's offset commits.
             broker.groups.complete_txn_offsets(producer_id, commit);
         }
-        broker.data_arrived.notify_waiters();
         if let Some(step) = txn.markers_written(now_ms()) {
             persist(&log, &step.txn)?;
             *txn = step.txn;
