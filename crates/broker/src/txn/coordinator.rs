@@ -299,6 +299,13 @@ impl TxnCoordinator {
         timeout_ms: i32,
         expected: Option<(i64, i16)>,
     ) -> Result<(i64, i16), i16> {
+        if partition_count(broker, TXN_TOPIC) == 0 {
+            // `__transaction_state` is created lazily; clients look the coordinator up first
+            // (which creates it), but one sending InitProducerId straight away gets it too.
+            if let Err(e) = broker.create_coordinator_topic(1) {
+                tracing::warn!(error = %e, "creating {TXN_TOPIC} failed");
+            }
+        }
         let partition = self.partition_of(broker, transactional_id)?;
         if timeout_ms <= 0 || timeout_ms > self.config.limits.max_timeout_ms {
             return Err(code::INVALID_TRANSACTION_TIMEOUT);
