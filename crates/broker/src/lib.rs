@@ -19,7 +19,6 @@ use std::time::{SystemTime, UNIX_EPOCH};
 
 use oxka_metadata::{Controller, ControllerError, MetadataImage};
 use parking_lot::{Mutex, RwLock};
-use tokio::sync::Notify;
 
 pub use config::{BrokerConfig, ConfigSource};
 pub use handlers::{Reply, RequestContext};
@@ -54,8 +53,6 @@ pub struct Broker {
     controller: Mutex<Controller>,
     image: RwLock<Arc<MetadataImage>>,
     partitions: PartitionManager,
-    /// Woken after every append, so that long-polling fetches re-check.
-    data_arrived: Notify,
     /// The unused part of this broker's current block of producer ids: `next..end`.
     producer_ids: Mutex<(i64, i64)>,
     /// The group coordinator (consumer groups and committed offsets).
@@ -73,15 +70,18 @@ impl Broker {
                 source,
             })?;
         }
-        let mut controller = Controller::open(
+        let controller = Controller::open(
             &config.metadata_log_dir.join("__cluster_metadata-0"),
             config.node_id,
             config.cluster_id.clone(),
         )?;
         let groups_config = group::CoordinatorConfig::from_broker(&config);
-        group::ensure_offsets_topic(&mut controller, &groups_config, 1)?;
         let txn_config = txn::TxnConfig::from_broker(&config);
-        let image = txn::ensure_txn_topic(&mut controller, &txn_config, 1)?;
+        // `__consumer_offsets` and `__transaction_state` are not created here: as in Kafka, the
+        // first FindCoordinator for a group / transactional id creates them
+        // ([`Broker::ensure_coordinator_topic`]). Where they exist, they are opened below with
+        // every other partition and the coordinators load them.
+        let image = controller.image();
         for dir in &config.log_dirs {
             write_meta_properties(dir, config.node_id, &image.cluster_id).map_err(|source| {
                 StartError::LogDir {
@@ -99,7 +99,6 @@ impl Broker {
             controller: Mutex::new(controller),
             image: RwLock::new(image),
             partitions,
-            data_arrived: Notify::new(),
             producer_ids: Mutex::new((0, 0)),
             groups: group::GroupCoordinator::new(groups_config),
             txns: txn::TxnCoordinator::new(txn_config),
@@ -136,6 +135,39 @@ impl Broker {
             }
         }
         Ok(out)
+    }
+
+    /// Creates the internal topic behind FindCoordinator `key_type` (0: `__consumer_offsets`,
+    /// 1: `__transaction_state`) if it does not exist yet, as Kafka does on the first
+    /// FindCoordinator. A no-op once it exists; a failure is logged and leaves the coordinator
+    /// unavailable (COORDINATOR_NOT_AVAILABLE, retriable). Runs the creation on a blocking
+    /// thread (metadata fsync, partition directories).
+    pub async fn ensure_coordinator_topic(self: &Arc<Self>, key_type: i8) {
+        let topic = match key_type {
+            0 => group::OFFSETS_TOPIC,
+            1 => txn::TXN_TOPIC,
+            _ => return,
+        };
+        if self.image().topic(topic).is_some() {
+            return;
+        }
+        let broker = Arc::clone(self);
+        let created =
+            tokio::task::spawn_blocking(move || broker.create_coordinator_topic(key_type))
+                .await
+                .map_err(|e| e.to_string())
+                .and_then(|r| r.map_err(|e| e.to_string()));
+        if let Err(error) = created {
+            tracing::warn!(%error, "creating {topic} failed");
+        }
+    }
+
+    /// The blocking part of [`Broker::ensure_coordinator_topic`]; also used by AddOffsetsToTxn.
+    pub(crate) fn create_coordinator_topic(&self, key_type: i8) -> Result<(), ControllerError> {
+        self.change_metadata(|c| match key_type {
+            0 => group::ensure_offsets_topic(c, self.groups.config(), 1).map(|_| ()),
+            _ => txn::ensure_txn_topic(c, self.txns.config(), 1).map(|_| ()),
+        })
     }
 
     /// A producer id never handed out before, from the current block (a new block is reserved

@@ -41,6 +41,10 @@ pub struct Partition {
     /// `None` once the partition has been deleted; requests still holding it get
     /// UNKNOWN_TOPIC_OR_PARTITION.
     inner: Mutex<Option<Inner>>,
+    /// Woken after every append to this partition (records or a transaction marker), so that
+    /// fetches long-polling on it re-check. Per partition, as Kafka's delayed-fetch purgatory is
+    /// keyed: an append wakes only the fetches that asked for this partition.
+    appended: tokio::sync::Notify,
 }
 
 /// The log and the producer state that must change together with it.
@@ -156,6 +160,12 @@ pub struct Appended {
 }
 
 impl Partition {
+    /// A future that completes at the next append to this partition; `enable` it before
+    /// reading so an append in between is not missed.
+    pub fn appended(&self) -> tokio::sync::futures::Notified<'_> {
+        self.appended.notified()
+    }
+
     /// Appends a produce request's batches (offsets assigned here, in place). A batch from an
     /// idempotent producer is first checked against that producer's sequences: a retry of a
     /// batch already written is answered with its original offsets and not written again.
@@ -220,6 +230,7 @@ impl Partition {
             );
         }
         inner.unflushed_records += info.num_records;
+        self.appended.notify_waiters();
         Ok(Appended {
             first_offset: info.first_offset,
             log_append_time_ms: info.log_append_time_ms,
@@ -263,6 +274,7 @@ impl Partition {
             })?;
         }
         inner.unflushed_records += info.num_records;
+        self.appended.notify_waiters();
         Ok(info.first_offset)
     }
 
@@ -643,6 +655,12 @@ impl PartitionManager {
                 }
                 let dir = self.dir_for(name, p.partition);
                 let mut log = Log::open(&dir, log_config.clone(), now_ms())?;
+                if p.leader == self.node_id {
+                    // As Kafka's makeLeader: the leader epoch is in the checkpoint before the
+                    // first append, which then writes no file (a fsync per partition on the
+                    // produce path otherwise).
+                    log.assign_leader_epoch(p.leader_epoch)?;
+                }
                 let producers = rebuild_producer_state(&mut log)?;
                 let partition = Arc::new(Partition {
                     topic: name.clone(),
@@ -656,6 +674,7 @@ impl PartitionManager {
                         unflushed_records: 0,
                         last_flush_ms: now_ms(),
                     })),
+                    appended: tokio::sync::Notify::new(),
                 });
                 let mut topics = self.topics.write();
                 let hosted = topics.entry(name.clone()).or_insert_with(|| HostedTopic {
@@ -712,6 +731,11 @@ impl PartitionManager {
             .find(|p| p.is_dir())
         {
             return existing;
+        }
+        if let [only] = self.log_dirs.as_slice() {
+            // One log dir (the common case): nothing to balance, and counting its entries for
+            // every new partition would make creating N partitions O(N²).
+            return only.join(name);
         }
         let count = |d: &Path| std::fs::read_dir(d).map(|e| e.count()).unwrap_or(0);
         let dir = self

@@ -317,6 +317,38 @@ mod tests {
     }
 
     #[test]
+    fn lookups_across_pages_of_a_large_preallocated_index() {
+        // 10 MiB preallocated (the default segment.index.bytes), mapped with random-access
+        // advice: entries spread over many pages are found, before and after a reopen.
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("big.index");
+        let mut idx = OffsetIndex::create(&path, 1000, 10 * 1024 * 1024).unwrap();
+        assert_eq!(idx.max_entries(), 10 * 1024 * 1024 / 8);
+        let n = 5000u32; // 40 KB of entries: ten pages
+        for i in 0..n {
+            assert!(idx.append(OffsetPosition {
+                offset: 1000 + i64::from(i) * 3,
+                position: i * 4096,
+            }));
+        }
+        let check = |idx: &OffsetIndex| {
+            assert_eq!(idx.lookup_position(999), 0);
+            for i in [0u32, 1, 511, 512, 513, 2047, 2048, 4999] {
+                let at = 1000 + i64::from(i) * 3;
+                assert_eq!(idx.lookup_position(at), i * 4096);
+                assert_eq!(idx.lookup_position(at + 2), i * 4096);
+            }
+        };
+        check(&idx);
+        idx.trim().unwrap();
+        drop(idx);
+        assert_eq!(std::fs::metadata(&path).unwrap().len(), u64::from(n) * 8);
+        let idx = OffsetIndex::open_trimmed(&path, 1000).unwrap().unwrap();
+        assert_eq!(idx.entries(), n as usize);
+        check(&idx);
+    }
+
+    #[test]
     fn full_index_refuses_entries() {
         let dir = tempfile::tempdir().unwrap();
         let mut idx = TimeIndex::create(&dir.path().join("x.timeindex"), 0, 24).unwrap();

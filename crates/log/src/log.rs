@@ -246,6 +246,7 @@ impl Log {
         let recovery_point = saved_recovery_point.unwrap_or(i64::MIN);
         let cfg = config.index_config();
         let mut segments = BTreeMap::new();
+        let mut recovery_truncated = false;
         let mut i = 0;
         while i < bases.len() {
             let base = bases[i];
@@ -260,6 +261,7 @@ impl Log {
             };
             let (mut seg, truncated) = LogSegment::open(dir, base, next, mode, cfg, now_ms)?;
             if truncated > 0 {
+                recovery_truncated = true;
                 tracing::warn!(dir = %dir.display(), base, truncated, "recovery truncated a segment");
                 // Kafka's rule: everything after a corrupt batch goes, later segments included.
                 for &later in &bases[i + 1..] {
@@ -290,7 +292,16 @@ impl Log {
             .max(first_base)
             .min(log_end_offset);
         let mut epochs = LeaderEpochCache::load(dir)?;
-        epochs.truncate_from_end(log_end_offset)?;
+        // Entries past the log end are for records that are gone, and so are entries at the
+        // log end when recovery cut a torn tail off. Otherwise an entry starting exactly at the
+        // log end is kept: an epoch assigned at becoming leader before any append
+        // ([`Log::assign_leader_epoch`]) starts there, and dropping it would rewrite the
+        // checkpoint of every empty partition at every start.
+        epochs.truncate_from_end(if recovery_truncated {
+            log_end_offset
+        } else {
+            log_end_offset.saturating_add(1)
+        })?;
         epochs.truncate_from_start(log_start_offset)?;
         let cleaner_checkpoint =
             read_offset_file(dir, CLEANER_OFFSET_CHECKPOINT_FILE)?.unwrap_or(log_start_offset);
@@ -813,6 +824,16 @@ impl Log {
     /// empty cache.
     pub fn end_offset_for_epoch(&self, epoch: i32) -> Option<(i32, i64)> {
         self.epochs.end_offset_for(epoch, self.log_end_offset)
+    }
+
+    /// Kafka's `maybeAssignEpochStartOffset` on becoming leader: `epoch` starts at the log end
+    /// offset unless the cache already has it (or a later one). Writes (and fsyncs) the
+    /// checkpoint when it changes, so doing it here keeps that off the first append's path.
+    pub fn assign_leader_epoch(&mut self, epoch: i32) -> Result<(), LogError> {
+        if epoch >= 0 && self.epochs.latest().is_none_or(|l| epoch > l.epoch) {
+            self.epochs.assign(epoch, self.log_end_offset)?;
+        }
+        Ok(())
     }
 
     /// The latest leader epoch in the cache.

@@ -9,7 +9,7 @@
 use std::fs::{File, OpenOptions};
 use std::path::{Path, PathBuf};
 
-use memmap2::MmapMut;
+use memmap2::{Advice, MmapMut};
 
 use crate::error::{IoContext, LogError};
 
@@ -48,7 +48,14 @@ impl MmapFile {
             // SAFETY: the file belongs to this index alone (one Log per partition directory, one
             // process per log dir), so no one else truncates or writes it while it is mapped; this
             // type only calls set_len after dropping the map (see `resize`).
-            Some(unsafe { MmapMut::map_mut(&self.file) }.ctx(&self.path, "mmap index")?)
+            let map = unsafe { MmapMut::map_mut(&self.file) }.ctx(&self.path, "mmap index")?;
+            // An index is read by binary search and written one entry at a time, and the
+            // active segment's file is mostly a preallocated hole. Without this hint a fault on
+            // the first entry makes the kernel read ahead (zero-fill) up to the whole file
+            // into the page cache: megabytes per partition for a few bytes of entries. With
+            // it, a fault brings in only the page touched. Advisory: failure is harmless.
+            let _ = map.advise(Advice::Random);
+            Some(map)
         };
         Ok(())
     }

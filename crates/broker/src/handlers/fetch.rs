@@ -1,10 +1,16 @@
 //! Fetch (key 1): whole batches from each requested partition, bounded by the high
 //! watermark, `partition_max_bytes` and the response's `max_bytes`; long-polls until
-//! `min_bytes` are available or `max_wait_ms` passes. Sessions (KIP-227) are not created:
+//! `min_bytes` are available or `max_wait_ms` passes, woken only by appends to the partitions
+//! it asked for (each [`Partition`] has its own notifier). Sessions (KIP-227) are not created:
 //! a session id of 0 in the response tells clients to keep sending full requests.
 
+use std::future::Future;
+use std::pin::Pin;
 use std::sync::Arc;
+use std::task::Poll;
 use std::time::{Duration, Instant};
+
+use tokio::sync::futures::Notified;
 
 use kafka_protocol::error::ResponseError;
 use kafka_protocol::messages::fetch_response::{
@@ -19,7 +25,7 @@ use oxka_metadata::acl::{AclOperation, ResourceType};
 
 use super::RequestContext;
 use crate::errors::partition_error_code;
-use crate::partition::PartitionError;
+use crate::partition::{Partition, PartitionError};
 use crate::{metrics, Broker};
 
 pub(super) async fn handle(
@@ -41,12 +47,22 @@ pub(super) async fn handle(
     let max_wait = Duration::from_millis(request.max_wait_ms.max(0) as u64);
     let deadline = Instant::now() + max_wait;
     let min_bytes = request.min_bytes.max(0) as usize;
+    // Most fetches find data (or an error) at once: answer without registering any wake-up.
+    let mut registered = false;
     loop {
-        // Register for wake-ups before reading, so an append in between is not missed.
-        let notified = broker.data_arrived.notified();
-        tokio::pin!(notified);
-        notified.as_mut().enable();
-
+        // Before waiting, register on each requested partition and read again, so that an
+        // append between the read and the wait is not missed. Only appends to these
+        // partitions wake this fetch.
+        let watched = if registered {
+            watched_partitions(broker, version, &request)
+        } else {
+            Vec::new()
+        };
+        let mut waits: Vec<Pin<Box<Notified<'_>>>> =
+            watched.iter().map(|p| Box::pin(p.appended())).collect();
+        for w in &mut waits {
+            w.as_mut().enable();
+        }
         let (topics, bytes, errors) = read_once(broker, version, &request);
         let now = Instant::now();
         if bytes >= min_bytes || errors || now >= deadline {
@@ -64,7 +80,19 @@ pub(super) async fn handle(
             response.responses = denied;
             return response;
         }
-        let _ = tokio::time::timeout(deadline - now, notified).await;
+        if !registered {
+            registered = true;
+            continue;
+        }
+        let any_appended = std::future::poll_fn(|cx| {
+            for w in waits.iter_mut() {
+                if w.as_mut().poll(cx).is_ready() {
+                    return Poll::Ready(());
+                }
+            }
+            Poll::Pending
+        });
+        let _ = tokio::time::timeout(deadline - now, any_appended).await;
     }
 }
 
@@ -124,6 +152,33 @@ fn authorize_fetch(
         allowed
     });
     (request, denied)
+}
+
+/// The hosted partitions a fetch asks for (those it can wait on).
+fn watched_partitions(
+    broker: &Broker,
+    version: i16,
+    request: &FetchRequest,
+) -> Vec<Arc<Partition>> {
+    let image = broker.image();
+    let mut out = Vec::new();
+    for topic in &request.topics {
+        let name = if version >= 13 {
+            image
+                .topic_by_id(&topic.topic_id)
+                .map(|t| TopicName(t.name.clone().into()))
+        } else {
+            Some(topic.topic.clone())
+        };
+        let Some(name) = name else { continue };
+        out.extend(
+            topic
+                .partitions
+                .iter()
+                .filter_map(|p| broker.partitions().get(&name, p.partition)),
+        );
+    }
+    out
 }
 
 /// One pass over the requested partitions: the responses, bytes returned, and whether any

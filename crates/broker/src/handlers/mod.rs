@@ -127,6 +127,7 @@ impl Broker {
                 ResponseKind::DescribeCluster(metadata::describe_cluster(self, ctx, r))
             }
             RequestKind::FindCoordinator(r) => {
+                self.ensure_coordinator_topic(r.key_type).await;
                 ResponseKind::FindCoordinator(group::find_coordinator(self, ctx, r))
             }
             RequestKind::JoinGroup(r) => {

@@ -59,7 +59,6 @@ pub(super) async fn handle(
         );
         return reply(response, acks);
     }
-    let mut appended_any = false;
     for topic in request.topic_data {
         let mut topic_response = TopicProduceResponse::default();
         let name = topic.name.clone();
@@ -120,7 +119,6 @@ pub(super) async fn handle(
                                         tracing::error!(error = %e, "flush failed");
                                     }
                                 }
-                                appended_any = true;
                                 p.base_offset = info.first_offset;
                                 p.log_append_time_ms = info.log_append_time_ms;
                                 if version >= 5 {
@@ -158,9 +156,6 @@ pub(super) async fn handle(
         }
         topic_response.name = name;
         response.responses.push(topic_response);
-    }
-    if appended_any {
-        broker.data_arrived.notify_waiters();
     }
     reply(response, acks)
 }

@@ -158,6 +158,10 @@ impl TxnCoordinator {
         }
     }
 
+    pub fn config(&self) -> &TxnConfig {
+        &self.config
+    }
+
     /// Loads `__transaction_state` (blocking, on a thread of its own), then checks for timed
     /// out transactions every `transaction.abort.timed.out.transaction.cleanup.interval.ms`
     /// until the broker is dropped. Needs a tokio runtime.
@@ -295,6 +299,13 @@ impl TxnCoordinator {
         timeout_ms: i32,
         expected: Option<(i64, i16)>,
     ) -> Result<(i64, i16), i16> {
+        if partition_count(broker, TXN_TOPIC) == 0 {
+            // `__transaction_state` is created lazily; clients look the coordinator up first
+            // (which creates it), but one sending InitProducerId straight away gets it too.
+            if let Err(e) = broker.create_coordinator_topic(1) {
+                tracing::warn!(error = %e, "creating {TXN_TOPIC} failed");
+            }
+        }
         let partition = self.partition_of(broker, transactional_id)?;
         if timeout_ms <= 0 || timeout_ms > self.config.limits.max_timeout_ms {
             return Err(code::INVALID_TRANSACTION_TIMEOUT);
@@ -367,7 +378,15 @@ impl TxnCoordinator {
         producer_epoch: i16,
         group_id: &str,
     ) -> Result<(), i16> {
-        let count = partition_count(broker, crate::group::OFFSETS_TOPIC);
+        let mut count = partition_count(broker, crate::group::OFFSETS_TOPIC);
+        if count == 0 {
+            // The group's coordinator may not have been looked up yet: `__consumer_offsets` is
+            // created lazily, here as on FindCoordinator.
+            if let Err(e) = broker.create_coordinator_topic(0) {
+                tracing::warn!(error = %e, "creating {} failed", crate::group::OFFSETS_TOPIC);
+            }
+            count = partition_count(broker, crate::group::OFFSETS_TOPIC);
+        }
         if count == 0 {
             return Err(err::COORDINATOR_NOT_AVAILABLE);
         }
@@ -589,7 +608,6 @@ impl TxnCoordinator {
             // transaction's offset commits.
             broker.groups.complete_txn_offsets(producer_id, commit);
         }
-        broker.data_arrived.notify_waiters();
         if let Some(step) = txn.markers_written(now_ms()) {
             persist(&log, &step.txn)?;
             *txn = step.txn;

@@ -97,3 +97,34 @@ fn recovery_drops_epochs_beyond_the_recovered_end() {
     assert_eq!(log.log_end_offset(), 2);
     assert_eq!(log.epoch_entries(), &[entry(0, 0)]);
 }
+
+#[test]
+fn epoch_assigned_at_becoming_leader_survives_reopen_and_first_append_writes_nothing() {
+    let dir = tempfile::tempdir().unwrap();
+    let checkpoint = dir.path().join(LEADER_EPOCH_CHECKPOINT_FILE);
+    let mut log = open(dir.path(), LogConfig::default());
+    log.assign_leader_epoch(3).unwrap();
+    assert_eq!(log.epoch_entries(), &[entry(3, 0)]);
+    // Assigning the same or an older epoch changes nothing.
+    log.assign_leader_epoch(3).unwrap();
+    log.assign_leader_epoch(1).unwrap();
+    assert_eq!(log.epoch_entries(), &[entry(3, 0)]);
+    drop(log);
+    // An entry starting at the log end of an empty log is kept across a reopen.
+    let mut log = open(dir.path(), LogConfig::default());
+    assert_eq!(log.epoch_entries(), &[entry(3, 0)]);
+    let written = std::fs::metadata(&checkpoint).unwrap().modified().unwrap();
+    append_in_epoch(&mut log, 2, 3);
+    assert_eq!(
+        std::fs::metadata(&checkpoint).unwrap().modified().unwrap(),
+        written,
+        "the first append in the assigned epoch does not rewrite the checkpoint"
+    );
+    assert_eq!(log.end_offset_for_epoch(3), Some((3, 2)));
+    // A later epoch starts at the log end at that time.
+    log.assign_leader_epoch(4).unwrap();
+    assert_eq!(log.epoch_entries(), &[entry(3, 0), entry(4, 2)]);
+    drop(log);
+    let log = open(dir.path(), LogConfig::default());
+    assert_eq!(log.epoch_entries(), &[entry(3, 0), entry(4, 2)]);
+}
