@@ -441,7 +441,10 @@ pub(crate) async fn create_partitions(
                 .with_validate_only(validate_only)
                 .with_topics(vec![CreatePartitionsTopic::default()
                     .with_name(topic_name(topic))
-                    .with_count(count)])
+                    .with_count(count)
+                    // null: the broker places the new partitions (an empty list would mean
+                    // "these assignments", and be refused for the wrong count).
+                    .with_assignments(None)])
         })
         .await?;
     Ok(response
