@@ -3,9 +3,10 @@
 //! FindCoordinator.
 //!
 //! Invariant: a request routed to a broker goes over that broker's own connection, opened to the
-//! address the cluster metadata advertises for it; the bootstrap connection serves requests that
-//! any broker may answer (Metadata, admin APIs on a one-node cluster, ListGroups per broker is
-//! done by the caller over [`Client::broker_ids`]).
+//! address the cluster metadata advertises for it. The bootstrap connection carries requests
+//! that any broker answers (Metadata, FindCoordinator, and admin requests such as CreateTopics,
+//! which a broker forwards to the controller). Requests for one broker's own state (ListGroups,
+//! a broker's configs) are sent by the caller to each of [`Client::broker_ids`].
 
 use std::collections::HashMap;
 use std::time::Duration;
@@ -17,6 +18,11 @@ use kafka_protocol::protocol::{Request, StrBytes};
 
 use crate::connection::Connection;
 use crate::error::{ClientError, Result};
+
+/// How often a transient condition (a coordinator loading, a leader being elected) is retried.
+pub const RETRIES: u32 = 20;
+/// The pause between those retries.
+pub const RETRY_BACKOFF: Duration = Duration::from_millis(250);
 
 /// How to reach a cluster.
 #[derive(Debug, Clone)]
@@ -194,9 +200,20 @@ impl Client {
                 return Ok(leader);
             }
         }
-        let response = self.metadata(Some(&[topic.to_owned()])).await?;
-        if let Some(t) = response.topics.first() {
-            ClientError::check(t.error_code, None, format!("topic {topic}"))?;
+        // A topic just created may have no leader for a moment: ask again, boundedly.
+        for attempt in 1..=RETRIES {
+            let response = self.metadata(Some(&[topic.to_owned()])).await?;
+            if let Some(t) = response.topics.first() {
+                if t.error_code == 5 && attempt < RETRIES {
+                    tokio::time::sleep(RETRY_BACKOFF).await;
+                    continue;
+                }
+                ClientError::check(t.error_code, None, format!("topic {topic}"))?;
+            }
+            if self.leaders.get(&key).is_some_and(|&l| l >= 0) || attempt == RETRIES {
+                break;
+            }
+            tokio::time::sleep(RETRY_BACKOFF).await;
         }
         match self.leaders.get(&key) {
             Some(&leader) if leader >= 0 => Ok(leader),
@@ -210,16 +227,27 @@ impl Client {
         self.leaders.clear();
     }
 
-    /// The node id of the coordinator for `key` (a group id or a transactional id).
+    /// The node id of the coordinator for `key` (a group id or a transactional id). While the
+    /// coordinator is loading (COORDINATOR_NOT_AVAILABLE, COORDINATOR_LOAD_IN_PROGRESS) it asks
+    /// again, [`RETRIES`] times at most, [`RETRY_BACKOFF`] apart.
     pub async fn coordinator(&mut self, kind: CoordinatorType, key: &str) -> Result<i32> {
-        let response = self
-            .bootstrap
-            .send(|_| {
-                FindCoordinatorRequest::default()
-                    .with_key(StrBytes::from_string(key.to_owned()))
-                    .with_key_type(kind as i8)
-            })
-            .await?;
+        let mut attempt = 0;
+        let response = loop {
+            let response = self
+                .bootstrap
+                .send(|_| {
+                    FindCoordinatorRequest::default()
+                        .with_key(StrBytes::from_string(key.to_owned()))
+                        .with_key_type(kind as i8)
+                })
+                .await?;
+            attempt += 1;
+            if matches!(response.error_code, 14 | 15) && attempt < RETRIES {
+                tokio::time::sleep(RETRY_BACKOFF).await;
+                continue;
+            }
+            break response;
+        };
         ClientError::check(
             response.error_code,
             response.error_message.map(|m| m.to_string()),

@@ -25,7 +25,7 @@ pub mod ops;
 pub mod records;
 pub mod versions;
 
-pub use client::{Client, ClientConfig, CoordinatorType};
+pub use client::{Client, ClientConfig, CoordinatorType, RETRIES, RETRY_BACKOFF};
 pub use connection::Connection;
 pub use error::{error_name, ClientError, Result};
 pub use kafka_protocol;
