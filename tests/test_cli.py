@@ -512,3 +512,21 @@ def test_cli_against_apache_kafka(tmp_path):
     rc, _, err = oxka(K, "topic", "describe", "no-such-topic-" + t, check=False)
     assert rc == 1 and "UNKNOWN_TOPIC_OR_PARTITION" in err
     oxka(K, "topic", "delete", t)
+
+
+def test_consume_group_commit_refused_while_the_group_is_active(broker):
+    # A standalone commit (generation -1) into a group with live members is refused by the
+    # coordinator, as Kafka refuses it; the CLI reports the error by name and exits 1.
+    t, g = unique("live"), unique("glive")
+    create_topic(broker, t)
+    produce(broker, t, [b"a", b"b"])
+    c = consumer(broker, **{"group.id": g})
+    try:
+        c.subscribe([t])
+        wait_until(lambda: c.poll(0.5) is not None and c.assignment(), 30, msg="assignment")
+        rc, out, err = oxka(broker, "consume", t, "-g", g, "--from-beginning", "--max-messages", "1",
+                            check=False)
+        assert rc == 1, (out, err)
+        assert any(name in err for name in ("ILLEGAL_GENERATION", "UNKNOWN_MEMBER_ID")), err
+    finally:
+        c.close()
