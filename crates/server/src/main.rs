@@ -1,5 +1,6 @@
 //! `oxka`: a Kafka-protocol broker in one binary.
 
+mod cli;
 mod connection;
 mod serve;
 mod settings;
@@ -25,6 +26,22 @@ enum Command {
         #[arg(long = "override", value_name = "KEY=VALUE")]
         overrides: Vec<String>,
     },
+    /// Create, list, describe, alter, delete topics; `topic apply -f topics.yaml`.
+    Topic(cli::topic::TopicArgs),
+    /// Write lines of standard input to a topic.
+    Produce(cli::produce::ProduceArgs),
+    /// Read records from a topic.
+    Consume(cli::consume::ConsumeArgs),
+    /// Consumer groups: list, describe (lag), reset-offsets, delete.
+    Group(cli::group::GroupArgs),
+    /// Topic and broker configs: get, set.
+    Config(cli::config::ConfigArgs),
+    /// Cluster id, controller, brokers.
+    Cluster(cli::cluster::ClusterArgs),
+    /// ACLs: create, list, delete.
+    Acl(cli::acl::AclArgs),
+    /// SCRAM users: list, set, delete.
+    User(cli::user::UserArgs),
 }
 
 fn main() -> anyhow::Result<()> {
@@ -41,6 +58,14 @@ fn main() -> anyhow::Result<()> {
                 .build()?;
             runtime.block_on(serve::serve(properties, overrides))
         }
+        Command::Topic(args) => std::process::exit(cli::run(cli::topic::run(args))),
+        Command::Produce(args) => std::process::exit(cli::run(cli::produce::run(args))),
+        Command::Consume(args) => std::process::exit(cli::run(cli::consume::run(args))),
+        Command::Group(args) => std::process::exit(cli::run(cli::group::run(args))),
+        Command::Config(args) => std::process::exit(cli::run(cli::config::run(args))),
+        Command::Cluster(args) => std::process::exit(cli::run(cli::cluster::run(args))),
+        Command::Acl(args) => std::process::exit(cli::run(cli::acl::run(args))),
+        Command::User(args) => std::process::exit(cli::run(cli::user::run(args))),
     }
 }
 
