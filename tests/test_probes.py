@@ -2,6 +2,7 @@
 `/readyz` is 503 until the logs are loaded and the client listener accepts, and the client port
 itself is bound only then (as Kafka), so "the port accepts" and "ready" mean the same."""
 import os
+import re
 import time
 import urllib.error
 import urllib.request
@@ -77,3 +78,8 @@ def test_ready_exactly_when_the_port_accepts_after_recovery(make_broker):
     assert watermarks(b, t) == (0, 10)
     text = b.log_text().split("===== start #2")[1]
     assert text.index("oxka is serving") > text.index("operations endpoint listening")
+    # one line per recovered log, with progress, naming the topic
+    loaded = re.findall(r"loaded log (\d+)/(\d+) .*topic=(\S+) partition=(\d+)", text)
+    assert len(loaded) == 120, loaded[:3]  # 20 + __consumer_offsets 50 + __transaction_state 50
+    assert loaded[-1][0] == loaded[-1][1] == "120"
+    assert sorted(int(p) for n, tot, topic, p in loaded if topic == t) == list(range(20))
