@@ -240,6 +240,7 @@ impl BrokerConfig {
             values,
             dynamic: Arc::default(),
         };
+        check_single_node(&config)?;
         // Every topic default must be valid, or topics could not be opened.
         for def in topic_config::TOPIC_CONFIGS {
             let (value, _) = config.topic_default(def);
@@ -395,6 +396,147 @@ impl BrokerConfig {
     }
 }
 
+/// Keys about replication between brokers. On one node there is nothing for them to act on,
+/// so setting one is warned about (it is not an error: many single-node files carry them).
+pub const REPLICATION_ONLY_KEYS: &[&str] = &[
+    "auto.leader.rebalance.enable",
+    "broker.rack",
+    "leader.imbalance.check.interval.seconds",
+    "leader.imbalance.per.broker.percentage",
+    "num.replica.alter.log.dirs.threads",
+    "num.replica.fetchers",
+    "replica.fetch.max.bytes",
+    "replica.fetch.min.bytes",
+    "replica.fetch.wait.max.ms",
+    "replica.high.watermark.checkpoint.interval.ms",
+    "replica.lag.time.max.ms",
+    "replica.selector.class",
+    "replica.socket.receive.buffer.bytes",
+    "replica.socket.timeout.ms",
+    "zookeeper.connect",
+];
+
+/// Refuses configurations that ask for a cluster: Oxka does not replicate yet, so a node told
+/// that other voters or brokers exist would otherwise run alone and acknowledge writes that no
+/// other node holds. Keys refused (each with its own message):
+/// - `process.roles` other than `broker,controller` (a broker-only node needs a remote
+///   controller quorum, a controller-only node serves no clients);
+/// - `controller.quorum.voters` naming any voter but this `node.id`;
+/// - `controller.quorum.bootstrap.servers` with more than one server;
+/// - `remote.log.storage.system.enable=true` (tiered storage is not built).
+fn check_single_node(config: &BrokerConfig) -> Result<(), ConfigError> {
+    let refuse = |key: &str, reason: String| ConfigError {
+        key: key.into(),
+        value: config.get(key).unwrap_or_default().to_owned(),
+        reason,
+    };
+    const NO_CLUSTER: &str = "Oxka does not replicate yet and runs only as a single \
+        combined broker and controller (a cluster of one); remove the key, or list only this node";
+    let roles: std::collections::BTreeSet<&str> = config
+        .get("process.roles")
+        .unwrap_or_default()
+        .split(',')
+        .map(str::trim)
+        .filter(|r| !r.is_empty())
+        .collect();
+    if roles != ["broker", "controller"].into_iter().collect() {
+        return Err(refuse(
+            "process.roles",
+            format!("only process.roles=broker,controller is supported: {NO_CLUSTER}"),
+        ));
+    }
+    let voters = config.get("controller.quorum.voters").unwrap_or_default();
+    let others: Vec<&str> = voters
+        .split(',')
+        .map(str::trim)
+        .filter(|v| !v.is_empty())
+        .filter(|v| {
+            v.split_once('@')
+                .and_then(|(id, _)| id.trim().parse::<i32>().ok())
+                != Some(config.node_id)
+        })
+        .collect();
+    if !others.is_empty() {
+        return Err(refuse(
+            "controller.quorum.voters",
+            format!(
+                "names voters other than this node (node.id={}): {}; {NO_CLUSTER}",
+                config.node_id,
+                others.join(", ")
+            ),
+        ));
+    }
+    let bootstrap = config
+        .get("controller.quorum.bootstrap.servers")
+        .unwrap_or_default();
+    if bootstrap
+        .split(',')
+        .filter(|s| !s.trim().is_empty())
+        .count()
+        > 1
+    {
+        return Err(refuse(
+            "controller.quorum.bootstrap.servers",
+            format!("lists more than one controller; {NO_CLUSTER}"),
+        ));
+    }
+    if config
+        .get("remote.log.storage.system.enable")
+        .is_some_and(|v| v.trim().eq_ignore_ascii_case("true"))
+    {
+        return Err(refuse(
+            "remote.log.storage.system.enable",
+            "tiered storage is not supported by Oxka yet".into(),
+        ));
+    }
+    Ok(())
+}
+
+impl BrokerConfig {
+    /// Settings that are accepted but cannot have their effect on a single node, one message
+    /// each (the binary logs them as warnings at start-up).
+    pub fn single_node_warnings(&self) -> Vec<String> {
+        let mut out = Vec::new();
+        let set = |key: &str| {
+            self.values
+                .get(key)
+                .filter(|(_, s)| *s != ConfigSource::Default)
+                .map(|(v, _)| v.trim())
+        };
+        for key in REPLICATION_ONLY_KEYS {
+            if let Some(v) = set(key) {
+                out.push(format!(
+                    "{key}={v} has no effect: this node is a cluster of one and has no replicas"
+                ));
+            }
+        }
+        let number = |key: &str| set(key).and_then(|v| v.parse::<i64>().ok());
+        if let Some(n) = number("min.insync.replicas").filter(|n| *n > 1) {
+            out.push(format!(
+                "min.insync.replicas={n} cannot be met by one replica: produce with acks=all \
+                 answers NOT_ENOUGH_REPLICAS (acks=0 and acks=1 still succeed), as Kafka does"
+            ));
+        }
+        if let Some(n) = number("default.replication.factor").filter(|n| *n > 1) {
+            out.push(format!(
+                "default.replication.factor={n} exceeds the one broker: topics created with \
+                 the default replication factor (auto-created ones too) fail with \
+                 INVALID_REPLICATION_FACTOR, as Kafka does"
+            ));
+        }
+        if let Some(v) = set("unclean.leader.election.enable") {
+            if v.eq_ignore_ascii_case("true") {
+                out.push(
+                    "unclean.leader.election.enable=true has no effect: this node is the only \
+                     replica"
+                        .into(),
+                );
+            }
+        }
+        out
+    }
+}
+
 /// Whether `key` is the broker-level synonym of a topic config.
 pub fn is_topic_synonym(key: &str) -> bool {
     topic_config::TOPIC_CONFIGS
@@ -486,6 +628,51 @@ mod tests {
             c.topic_default(retention),
             ("5".into(), ConfigSource::StaticBroker)
         );
+    }
+
+    #[test]
+    fn a_cluster_configuration_is_refused_and_one_node_is_not() {
+        let refused = |pairs: &[(&str, &str)]| {
+            BrokerConfig::from_properties(&props(pairs))
+                .err()
+                .map(|e| e.key)
+        };
+        let voters = "controller.quorum.voters";
+        assert_eq!(
+            refused(&[(voters, "1@a:9093,2@b:9093")]),
+            Some(voters.into())
+        );
+        assert_eq!(refused(&[(voters, "1@a:9093")]), None);
+        assert_eq!(
+            refused(&[(voters, "3@a:9093"), ("node.id", "3")]),
+            None,
+            "the one voter is this node"
+        );
+        assert_eq!(
+            refused(&[("process.roles", "broker")]),
+            Some("process.roles".into())
+        );
+        assert_eq!(refused(&[("process.roles", "controller, broker")]), None);
+        let bootstrap = "controller.quorum.bootstrap.servers";
+        assert_eq!(
+            refused(&[(bootstrap, "a:9093,b:9093")]),
+            Some(bootstrap.into())
+        );
+        assert_eq!(refused(&[(bootstrap, "localhost:9093")]), None);
+    }
+
+    #[test]
+    fn keys_without_effect_on_one_node_warn() {
+        let c = BrokerConfig::from_properties(&BTreeMap::new()).unwrap();
+        assert!(c.single_node_warnings().is_empty());
+        let c = BrokerConfig::from_properties(&props(&[
+            ("min.insync.replicas", "2"),
+            ("zookeeper.connect", "zk:2181"),
+        ]))
+        .unwrap();
+        let w = c.single_node_warnings();
+        assert_eq!(w.len(), 2, "{w:?}");
+        assert!(w.iter().any(|m| m.contains("NOT_ENOUGH_REPLICAS")));
     }
 
     #[test]

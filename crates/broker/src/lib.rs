@@ -8,6 +8,7 @@ pub mod config;
 mod errors;
 pub mod group;
 mod handlers;
+pub mod log_dir;
 pub mod metrics;
 pub mod partition;
 mod principal;
@@ -45,6 +46,21 @@ pub enum StartError {
         #[source]
         source: std::io::Error,
     },
+    #[error("log dir {path} is not a directory (log.dirs must name directories)")]
+    NotADirectory { path: std::path::PathBuf },
+    #[error("log dir {path} is not writable by this process: {source}")]
+    NotWritable {
+        path: std::path::PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("Failed to acquire lock on file .lock in {path}. A Kafka or Oxka broker in another process is using this directory.")]
+    LogDirLocked { path: std::path::PathBuf },
+    #[error("{path}: {reason}")]
+    MetaProperties {
+        path: std::path::PathBuf,
+        reason: String,
+    },
 }
 
 #[derive(Debug)]
@@ -59,22 +75,36 @@ pub struct Broker {
     pub groups: group::GroupCoordinator,
     /// The transaction coordinator (transactional ids, `__transaction_state`, markers).
     pub txns: txn::TxnCoordinator,
+    /// This process's `.lock` on every log dir, released when the broker is dropped.
+    _dir_locks: log_dir::LogDirLocks,
 }
 
 impl Broker {
     /// Opens the metadata log and every hosted partition (recovering them). Blocking.
     pub fn open(config: BrokerConfig) -> Result<Arc<Broker>, StartError> {
-        for dir in &config.log_dirs {
-            std::fs::create_dir_all(dir).map_err(|source| StartError::LogDir {
-                path: dir.clone(),
-                source,
-            })?;
-        }
+        let mut dirs = config.log_dirs.clone();
+        dirs.push(config.metadata_log_dir.clone());
+        // Locked before anything is read, so two brokers never share a directory.
+        let dir_locks = log_dir::lock_all(&dirs)?;
+        let stored_cluster =
+            log_dir::check_meta_properties(&dirs, config.node_id, config.cluster_id.as_deref())?;
         let controller = Controller::open(
             &config.metadata_log_dir.join("__cluster_metadata-0"),
             config.node_id,
-            config.cluster_id.clone(),
+            config.cluster_id.clone().or_else(|| stored_cluster.clone()),
         )?;
+        if let Some(stored) = &stored_cluster {
+            let image = controller.image();
+            if &image.cluster_id != stored {
+                return Err(StartError::MetaProperties {
+                    path: config.metadata_log_dir.join("__cluster_metadata-0"),
+                    reason: format!(
+                        "the metadata log belongs to cluster {}, but meta.properties in the log dirs names cluster {stored}",
+                        image.cluster_id
+                    ),
+                });
+            }
+        }
         let groups_config = group::CoordinatorConfig::from_broker(&config);
         let txn_config = txn::TxnConfig::from_broker(&config);
         // `__consumer_offsets` and `__transaction_state` are not created here: as in Kafka, the
@@ -82,13 +112,13 @@ impl Broker {
         // ([`Broker::ensure_coordinator_topic`]). Where they exist, they are opened below with
         // every other partition and the coordinators load them.
         let image = controller.image();
-        for dir in &config.log_dirs {
-            write_meta_properties(dir, config.node_id, &image.cluster_id).map_err(|source| {
-                StartError::LogDir {
+        for dir in &dirs {
+            log_dir::write_meta_properties(dir, config.node_id, &image.cluster_id).map_err(
+                |source| StartError::LogDir {
                     path: dir.clone(),
                     source,
-                }
-            })?;
+                },
+            )?;
         }
         config.set_dynamic(dynamic_configs(&image, config.node_id));
         let partitions = PartitionManager::new(config.node_id, config.log_dirs.clone());
@@ -102,6 +132,7 @@ impl Broker {
             producer_ids: Mutex::new((0, 0)),
             groups: group::GroupCoordinator::new(groups_config),
             txns: txn::TxnCoordinator::new(txn_config),
+            _dir_locks: dir_locks,
         });
         group::GroupCoordinator::start(&broker);
         txn::TxnCoordinator::start(&broker);
@@ -210,7 +241,6 @@ impl Broker {
                 ),
             }
         }
-        metrics::record_log_sizes(self);
     }
 
     /// One pass of the log cleaner over every compacted partition. Blocking.
@@ -286,19 +316,4 @@ fn dynamic_configs(image: &MetadataImage, node_id: i32) -> config::DynamicBroker
             .unwrap_or_default(),
         cluster: image.broker_configs.get("").cloned().unwrap_or_default(),
     }
-}
-
-/// Writes Kafka's `meta.properties` in a log dir if it is not there yet.
-fn write_meta_properties(
-    dir: &std::path::Path,
-    node_id: i32,
-    cluster_id: &str,
-) -> std::io::Result<()> {
-    let path = dir.join("meta.properties");
-    if path.exists() {
-        return Ok(());
-    }
-    let text =
-        format!("#\n#Written by oxka\nversion=1\nnode.id={node_id}\ncluster.id={cluster_id}\n");
-    std::fs::write(path, text)
 }

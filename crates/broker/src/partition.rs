@@ -638,6 +638,18 @@ impl PartitionManager {
                 }
             }
         }
+        // Start-up (or a topic change) opens every log not hosted yet: one line per log, with
+        // progress, as Kafka's "Completed load of log ... (n/total completed)".
+        let to_open = image
+            .topics
+            .iter()
+            .flat_map(|(name, t)| t.partitions.iter().map(move |p| (name, p)))
+            .filter(|(name, p)| {
+                p.replicas.contains(&self.node_id) && self.get(name, p.partition).is_none()
+            })
+            .count();
+        let mut opened = 0usize;
+        let started = std::time::Instant::now();
         for (name, topic) in &image.topics {
             let overrides = image.topic_overrides(name);
             let log_config = config.log_config(overrides);
@@ -654,6 +666,7 @@ impl PartitionManager {
                     continue;
                 }
                 let dir = self.dir_for(name, p.partition);
+                let log_started = std::time::Instant::now();
                 let mut log = Log::open(&dir, log_config.clone(), now_ms())?;
                 if p.leader == self.node_id {
                     // As Kafka's makeLeader: the leader epoch is in the checkpoint before the
@@ -662,6 +675,17 @@ impl PartitionManager {
                     log.assign_leader_epoch(p.leader_epoch)?;
                 }
                 let producers = rebuild_producer_state(&mut log)?;
+                opened += 1;
+                tracing::info!(
+                    topic = %name,
+                    partition = p.partition,
+                    log_start_offset = log.log_start_offset(),
+                    log_end_offset = log.log_end_offset(),
+                    elapsed_ms = log_started.elapsed().as_millis() as u64,
+                    "loaded log {opened}/{to_open} ({}%, {} ms so far)",
+                    opened * 100 / to_open.max(1),
+                    started.elapsed().as_millis()
+                );
                 let partition = Arc::new(Partition {
                     topic: name.clone(),
                     topic_id: topic.topic_id,
@@ -755,7 +779,7 @@ fn snapshot_if_rolled(inner: &mut Inner, base_before: i64) {
     if base != base_before {
         let entries = inner.producers.snapshot_entries();
         if let Err(e) = inner.log.write_producer_snapshot(base, &entries) {
-            tracing::warn!(dir = %inner.log.dir().display(), error = %e, "writing a producer snapshot failed");
+            tracing::warn!(partition = %inner.log.dir().file_name().map(|n| n.to_string_lossy()).unwrap_or_default(), dir = %inner.log.dir().display(), error = %e, "writing a producer snapshot failed");
         }
     }
 }

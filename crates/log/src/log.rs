@@ -262,10 +262,10 @@ impl Log {
             let (mut seg, truncated) = LogSegment::open(dir, base, next, mode, cfg, now_ms)?;
             if truncated > 0 {
                 recovery_truncated = true;
-                tracing::warn!(dir = %dir.display(), base, truncated, "recovery truncated a segment");
+                tracing::warn!(partition = %topic_partition(dir), dir = %dir.display(), base, truncated, "recovery truncated a segment");
                 // Kafka's rule: everything after a corrupt batch goes, later segments included.
                 for &later in &bases[i + 1..] {
-                    tracing::warn!(dir = %dir.display(), base = later, "deleting segment after corruption");
+                    tracing::warn!(partition = %topic_partition(dir), dir = %dir.display(), base = later, "deleting segment after corruption");
                     remove_segment_files(dir, later)?;
                 }
                 bases.truncate(i + 1);
@@ -1055,4 +1055,11 @@ pub(crate) fn parse_segment_name(name: &str, suffix: &str) -> Option<i64> {
         return None;
     }
     digits.parse().ok()
+}
+
+/// Kafka's name for the partition a log directory holds, `<topic>-<partition>` (the directory's
+/// own name), for log lines.
+pub(crate) fn topic_partition(dir: &Path) -> std::borrow::Cow<'_, str> {
+    dir.file_name()
+        .map_or_else(|| dir.to_string_lossy(), |n| n.to_string_lossy())
 }

@@ -385,6 +385,7 @@ impl LogSegment {
             if scan == Scan::Recover {
                 if let Some(reason) = self.check_batch(pos, &h, batch_size, &mut crc_buf)? {
                     tracing::warn!(
+                        partition = %self.log_path.parent().map(crate::log::topic_partition).unwrap_or_default(),
                         segment = %self.log_path.display(),
                         position = pos,
                         reason,

@@ -2,6 +2,7 @@
 
 mod cli;
 mod connection;
+mod http;
 mod serve;
 mod settings;
 
@@ -14,6 +15,22 @@ use clap::{Parser, Subcommand};
 struct Cli {
     #[command(subcommand)]
     command: Command,
+    /// Log line format: `text` (colour only on a terminal, never with NO_COLOR) or `json`
+    /// (one JSON object per line).
+    #[arg(
+        long,
+        global = true,
+        value_enum,
+        env = "OXKA_LOG_FORMAT",
+        default_value = "text"
+    )]
+    log_format: LogFormat,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+enum LogFormat {
+    Text,
+    Json,
 }
 
 #[derive(Debug, Subcommand)]
@@ -25,6 +42,10 @@ enum Command {
         /// Override a property, as kafka-server-start's --override (repeatable).
         #[arg(long = "override", value_name = "KEY=VALUE")]
         overrides: Vec<String>,
+        /// Print every effective configuration key, its value and its source (flag, KAFKA_*
+        /// env, KAFKA_CFG_* env, file, default), then exit without starting.
+        #[arg(long)]
+        print_config: bool,
     },
     /// Create, list, describe, alter, delete topics; `topic apply -f topics.yaml`.
     Topic(cli::topic::TopicArgs),
@@ -45,12 +66,18 @@ enum Command {
 }
 
 fn main() -> anyhow::Result<()> {
-    init_tracing();
     let cli = Cli::parse();
+    init_tracing(cli.log_format);
     match cli.command {
         Command::Serve {
             properties,
             overrides,
+            print_config: true,
+        } => serve::print_config(properties, overrides),
+        Command::Serve {
+            properties,
+            overrides,
+            print_config: false,
         } => {
             let runtime = tokio::runtime::Builder::new_multi_thread()
                 .enable_all()
@@ -69,8 +96,10 @@ fn main() -> anyhow::Result<()> {
     }
 }
 
-/// Log level from `RUST_LOG`, else from the log4j-style `KAFKA_LOG4J_ROOT_LOGLEVEL`.
-fn init_tracing() {
+/// Log level from `RUST_LOG`, else from the log4j-style `KAFKA_LOG4J_ROOT_LOGLEVEL`; lines to
+/// stderr as text (ANSI colour only when stderr is a terminal and NO_COLOR is unset) or JSON.
+fn init_tracing(format: LogFormat) {
+    use std::io::IsTerminal;
     use tracing_subscriber::EnvFilter;
     let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| {
         let level = std::env::var("KAFKA_LOG4J_ROOT_LOGLEVEL")
@@ -85,8 +114,17 @@ fn init_tracing() {
             .unwrap_or("info");
         EnvFilter::new(level)
     });
-    tracing_subscriber::fmt()
+    let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
-        .with_writer(std::io::stderr)
-        .init();
+        .with_writer(std::io::stderr);
+    match format {
+        LogFormat::Json => builder
+            .json()
+            .flatten_event(true)
+            .with_current_span(false)
+            .init(),
+        LogFormat::Text => builder
+            .with_ansi(std::io::stderr().is_terminal() && std::env::var_os("NO_COLOR").is_none())
+            .init(),
+    }
 }

@@ -1,27 +1,61 @@
-//! `oxka serve`: binds the listeners, opens the broker, runs its background tasks until SIGTERM
-//! or Ctrl-C, then shuts down cleanly.
+//! `oxka serve`: starts the operations endpoint (metrics and probes), opens the broker (its
+//! logs are loaded and recovered), then binds the client listeners, as Kafka does: a client
+//! port that accepts is a broker that can answer. Runs the background tasks until SIGTERM or
+//! Ctrl-C, then shuts down cleanly.
 
 use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use anyhow::Context;
+use oxka_broker::config::Listener;
 use oxka_broker::Broker;
 use tokio::net::TcpListener;
 
-use crate::{connection, settings};
+use crate::{connection, http, settings};
 
+/// `oxka serve --print-config`: the effective configuration with sources, on stdout.
+pub(crate) fn print_config(
+    properties: Option<PathBuf>,
+    overrides: Vec<String>,
+) -> anyhow::Result<()> {
+    match settings::load(properties.as_deref(), std::env::vars(), &overrides) {
+        Ok((config, layers)) => {
+            print!("{}", settings::render_effective(&config, &layers));
+            Ok(())
+        }
+        Err(e) => exit_with(e),
+    }
+}
+
+/// Runs the broker until a shutdown signal. A start-up failure (configuration refused, log dir
+/// locked, port taken) is logged as one clear error line and exits with status 1.
 pub(crate) async fn serve(
     properties: Option<PathBuf>,
     overrides: Vec<String>,
 ) -> anyhow::Result<()> {
+    match run(properties, overrides).await {
+        Ok(()) => Ok(()),
+        Err(e) => exit_with(e),
+    }
+}
+
+fn exit_with(e: anyhow::Error) -> ! {
+    tracing::error!("oxka cannot start: {e:#}");
+    std::process::exit(1)
+}
+
+async fn run(properties: Option<PathBuf>, overrides: Vec<String>) -> anyhow::Result<()> {
     let started = Instant::now();
     let (config, _) = settings::load(properties.as_deref(), std::env::vars(), &overrides)?;
+    let health = Arc::new(http::Health::default());
     if let Some(addr) = &config.metrics_listen {
-        install_metrics(addr);
+        http::start(http::parse_listen(addr)?, health.clone()).await?;
     }
+    let broker = tokio::task::spawn_blocking(move || Broker::open(config)).await??;
+    health.opened(broker.clone());
     let mut listeners = Vec::new();
-    for l in &config.listeners {
+    for l in &broker.config.listeners {
         let host = if l.host.is_empty() {
             "0.0.0.0"
         } else {
@@ -29,16 +63,16 @@ pub(crate) async fn serve(
         };
         let listener = TcpListener::bind((host, l.port))
             .await
-            .with_context(|| format!("binding listener {}://{}:{}", l.name, l.host, l.port))?;
+            .with_context(|| format!("binding listener {}", url(l)))?;
         listeners.push((l.name.clone(), listener));
     }
-    let broker = tokio::task::spawn_blocking(move || Broker::open(config)).await??;
+    let urls = |ls: &[Listener]| ls.iter().map(url).collect::<Vec<_>>().join(",");
     tracing::info!(
         node_id = broker.config.node_id,
         cluster_id = %broker.image().cluster_id,
-        listeners = ?broker.config.listeners,
-        advertised = ?broker.config.advertised_listeners,
-        log_dirs = ?broker.config.log_dirs,
+        listeners = %urls(&broker.config.listeners),
+        advertised_listeners = %urls(&broker.config.advertised_listeners),
+        log_dirs = %broker.config.log_dirs.iter().map(|d| d.display().to_string()).collect::<Vec<_>>().join(","),
         elapsed_ms = started.elapsed().as_millis() as u64,
         "oxka is serving"
     );
@@ -53,28 +87,28 @@ pub(crate) async fn serve(
             limits.clone(),
         ));
     }
+    health.set_ready(true);
     tokio::spawn(log_maintenance(broker.clone()));
     tokio::spawn(scheduled_flushes(broker.clone()));
     tokio::spawn(log_cleaner(broker.clone()));
     shutdown_signal().await;
+    health.set_ready(false);
     tracing::info!("shutting down");
     tokio::task::spawn_blocking(move || broker.shutdown()).await?;
     Ok(())
 }
 
-fn install_metrics(addr: &str) {
-    let parsed: std::net::SocketAddr = match addr.parse() {
-        Ok(a) => a,
-        Err(e) => {
-            tracing::warn!(addr, error = %e, "invalid oxka.metrics.listen; metrics disabled");
-            return;
-        }
+/// A listener as a URL, `NAME://host:port` (an empty host is every interface).
+fn url(l: &Listener) -> String {
+    let host = if l.host.is_empty() {
+        "0.0.0.0"
+    } else {
+        &l.host
     };
-    let result = metrics_exporter_prometheus::PrometheusBuilder::new()
-        .with_http_listener(parsed)
-        .install();
-    if let Err(e) = result {
-        tracing::warn!(addr, error = %e, "metrics endpoint not started");
+    if host.contains(':') {
+        format!("{}://[{host}]:{}", l.name, l.port)
+    } else {
+        format!("{}://{host}:{}", l.name, l.port)
     }
 }
 

@@ -50,26 +50,26 @@ const ACCEPTED_KEYS: &[&str] = &[
     "log.roll.ms",
     "log.dir",
     "num.recovery.threads.per.data.dir",
-    "num.replica.fetchers",
     "offsets.retention.minutes",
     "queued.max.requests",
-    "replica.lag.time.max.ms",
     "share.coordinator.state.topic.replication.factor",
     "share.coordinator.state.topic.min.isr",
     "socket.receive.buffer.bytes",
     "socket.send.buffer.bytes",
     "cluster.id",
-    "zookeeper.connect",
     "zookeeper.connection.timeout.ms",
 ];
 
-/// Which layer a key came from (for the start-up log).
+/// Which layer a key came from (for the start-up log and `--print-config`).
 #[derive(Debug, Default)]
 pub(crate) struct Layers {
     pub(crate) file: BTreeMap<String, String>,
     pub(crate) bitnami_env: BTreeMap<String, String>,
     pub(crate) kafka_env: BTreeMap<String, String>,
     pub(crate) overrides: BTreeMap<String, String>,
+    /// For every key set in a layer, where the winning value came from: `flag --override`,
+    /// `env KAFKA_LOG_DIRS`, `env KAFKA_CFG_LOG_DIRS`, `file server.properties`.
+    pub(crate) origins: BTreeMap<String, String>,
 }
 
 impl Layers {
@@ -94,23 +94,41 @@ pub(crate) fn load(
         let text =
             std::fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))?;
         layers.file = parse_properties(&text);
-    }
-    for (name, value) in env {
-        if let Some(rest) = name.strip_prefix("KAFKA_CFG_") {
-            layers.bitnami_env.insert(bitnami_key(rest), value);
-        } else if name == "CLUSTER_ID" {
-            layers.kafka_env.insert("cluster.id".into(), value);
-        } else if name.starts_with("KAFKA_") && !NOT_CONFIG_ENV.contains(&name.as_str()) {
+        for key in layers.file.keys() {
             layers
-                .kafka_env
-                .insert(apache_key(&name["KAFKA_".len()..]), value);
+                .origins
+                .insert(key.clone(), format!("file {}", path.display()));
         }
     }
+    // Environment layers are filled first and their origins recorded afterwards, so that a
+    // KAFKA_* variable beats a KAFKA_CFG_* one whatever order the environment lists them in.
+    let mut bitnami_origins = BTreeMap::new();
+    let mut kafka_origins = BTreeMap::new();
+    for (name, value) in env {
+        if let Some(rest) = name.strip_prefix("KAFKA_CFG_") {
+            let key = bitnami_key(rest);
+            bitnami_origins.insert(key.clone(), format!("env {name}"));
+            layers.bitnami_env.insert(key, value);
+        } else if name == "CLUSTER_ID" {
+            kafka_origins.insert("cluster.id".to_owned(), format!("env {name}"));
+            layers.kafka_env.insert("cluster.id".into(), value);
+        } else if name.starts_with("KAFKA_") && !NOT_CONFIG_ENV.contains(&name.as_str()) {
+            let key = apache_key(&name["KAFKA_".len()..]);
+            kafka_origins.insert(key.clone(), format!("env {name}"));
+            layers.kafka_env.insert(key, value);
+        }
+    }
+    layers.origins.extend(bitnami_origins);
+    layers.origins.extend(kafka_origins);
     for item in overrides {
         let Some((k, v)) = item.split_once('=') else {
             bail!("--override expects key=value, got {item:?}");
         };
-        layers.overrides.insert(k.trim().to_owned(), v.to_owned());
+        let key = k.trim().to_owned();
+        layers
+            .origins
+            .insert(key.clone(), "flag --override".to_owned());
+        layers.overrides.insert(key, v.to_owned());
     }
     let merged = layers.merged();
     for key in merged.keys() {
@@ -119,12 +137,32 @@ pub(crate) fn load(
         }
     }
     let config = BrokerConfig::from_properties(&merged)?;
+    for warning in config.single_node_warnings() {
+        tracing::warn!("{warning}");
+    }
     Ok((config, layers))
+}
+
+/// `--print-config`: every effective key, its value and where it came from, one per line as
+/// `key=value  # source`, sorted by key. Values of password keys are hidden, as Kafka does.
+pub(crate) fn render_effective(config: &BrokerConfig, layers: &Layers) -> String {
+    let mut out = String::new();
+    for (key, value, _) in config.entries() {
+        let origin = layers.origins.get(&key).map_or("default", String::as_str);
+        let value = if key.contains("password") && !value.is_empty() {
+            "[hidden]".to_owned()
+        } else {
+            value
+        };
+        out.push_str(&format!("{key}={value}  # {origin}\n"));
+    }
+    out
 }
 
 fn is_known(key: &str) -> bool {
     BROKER_DEFAULTS.iter().any(|(k, _)| *k == key)
         || ACCEPTED_KEYS.contains(&key)
+        || oxka_broker::config::REPLICATION_ONLY_KEYS.contains(&key)
         || oxka_broker::config::is_topic_synonym(key)
         || key.starts_with("listener.name.")
         || key.starts_with("log4j.")

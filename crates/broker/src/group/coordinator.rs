@@ -131,9 +131,17 @@ pub fn ensure_offsets_topic(
     if controller.image().topic(OFFSETS_TOPIC).is_some() {
         return Ok(controller.image());
     }
-    let rf = config
-        .replication_factor
-        .clamp(1, live_brokers.max(1) as i16);
+    // Kafka does not shrink the replication factor of an internal topic to the brokers
+    // available: the topic is not created, and FindCoordinator answers
+    // COORDINATOR_NOT_AVAILABLE until enough brokers are registered.
+    if i64::from(config.replication_factor) > live_brokers as i64 {
+        tracing::error!(
+            "Number of alive brokers '{live_brokers}' does not meet the required replication factor '{}' for the offsets topic (configured via 'offsets.topic.replication.factor'); {OFFSETS_TOPIC} is not created and FindCoordinator answers COORDINATOR_NOT_AVAILABLE. Oxka runs one broker: set offsets.topic.replication.factor=1.",
+            config.replication_factor
+        );
+        return Ok(controller.image());
+    }
+    let rf = config.replication_factor.max(1);
     let configs = [
         ("cleanup.policy", "compact".to_owned()),
         ("compression.type", "producer".to_owned()),
@@ -918,6 +926,30 @@ impl GroupCoordinator {
                 .map(|((t, p), v)| (t.clone(), *p, Some(v.clone())))
                 .collect(),
         })
+    }
+
+    /// Every committed offset of every group as `(group, topic, partition, offset)`, for the
+    /// consumer-lag gauges. Empty while loading.
+    pub fn committed_offsets(&self) -> Vec<(String, String, i32, i64)> {
+        if !self.loaded.load(Ordering::Acquire) {
+            return Vec::new();
+        }
+        let entries: Vec<(String, Arc<Mutex<GroupEntry>>)> = self
+            .groups
+            .read()
+            .iter()
+            .map(|(g, e)| (g.clone(), e.clone()))
+            .collect();
+        let mut out = Vec::new();
+        for (group, entry) in entries {
+            let e = entry.lock();
+            out.extend(
+                e.offsets
+                    .iter()
+                    .map(|((t, p), v)| (group.clone(), t.clone(), *p, v.offset)),
+            );
+        }
+        out
     }
 
     /// Every group (ListGroups), or `Err` while loading.

@@ -183,6 +183,7 @@ pub(super) async fn auto_create(
     broker: &Arc<Broker>,
     name: String,
 ) -> Result<Arc<TopicImage>, i16> {
+    let topic = name.clone();
     let outcome = blocking(broker, move |b| {
         b.change_metadata(|c| {
             let spec = CreateTopicSpec {
@@ -211,7 +212,7 @@ pub(super) async fn auto_create(
         Ok(Some(topic)) => Ok(topic),
         Ok(None) => Err(ResponseError::UnknownTopicOrPartition.code()),
         Err(e) => {
-            tracing::warn!(error = %e, "auto-creating topic failed");
+            tracing::warn!(topic = %topic, error = %e, "auto-creating topic {topic} failed");
             Err(controller_error_code(&e))
         }
     }

@@ -66,6 +66,7 @@ pub(super) async fn handle(
         let (topics, bytes, errors) = read_once(broker, version, &request);
         let now = Instant::now();
         if bytes >= min_bytes || errors || now >= deadline {
+            let image = broker.image();
             for t in &topics {
                 let sent: usize = t
                     .partitions
@@ -73,7 +74,11 @@ pub(super) async fn handle(
                     .map(|p| p.records.as_ref().map_or(0, |r| r.len()))
                     .sum();
                 if sent > 0 {
-                    metrics::fetched(&t.topic, sent);
+                    // Fetch v13+ names topics by id only.
+                    match image.topic_by_id(&t.topic_id) {
+                        Some(topic) if t.topic.is_empty() => metrics::fetched(&topic.name, sent),
+                        _ => metrics::fetched(&t.topic, sent),
+                    }
                 }
             }
             denied.extend(topics);

@@ -1,6 +1,7 @@
 //! Produce (key 0): validate and append each partition's batches as they came (offsets are
 //! assigned in place), then answer per partition. acks=0 gets no response at all; acks=1 and
-//! acks=all are the same on a single node (the leader is the whole ISR).
+//! acks=all are the same on a single node (the leader is the whole ISR), except that acks=all
+//! to a partition whose min.insync.replicas is above 1 answers NOT_ENOUGH_REPLICAS, as Kafka.
 
 use std::sync::Arc;
 
@@ -83,6 +84,22 @@ pub(super) async fn handle(
             match (topic_error, partition, data.records) {
                 (Some(code), _, _) => p.error_code = code,
                 (None, None, _) => p.error_code = ResponseError::UnknownTopicOrPartition.code(),
+                // Kafka's Partition.appendRecordsToLeader: acks=all needs an ISR of at least
+                // min.insync.replicas, and the ISR here is the leader alone.
+                (None, Some(_), _) if acks == -1 && min_insync_replicas(broker, &name) > 1 => {
+                    p.error_code = ResponseError::NotEnoughReplicas.code();
+                    if version >= 8 {
+                        p.error_message = Some(
+                            format!(
+                                "The size of the current ISR 1 is insufficient to satisfy the min.isr requirement of {} for partition {}-{}",
+                                min_insync_replicas(broker, &name),
+                                name.as_str(),
+                                data.index
+                            )
+                            .into(),
+                        );
+                    }
+                }
                 (None, Some(_), None) => p.error_code = ResponseError::InvalidRecord.code(),
                 (None, Some(partition), Some(records)) => {
                     let mut records = BytesMut::from(&records[..]);
@@ -181,6 +198,17 @@ fn reply(response: ProduceResponse, acks: i16) -> Reply {
         )),
         None => Reply::Nothing,
     }
+}
+
+/// The topic's effective `min.insync.replicas` (its override, else the broker's).
+fn min_insync_replicas(broker: &Broker, topic: &str) -> i64 {
+    let image = broker.image();
+    broker
+        .config
+        .topic_config_value(image.topic_overrides(topic), "min.insync.replicas")
+        .trim()
+        .parse()
+        .unwrap_or(1)
 }
 
 fn error_all(request: &ProduceRequest, code: i16) -> Vec<TopicProduceResponse> {

@@ -110,9 +110,17 @@ pub fn ensure_txn_topic(
     if controller.image().topic(TXN_TOPIC).is_some() {
         return Ok(controller.image());
     }
-    let rf = config
-        .replication_factor
-        .clamp(1, live_brokers.max(1) as i16);
+    // Kafka does not shrink the replication factor of an internal topic to the brokers
+    // available: the topic is not created, and FindCoordinator answers
+    // COORDINATOR_NOT_AVAILABLE until enough brokers are registered.
+    if i64::from(config.replication_factor) > live_brokers as i64 {
+        tracing::error!(
+            "Number of alive brokers '{live_brokers}' does not meet the required replication factor '{}' for the transactions state topic (configured via 'transaction.state.log.replication.factor'); {TXN_TOPIC} is not created and FindCoordinator answers COORDINATOR_NOT_AVAILABLE. Oxka runs one broker: set transaction.state.log.replication.factor=1.",
+            config.replication_factor
+        );
+        return Ok(controller.image());
+    }
+    let rf = config.replication_factor.max(1);
     let configs = [
         ("cleanup.policy", "compact".to_owned()),
         ("compression.type", "uncompressed".to_owned()),
