@@ -6,6 +6,9 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 export OXKA_REPO="$PWD"
+# Tools that tests/setup.d builds or downloads (helm, kubeconform, promtool, Kafka jars): kept
+# outside the clone so later clones on the same machine reuse them; a new machine builds them.
+export OXKA_TOOLS="${OXKA_TOOLS:-$HOME/.cache/oxka-tools}"
 
 if ! command -v kcat >/dev/null 2>&1; then
     echo "--- installing kcat"

