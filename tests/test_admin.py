@@ -53,7 +53,9 @@ def test_create_default_partitions(broker):
     t = unique("adm")
     a = admin(broker)
     a.create_topics([NewTopic(t)])[t].result(15)  # num_partitions=-1 → broker default num.partitions=1
-    md = wait_until(lambda: a.list_topics(t, timeout=5).topics.get(t), msg="topic")
+    # (Apache Kafka answers CreateTopics before its metadata cache lists the topic: wait for it)
+    md = wait_until(lambda: (lambda m: m if m is not None and m.error is None else None)(
+        a.list_topics(t, timeout=5).topics.get(t)), msg="topic")
     assert len(md.partitions) == 1
 
 
@@ -227,7 +229,10 @@ def test_incremental_alter_configs(broker):
         ConfigEntry("max.message.bytes", "300000", incremental_operation=AlterConfigOpType.SET),
     ])
     a.incremental_alter_configs([res])[res].result(15)
-    cfg = describe_topic_configs(broker, t)
+    # (Apache Kafka's DescribeConfigs reads the broker's metadata cache, a moment behind the
+    # controller that applied the alter: wait for the new value)
+    cfg = wait_until(lambda: (lambda c: c if c["retention.ms"].value == "200000" else None)(
+        describe_topic_configs(broker, t)), msg="altered config described")
     assert cfg["retention.ms"].value == "200000"
     assert cfg["max.message.bytes"].value == "300000"
     assert cfg["max.message.bytes"].source == ConfigSource.DYNAMIC_TOPIC_CONFIG.value
