@@ -277,6 +277,21 @@ pub(super) fn offset_commit(
         },
         api_version: v,
     };
+    // As KafkaApis: a partition of a topic that does not exist is answered
+    // UNKNOWN_TOPIC_OR_PARTITION without reaching the group; the coordinator sees the rest (and
+    // is not asked at all when nothing is left).
+    let known: Vec<bool> = request
+        .topics
+        .iter()
+        .flat_map(|t| {
+            t.partitions.iter().map(|p| {
+                broker
+                    .partitions()
+                    .get(&t.name, p.partition_index)
+                    .is_some()
+            })
+        })
+        .collect();
     let commits: Vec<OffsetCommit> = request
         .topics
         .iter()
@@ -289,15 +304,22 @@ pub(super) fn offset_commit(
                 metadata: p.committed_metadata.as_ref().map(|m| m.to_string()),
             })
         })
+        .zip(&known)
+        .filter_map(|(c, &k)| k.then_some(c))
         .collect();
-    let codes = match broker
-        .groups
-        .commit_offsets(broker, &request.group_id, &who, &commits)
-    {
-        Ok(codes) => codes,
-        Err(e) => vec![e; commits.len()],
+    let codes = if commits.is_empty() {
+        Vec::new()
+    } else {
+        match broker
+            .groups
+            .commit_offsets(broker, &request.group_id, &who, &commits)
+        {
+            Ok(codes) => codes,
+            Err(e) => vec![e; commits.len()],
+        }
     };
     let mut codes = codes.into_iter();
+    let mut known = known.into_iter();
     let mut response = OffsetCommitResponse::default();
     response.topics = request
         .topics
@@ -311,7 +333,11 @@ pub(super) fn offset_commit(
                 .map(|p| {
                     let mut out = OffsetCommitResponsePartition::default();
                     out.partition_index = p.partition_index;
-                    out.error_code = codes.next().unwrap_or(code::NONE);
+                    out.error_code = if known.next().unwrap_or(false) {
+                        codes.next().unwrap_or(code::NONE)
+                    } else {
+                        kafka_protocol::error::ResponseError::UnknownTopicOrPartition.code()
+                    };
                     out
                 })
                 .collect();
