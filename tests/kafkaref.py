@@ -152,7 +152,7 @@ class KafkaCluster:
         self.log4j = log4j_config(os.path.join(workdir, "%s-log4j2.properties" % name),
                                   level="INFO", target="SYSTEM_OUT")
         self.cluster_id = cluster_id()
-        self.start_seconds = None
+        self.format_seconds = self.serve_seconds = self.start_seconds = None
 
     # ---- the conftest.Broker surface the suite uses
     @property
@@ -250,6 +250,8 @@ class KafkaCluster:
         for node in self.nodes:
             self._write_props(node)
             self._format(node)
+        t1 = time.monotonic()
+        self.format_seconds = t1 - t0
         env = {k: v for k, v in os.environ.items() if not k.startswith("KAFKA_")}
         for node in self.nodes:
             cmd = java_cmd("kafka.Kafka", [node.props_path], heap=self.heap, log4j=self.log4j)
@@ -261,6 +263,7 @@ class KafkaCluster:
                                          start_new_session=True)
             logf.close()
         self.wait_ready(timeout)
+        self.serve_seconds = time.monotonic() - t1  # spawn to serving, format excluded
         self.start_seconds = time.monotonic() - t0
         return self
 

@@ -85,6 +85,8 @@ def test_advertised_matches_protocol_md(advertised, key):
     assert advertised[key] == (lo, hi), "%s advertised %r, PROTOCOL.md target %r" % (name, advertised[key], (lo, hi))
 
 
+@pytest.mark.skipif(os.environ.get("OXKA_TARGET") == "kafka",
+                    reason="OXKA_TARGET=kafka: KAFKA_41 lists only the client-facing APIs; Kafka also serves inter-broker ones")
 def test_nothing_beyond_kafka(advertised):
     for key, (lo, hi) in advertised.items():
         assert key in KAFKA_41, "unknown api key %d advertised" % key
@@ -113,7 +115,8 @@ def test_every_produce_and_fetch_version(broker, advertised):
     t = create_topic(broker, unique("pfv"))
     plo, phi = advertised[0]
     n = 0
-    for v in range(max(plo, 3), phi + 1):  # Kafka 4.x lists v0-2 but refuses them (KAFKA_41 above)
+    # Kafka 4.x lists v0-2 but refuses them (KAFKA_41 above); v13+ names topics by id
+    for v in range(max(plo, 3), min(phi, 12) + 1):
         err, base = raw_produce(broker, t, kwire.record_batch([b"v%d" % v]), version=v)
         assert (err, base) == (0, n), "Produce v%d" % v
         n += 1

@@ -294,9 +294,17 @@ func saramaRoundtrip(bootstrap []string, topic string, n int) (any, error) {
 		return nil, err
 	}
 	again := adm.CreateTopic(topic, &sarama.TopicDetail{NumPartitions: 2, ReplicationFactor: 1}, false)
-	md, err := adm.DescribeTopics([]string{topic})
-	if err != nil {
-		return nil, err
+	// Apache Kafka's metadata cache learns of the topic a moment after CreateTopics returns.
+	var md []*sarama.TopicMetadata
+	for i := 0; ; i++ {
+		md, err = adm.DescribeTopics([]string{topic})
+		if err == nil && len(md) == 1 && md[0].Err == sarama.ErrNoError {
+			break
+		}
+		if i == 100 {
+			return nil, fmt.Errorf("describe %s: %v %v", topic, err, md)
+		}
+		time.Sleep(100 * time.Millisecond)
 	}
 	client, err := sarama.NewClient(bootstrap, cfg)
 	if err != nil {

@@ -246,8 +246,17 @@ public class OxkaJavaClient {
             } catch (ExecutionException e) {
                 o.put("create_zero_partitions", errorName(e));
             }
+            // Apache Kafka's metadata cache learns of a new topic a moment after CreateTopics
+            // returns (KRaft); oxka at once. Wait (bounded) until the topic is described.
+            TopicDescription td = null;
+            for (int i = 0; i < 100 && td == null; i++) {
+                try {
+                    td = ad.describeTopics(List.of(topic)).allTopicNames().get().get(topic);
+                } catch (ExecutionException e) {
+                    Thread.sleep(100);
+                }
+            }
             o.put("listed", ad.listTopics().names().get().contains(topic));
-            TopicDescription td = ad.describeTopics(List.of(topic)).allTopicNames().get().get(topic);
             o.put("partitions", td.partitions().size());
             o.put("leader_ids", td.partitions().stream().map(x -> x.leader().id()).toList());
             ad.createPartitions(Map.of(topic, NewPartitions.increaseTo(4))).all().get();
@@ -353,8 +362,8 @@ public class OxkaJavaClient {
     }
 
     // ------------------------------------------------------------------ a minimal JSON writer
-    static final class Json {
-        static String write(Object v) {
+    public static final class Json {
+        public static String write(Object v) {
             StringBuilder sb = new StringBuilder();
             write(sb, v);
             return sb.toString();
