@@ -23,6 +23,7 @@ def write_props(path, props):
     return str(path)
 
 
+@pytest.mark.timeout(300)  # JVM start-ups on a loaded 2-core machine
 def test_file_source_to_topic_to_file_sink(broker, tmp_path):
     t = kutil.create_topic(broker, kutil.unique("connect"))
     lines = ["line %d: %s" % (i, "x" * (i % 7)) for i in range(200)]

@@ -93,6 +93,7 @@ def describe_group(broker, group):
     return out, rows
 
 
+@pytest.mark.timeout(300)  # JVM start-ups on a loaded 2-core machine
 def test_consumer_groups_describe_lag_and_reset(broker):
     t = kutil.create_topic(broker, kutil.unique("cli"), partitions=2)
     kutil.produce(broker, t, [b"a%d" % i for i in range(10)], partition=0)
@@ -176,6 +177,7 @@ def test_broker_api_versions(broker):
         assert listed[key][2] == listed[key][1], (key, listed[key])
 
 
+@pytest.mark.timeout(300)  # JVM start-ups on a loaded 2-core machine
 def test_perf_tools(broker):
     t = kutil.create_topic(broker, kutil.unique("cli"), partitions=2)
     n = 20000

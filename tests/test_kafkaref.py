@@ -30,6 +30,7 @@ def scenario(*args):
     return json.loads([l for l in r.stdout.splitlines() if l.startswith("{")][-1])
 
 
+@pytest.mark.timeout(300)  # JVM start-ups on a loaded 2-core machine
 def test_same_answers_as_kafka(broker, kafka1):
     """AdminClient (topics, configs and their errors, offsets, group offsets, DeleteRecords) and
     transactional commit/abort: oxka's answers equal Apache Kafka's, field by field."""
@@ -43,6 +44,7 @@ def test_same_answers_as_kafka(broker, kafka1):
     assert answers["oxka"] == answers["kafka"]
 
 
+@pytest.mark.timeout(300)  # JVM start-ups on a loaded 2-core machine
 def test_three_node_cluster(tmp_path):
     """Three combined broker+controller nodes: a topic with replication factor 3 over three
     leaders, acks=all produce, every broker's listener serves the metadata."""

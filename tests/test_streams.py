@@ -26,6 +26,7 @@ LINES = [
 ] * 5
 
 
+@pytest.mark.timeout(300)  # JVM start-ups on a loaded 2-core machine
 def test_word_count_exactly_once_v2(broker, tmp_path):
     app = kutil.unique("wc")
     src = kutil.create_topic(broker, kutil.unique("wc-in"), partitions=3)
@@ -36,7 +37,7 @@ def test_word_count_exactly_once_v2(broker, tmp_path):
     expected = collections.Counter(w for l in LINES for w in re.split(r"\W+", l.lower()) if w)
     r = kafkaref.run_java("OxkaStreamsWordCount",
                           [broker.bootstrap, app, src, out, str(len(expected)), str(tmp_path / "state")],
-                          timeout=115, heap="384m")
+                          timeout=200, heap="384m")
     res = json.loads([l for l in r.stdout.splitlines() if l.startswith("{")][-1])
     assert res["errors"] == []
     assert res["state"] == "RUNNING"
