@@ -172,6 +172,11 @@ class KafkaCluster:
         return self.nodes[0].log_path
 
     @property
+    def proc(self):
+        """The first node's process (the suite reads /proc/<pid> of its broker)."""
+        return self.nodes[0].proc
+
+    @property
     def pids(self):
         return [n.proc.pid for n in self.nodes if n.proc is not None]
 
