@@ -24,6 +24,13 @@ OXKA_BIN = os.environ.get("OXKA_BIN", os.path.join(REPO, "target", "release", "o
 
 READY_TIMEOUT = float(os.environ.get("OXKA_READY_TIMEOUT", "20"))
 
+# OXKA_TARGET=kafka points the shared `broker` fixture at a real Apache Kafka (tests/kafkaref.py)
+# instead of oxka, so the suite's expectations are checked against the reference; tests that
+# need an oxka process (its own brokers, SIGKILL, restart, metrics) skip with a reason.
+TARGET = os.environ.get("OXKA_TARGET", "oxka")
+if TARGET not in ("oxka", "kafka"):
+    raise RuntimeError("OXKA_TARGET must be 'oxka' or 'kafka', not %r" % TARGET)
+
 
 def free_port():
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
@@ -225,6 +232,8 @@ def _brokers_of(obj):
         return [obj]
     if isinstance(obj, BrokerFactory):
         return list(obj.brokers)
+    if getattr(obj, "kind", None) == "kafka":  # kafkaref.KafkaCluster
+        return [obj]
     return []
 
 
@@ -244,6 +253,8 @@ def pytest_runtest_makereport(item, call):
 
 @pytest.fixture(scope="session")
 def oxka_bin():
+    if TARGET == "kafka":
+        pytest.skip("OXKA_TARGET=kafka: this test starts its own oxka process")
     if not os.path.exists(OXKA_BIN):
         pytest.fail("oxka binary not found at %s (build it or set OXKA_BIN)" % OXKA_BIN)
     return OXKA_BIN
@@ -265,10 +276,27 @@ def module_tmp():
 
 
 @pytest.fixture(scope="module")
-def broker(module_tmp, oxka_bin, request):
-    """One broker shared by a module.  Modules may set BROKER_OVERRIDES = {...}."""
+def broker(module_tmp, request):
+    """One broker shared by a module.  Modules may set BROKER_OVERRIDES = {...}.
+    With OXKA_TARGET=kafka it is a one-node Apache Kafka with the same overrides (oxka.* left out)."""
     overrides = {"log.retention.check.interval.ms": "500"}
     overrides.update(getattr(request.module, "BROKER_OVERRIDES", {}))
+    if TARGET == "kafka":
+        import kafkaref
+        reason = kafkaref.java_skip_reason()
+        if reason:
+            pytest.skip(reason)
+        k = kafkaref.KafkaCluster(module_tmp, nodes=1, overrides=overrides,
+                                  name="kafka-" + request.module.__name__.replace("test_", ""))
+        try:
+            k.start()
+        except Exception:
+            k.close()
+            raise
+        yield k
+        k.close()
+        return
+    request.getfixturevalue("oxka_bin")
     b = Broker(module_tmp, overrides=overrides, name="oxka-" + request.module.__name__)
     b.start()
     yield b

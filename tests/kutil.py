@@ -62,7 +62,23 @@ def create_topic(b, name, partitions=1, config=None, rf=1, timeout=15):
         return (t is not None and t.error is None and len(t.partitions) == partitions
                 and all(p.leader >= 0 for p in t.partitions.values()))
     wait_until(ready, 10, msg="topic %s in metadata" % name)
+    if getattr(b, "kind", "oxka") == "kafka":
+        wait_servable(b, name, partitions)
     return name
+
+
+def wait_servable(b, topic, partitions, timeout=20):
+    """Apache Kafka (OXKA_TARGET=kafka) lists a new partition's leader in Metadata a moment before
+    its replica manager serves it (Fetch/ListOffsets answer NOT_LEADER_OR_FOLLOWER until then);
+    oxka serves a partition once CreateTopics returns.  Wait until every partition answers."""
+    c = consumer(b)
+    try:
+        for p in range(partitions):
+            wait_until(lambda: c.get_watermark_offsets(TopicPartition(topic, p), timeout=5,
+                                                       cached=False) is not None,
+                       timeout, interval=0.1, msg="%s[%d] served" % (topic, p))
+    finally:
+        c.close()
 
 
 def producer(b, **conf):

@@ -53,7 +53,9 @@ def test_create_default_partitions(broker):
     t = unique("adm")
     a = admin(broker)
     a.create_topics([NewTopic(t)])[t].result(15)  # num_partitions=-1 → broker default num.partitions=1
-    md = wait_until(lambda: a.list_topics(t, timeout=5).topics.get(t), msg="topic")
+    # (Apache Kafka answers CreateTopics before its metadata cache lists the topic: wait for it)
+    md = wait_until(lambda: (lambda m: m if m is not None and m.error is None else None)(
+        a.list_topics(t, timeout=5).topics.get(t)), msg="topic")
     assert len(md.partitions) == 1
 
 
@@ -227,7 +229,10 @@ def test_incremental_alter_configs(broker):
         ConfigEntry("max.message.bytes", "300000", incremental_operation=AlterConfigOpType.SET),
     ])
     a.incremental_alter_configs([res])[res].result(15)
-    cfg = describe_topic_configs(broker, t)
+    # (Apache Kafka's DescribeConfigs reads the broker's metadata cache, a moment behind the
+    # controller that applied the alter: wait for the new value)
+    cfg = wait_until(lambda: (lambda c: c if c["retention.ms"].value == "200000" else None)(
+        describe_topic_configs(broker, t)), msg="altered config described")
     assert cfg["retention.ms"].value == "200000"
     assert cfg["max.message.bytes"].value == "300000"
     assert cfg["max.message.bytes"].source == ConfigSource.DYNAMIC_TOPIC_CONFIG.value
@@ -363,6 +368,37 @@ def test_delete_records(broker):
     with pytest.raises(KafkaException) as ei:
         list(a.delete_records([TopicPartition(t, 0, 50)], request_timeout=15).values())[0].result(15)
     assert err_code(ei.value) == KafkaError.OFFSET_OUT_OF_RANGE
+
+
+def test_delete_records_compacted_topic_policy_violation(broker):
+    """As Kafka: a topic whose cleanup.policy lacks `delete` refuses DeleteRecords with
+    POLICY_VIOLATION (found by the Java AdminClient run against Apache Kafka); with
+    compact,delete it is allowed."""
+    a = admin(broker)
+    for policy, code in [("compact", KafkaError.POLICY_VIOLATION), ("compact,delete", None)]:
+        t = create_topic(broker, unique("adm"), config={"cleanup.policy": policy})
+        produce(broker, t, [{"key": b"k%d" % i, "value": b"v%d" % i} for i in range(4)])
+        fut = list(a.delete_records([TopicPartition(t, 0, 2)], request_timeout=15).values())[0]
+        if code is None:
+            assert fut.result(15).low_watermark == 2
+            assert watermarks(broker, t) == (2, 4)
+        else:
+            with pytest.raises(KafkaException) as ei:
+                fut.result(15)
+            assert err_code(ei.value) == code, policy
+            assert watermarks(broker, t) == (0, 4)
+    # kafka-python's admin gets the same code over the wire (DeleteRecords v1)
+    from kafka.protocol.admin.topics import DeleteRecordsRequest
+    DT = DeleteRecordsRequest.DeleteRecordsTopic
+    t = create_topic(broker, unique("adm"), config={"cleanup.policy": "compact"})
+    s = kwire.connect(broker)
+    try:
+        r = kwire.request(s, DeleteRecordsRequest, 1, topics=[
+            DT(name=t, partitions=[DT.DeleteRecordsPartition(partition_index=0, offset=0)])],
+            timeout_ms=10000)
+        assert [p.error_code for tr in r.topics for p in tr.partitions] == [KafkaError.POLICY_VIOLATION]
+    finally:
+        s.close()
 
 
 def test_delete_records_raw_unknown_partition(broker):

@@ -26,7 +26,8 @@ def healthy(b):
     t = create_topic(b, unique("ok"))
     produce(b, t, [b"still", b"works"])
     assert [m.value() for m in consume(b, t, 2)] == [b"still", b"works"]
-    assert rss_mb(b) < 400, "broker RSS %.0f MB after bad input" % rss_mb(b)
+    if getattr(b, "kind", "oxka") != "kafka":  # a JVM broker's RSS is ~400 MB at rest
+        assert rss_mb(b) < 400, "broker RSS %.0f MB after bad input" % rss_mb(b)
 
 
 def send_and_expect_close(b, payload, timeout=5):
@@ -120,8 +121,8 @@ def test_api_versions_unsupported_version_kip511(broker):
             corr, err, apis = kwire.parse_api_versions_v0(body)
             assert corr == 4242
             assert err == 35, "ApiVersions v%d: error %d, expected UNSUPPORTED_VERSION (35)" % (v, err)
-            assert apis.get(18) == (0, 4), apis.get(18)
-            assert 0 in apis and 1 in apis and 3 in apis
+            # as Kafka (ApiVersionsRequest.getErrorResponse): only the ApiVersions entry
+            assert apis == {18: (0, 4)}, apis
         finally:
             s.close()
     healthy(broker)

@@ -2,6 +2,8 @@
 protocol classes: a one-member group goes through FindCoordinator, JoinGroup, SyncGroup,
 Heartbeat, OffsetCommit, OffsetFetch, DescribeGroups, ListGroups, LeaveGroup, OffsetDelete and
 DeleteGroups at each version, and Kafka's error codes come back where Kafka gives them."""
+import time
+
 import pytest
 from kafka.protocol.admin.groups import (DeleteGroupsRequest, DescribeGroupsRequest,
                                          ListGroupsRequest)
@@ -200,6 +202,7 @@ def test_one_member_group_at_every_version(broker, v):
 
 def test_join_errors_over_the_wire(broker):
     group = unique("gw")
+    topic = create_topic(broker, unique("gw"))
     with kwire.connect(broker) as s:
         r = join(s, 5, group, session_ms=5999)
         assert r.error_code == INVALID_SESSION_TIMEOUT
@@ -245,7 +248,65 @@ def test_join_errors_over_the_wire(broker):
             b = JoinGroupResponse.decode(body, version=3, header=True)
             assert b.error_code == NONE and b.generation_id == 2
             # a commit from the old generation while completing the rebalance
-            assert commit(s, 7, group, 1, a.member_id, "nope", 0, 1) in (ILLEGAL_GENERATION,)
+            assert commit(s, 7, group, 1, a.member_id, topic, 0, 1) in (ILLEGAL_GENERATION,)
+            # a topic that does not exist is answered before the group is consulted (KafkaApis)
+            assert commit(s, 7, group, 1, a.member_id, unique("nope"), 0, 1) == UNKNOWN_TOPIC_OR_PARTITION
+
+
+def test_commit_to_missing_topic_or_partition(broker):
+    """As Kafka: OffsetCommit for a topic or partition that does not exist answers
+    UNKNOWN_TOPIC_OR_PARTITION per partition and stores nothing for it; the other partitions of
+    the same request are committed (raw v2 and v8, confluent-kafka and kafka-python)."""
+    topic = create_topic(broker, unique("gw"), partitions=2)
+    missing = unique("nope")
+    group = unique("gw")
+    T, P = OffsetCommitRequest.OffsetCommitRequestTopic, OffsetCommitRequest.OffsetCommitRequestTopic.OffsetCommitRequestPartition
+    with kwire.connect(broker) as s:
+        for v in (2, 8):
+            g = "%s-%d" % (group, v)
+            parts = lambda ps: [P(partition_index=p, committed_offset=5, committed_metadata="m",
+                                  **({"committed_leader_epoch": -1} if v >= 6 else {})) for p in ps]
+            fields = dict(group_id=g, generation_id_or_member_epoch=-1, member_id="",
+                          topics=[T(name=topic, partitions=parts([0, 7])), T(name=missing, partitions=parts([0]))])
+            if v <= 4:
+                fields["retention_time_ms"] = -1
+            for _ in range(100):  # Apache Kafka creates __consumer_offsets on first use
+                r = kwire.request(s, OffsetCommitRequest, v, corr=30 + v, **fields)
+                if not {p.error_code for t in r.topics for p in t.partitions} & {14, 15, 16}:
+                    break
+                time.sleep(0.2)
+            # (Kafka lists the refused partitions first, oxka in request order: compare as sets)
+            codes = sorted((t.name, p.partition_index, p.error_code) for t in r.topics for p in t.partitions)
+            assert codes == sorted([(topic, 0, NONE), (topic, 7, UNKNOWN_TOPIC_OR_PARTITION),
+                                    (missing, 0, UNKNOWN_TOPIC_OR_PARTITION)]), v
+            assert fetch(s, 8 if v == 8 else 3, g, topic, [0, 7]) == {0: (5, "m"), 7: (-1, "")}
+    from confluent_kafka import KafkaException, TopicPartition
+    import kutil
+    c = kutil.consumer(broker, **{"group.id": group + "-ck"})
+    try:
+        with pytest.raises(KafkaException) as ei:
+            c.commit(offsets=[TopicPartition(missing, 0, 3)], asynchronous=False)
+        err = ei.value.args[0]
+        assert "UNKNOWN_TOPIC_OR_PART" in str(err) or err.code() == UNKNOWN_TOPIC_OR_PARTITION
+    finally:
+        c.close()
+    from kafka.structs import OffsetAndMetadata, TopicPartition as KTP
+    from kafka.errors import UnknownTopicOrPartitionError
+    from kafka import KafkaConsumer
+    kc = KafkaConsumer(bootstrap_servers=broker.bootstrap, group_id=group + "-kp",
+                       enable_auto_commit=False, request_timeout_ms=15000)
+    try:
+        # commit() retries this (retriable) error until its timeout; commit_async reports it once
+        got = []
+        kc.commit_async({KTP(missing, 0): OffsetAndMetadata(3, "", -1)},
+                        callback=lambda offsets, res: got.append(res))
+        for _ in range(100):
+            if got:
+                break
+            kc.poll(timeout_ms=100)
+        assert got and isinstance(got[0], UnknownTopicOrPartitionError), got
+    finally:
+        kc.close()
 
 
 def test_find_coordinator_transaction_key_type(broker):

@@ -608,5 +608,5 @@ def test_long_poll_woken_by_other_partition(broker):
     finally:
         s.close()
     hw = {p.partition_index: p.high_watermark for p in r.responses[0].partitions}
-    assert hw == {0: 0, 1: 1}
+    assert hw == {0: 0, 1: 1}, [(p.partition_index, p.error_code) for p in r.responses[0].partitions]
     assert el < 4.0, "fetch not woken by a produce to another requested partition (%.2fs)" % el

@@ -542,6 +542,12 @@ impl Partition {
     }
 
     /// Runs `f` on the log, failing if the partition was deleted.
+    /// The topic configs this partition enforces (cleanup policy, timestamps, flushing).
+    pub fn rules(&self) -> Result<TopicRules, PartitionError> {
+        let inner = self.inner.lock();
+        Ok(inner.as_ref().ok_or(PartitionError::Deleted)?.policy)
+    }
+
     pub fn with_log<T>(
         &self,
         f: impl FnOnce(&mut Log) -> Result<T, PartitionError>,

@@ -253,7 +253,12 @@ fn unsupported_api_versions(correlation_id: i32) -> Bytes {
     let mut response = ApiVersionsResponse::default();
     response.error_code =
         oxka_protocol::kafka_protocol::error::ResponseError::UnsupportedVersion.code();
-    response.api_keys = versions::api_version_entries();
+    // As Kafka's ApiVersionsRequest.getErrorResponse (KIP-511): only the ApiVersions entry, so
+    // the client can retry at a version both sides speak.
+    response.api_keys = versions::api_version_entries()
+        .into_iter()
+        .filter(|k| k.api_key == ApiKey::ApiVersions as i16)
+        .collect();
     codec::frame(correlation_id, 0, |buf| response.encode(buf, 0))
         .expect("v0 ApiVersions always encodes")
 }

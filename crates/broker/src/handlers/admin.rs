@@ -353,6 +353,11 @@ pub(super) async fn delete_records(
                     r.error_code = ResponseError::TopicAuthorizationFailed.code()
                 }
                 None => r.error_code = ResponseError::UnknownTopicOrPartition.code(),
+                // As Kafka's Partition.deleteRecordsOnLeader: a topic whose cleanup.policy
+                // lacks `delete` (compact only) refuses DeleteRecords.
+                Some(partition) if partition.rules().is_ok_and(|rules| !rules.delete) => {
+                    r.error_code = ResponseError::PolicyViolation.code();
+                }
                 Some(partition) => {
                     let offset = p.offset;
                     let outcome = tokio::task::spawn_blocking(move || {

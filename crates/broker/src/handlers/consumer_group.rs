@@ -93,7 +93,8 @@ pub(super) fn heartbeat(
     response.error_code = result.error;
     response.error_message = result.message.map(|m| s(&m));
     if result.error != consumer::code::NONE {
-        response.member_epoch = -1;
+        // As Kafka's GroupCoordinatorService: an error response carries only the error code and
+        // message; member_epoch stays at the field's default, 0.
         return response;
     }
     response.member_id = Some(s(&result.member_id));

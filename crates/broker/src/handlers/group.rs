@@ -330,20 +330,33 @@ pub(super) fn offset_commit(
         },
         api_version: v,
     };
-    // READ on the group (else every partition fails), then READ on each topic.
+    // As KafkaApis: READ on the group (else every partition fails), then per partition READ on
+    // its topic, then a partition of a topic that does not exist is answered
+    // UNKNOWN_TOPIC_OR_PARTITION; only the rest reach the coordinator (which is not asked at all
+    // when nothing is left).
     let group_ok = group_allowed(broker, ctx, AclOperation::Read, &request.group_id);
-    let denied: Vec<Option<i16>> = request
+    let answered: Vec<Option<i16>> = request
         .topics
         .iter()
         .flat_map(|t| {
-            let code = if !group_ok {
+            let topic_code = if !group_ok {
                 Some(GROUP_AUTHORIZATION_FAILED)
             } else if !topic_allowed(broker, ctx, AclOperation::Read, &t.name) {
                 Some(TOPIC_AUTHORIZATION_FAILED)
             } else {
                 None
             };
-            t.partitions.iter().map(move |_| code)
+            t.partitions.iter().map(move |p| {
+                topic_code.or_else(|| {
+                    broker
+                        .partitions()
+                        .get(&t.name, p.partition_index)
+                        .is_none()
+                        .then(|| {
+                            kafka_protocol::error::ResponseError::UnknownTopicOrPartition.code()
+                        })
+                })
+            })
         })
         .collect();
     let commits: Vec<OffsetCommit> = request
@@ -358,12 +371,8 @@ pub(super) fn offset_commit(
                 metadata: p.committed_metadata.as_ref().map(|m| m.to_string()),
             })
         })
-        .collect();
-    let commits: Vec<OffsetCommit> = commits
-        .into_iter()
-        .zip(&denied)
-        .filter(|(_, d)| d.is_none())
-        .map(|(c, _)| c)
+        .zip(&answered)
+        .filter_map(|(c, a)| a.is_none().then_some(c))
         .collect();
     let codes = if commits.is_empty() {
         Vec::new()
@@ -377,9 +386,9 @@ pub(super) fn offset_commit(
         }
     };
     let mut committed = codes.into_iter();
-    let mut codes = denied
+    let mut codes = answered
         .into_iter()
-        .map(|d| d.unwrap_or_else(|| committed.next().unwrap_or(code::NONE)));
+        .map(|a| a.unwrap_or_else(|| committed.next().unwrap_or(code::NONE)));
     let mut response = OffsetCommitResponse::default();
     response.topics = request
         .topics
