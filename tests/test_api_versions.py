@@ -25,6 +25,11 @@ TARGETS = {
     37: ("CreatePartitions", 0, 3),
     44: ("IncrementalAlterConfigs", 0, 1),
     60: ("DescribeCluster", 0, 1),
+    # issue 10 (authentication)
+    17: ("SaslHandshake", 0, 1),
+    36: ("SaslAuthenticate", 0, 2),
+    50: ("DescribeUserScramCredentials", 0, 0),
+    51: ("AlterUserScramCredentials", 0, 0),
 }
 # Apache Kafka 4.1 ranges: nothing may be advertised beyond them
 KAFKA_41 = {0: (3, 13), 1: (4, 18), 2: (1, 10), 3: (0, 13), 8: (2, 10), 9: (1, 10), 10: (0, 6),

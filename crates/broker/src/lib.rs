@@ -11,6 +11,7 @@ pub mod metrics;
 pub mod partition;
 mod principal;
 pub mod producer_state;
+pub mod sasl;
 pub mod txn;
 
 use std::sync::Arc;

@@ -8,6 +8,7 @@ use std::sync::Arc;
 use uuid::Uuid;
 
 use crate::record::{ConfigResource, MetadataRecord};
+use crate::scram::{ScramCredential, ScramMechanism};
 
 #[derive(Debug, Clone, Default)]
 pub struct MetadataImage {
@@ -22,6 +23,8 @@ pub struct MetadataImage {
     pub broker_configs: BTreeMap<String, BTreeMap<String, String>>,
     /// The first producer id not yet handed out in any block.
     pub next_producer_id: i64,
+    /// SCRAM credentials by user, then mechanism.
+    pub scram_credentials: BTreeMap<String, BTreeMap<ScramMechanism, ScramCredential>>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -53,6 +56,15 @@ impl MetadataImage {
     pub fn topic_overrides(&self, topic: &str) -> &BTreeMap<String, String> {
         static EMPTY: BTreeMap<String, String> = BTreeMap::new();
         self.topic_configs.get(topic).unwrap_or(&EMPTY)
+    }
+
+    /// The SCRAM credential of `user` for `mechanism`, if one is set.
+    pub fn scram_credential(
+        &self,
+        user: &str,
+        mechanism: ScramMechanism,
+    ) -> Option<&ScramCredential> {
+        self.scram_credentials.get(user)?.get(&mechanism)
     }
 
     /// Applies records in order. Records about unknown topics are ignored (they can only
@@ -115,6 +127,24 @@ impl MetadataImage {
                 if let Some(name) = self.topic_names.remove(topic_id) {
                     self.topics.remove(&name);
                     self.topic_configs.remove(&name);
+                }
+            }
+            MetadataRecord::UserScramCredential {
+                name,
+                mechanism,
+                credential,
+            } => {
+                self.scram_credentials
+                    .entry(name.clone())
+                    .or_default()
+                    .insert(*mechanism, credential.clone());
+            }
+            MetadataRecord::RemoveUserScramCredential { name, mechanism } => {
+                if let Some(by_mechanism) = self.scram_credentials.get_mut(name) {
+                    by_mechanism.remove(mechanism);
+                    if by_mechanism.is_empty() {
+                        self.scram_credentials.remove(name);
+                    }
                 }
             }
             MetadataRecord::Config {

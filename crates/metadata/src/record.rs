@@ -4,6 +4,8 @@
 use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
+use crate::scram::{ScramCredential, ScramMechanism};
+
 /// Which kind of resource a [`MetadataRecord::Config`] applies to (Kafka's ConfigResource types).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 pub enum ConfigResource {
@@ -44,5 +46,16 @@ pub enum MetadataRecord {
         resource_name: String,
         name: String,
         value: Option<String>,
+    },
+    /// Sets a user's SCRAM credential for one mechanism (AlterUserScramCredentials upsertion).
+    UserScramCredential {
+        name: String,
+        mechanism: ScramMechanism,
+        credential: ScramCredential,
+    },
+    /// Removes a user's SCRAM credential for one mechanism.
+    RemoveUserScramCredential {
+        name: String,
+        mechanism: ScramMechanism,
     },
 }

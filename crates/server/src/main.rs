@@ -1,6 +1,10 @@
 //! `oxka`: a Kafka-protocol broker in one binary.
 
+mod auth;
 mod connection;
+mod pkcs12;
+mod principal_mapping;
+mod security;
 mod serve;
 mod settings;
 

@@ -9,7 +9,7 @@ use anyhow::Context;
 use oxka_broker::Broker;
 use tokio::net::TcpListener;
 
-use crate::{connection, settings};
+use crate::{connection, security, settings};
 
 pub(crate) async fn serve(
     properties: Option<PathBuf>,
@@ -22,6 +22,8 @@ pub(crate) async fn serve(
     }
     let mut listeners = Vec::new();
     for l in &config.listeners {
+        let security = security::resolve(&config, &l.name)
+            .with_context(|| format!("listener {}://{}:{}", l.name, l.host, l.port))?;
         let host = if l.host.is_empty() {
             "0.0.0.0"
         } else {
@@ -30,9 +32,17 @@ pub(crate) async fn serve(
         let listener = TcpListener::bind((host, l.port))
             .await
             .with_context(|| format!("binding listener {}://{}:{}", l.name, l.host, l.port))?;
-        listeners.push((l.name.clone(), listener));
+        tracing::info!(listener = %l.name, protocol = ?security.protocol, "listener bound");
+        listeners.push((l.name.clone(), listener, Arc::new(security)));
     }
+    let scram_users = security::scram_seed_users(&config)?;
     let broker = tokio::task::spawn_blocking(move || Broker::open(config)).await??;
+    if !scram_users.is_empty() {
+        let b = broker.clone();
+        let created =
+            tokio::task::spawn_blocking(move || b.seed_scram_users(&scram_users)).await??;
+        tracing::info!(created, "SCRAM credentials seeded from oxka.scram.users");
+    }
     tracing::info!(
         node_id = broker.config.node_id,
         cluster_id = %broker.image().cluster_id,
@@ -45,12 +55,13 @@ pub(crate) async fn serve(
     let limits = Arc::new(connection::Limits {
         max_frame_bytes: broker.config.socket_request_max_bytes,
     });
-    for (name, listener) in listeners {
+    for (name, listener, security) in listeners {
         tokio::spawn(connection::accept_loop(
             listener,
             name,
             broker.clone(),
             limits.clone(),
+            security,
         ));
     }
     tokio::spawn(log_maintenance(broker.clone()));
