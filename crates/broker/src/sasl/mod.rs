@@ -82,8 +82,11 @@ pub enum Step {
 /// One authentication exchange with one mechanism.
 #[derive(Debug)]
 pub enum Authenticator {
-    Plain { done: bool },
-    Scram(ScramServer),
+    Plain {
+        done: bool,
+    },
+    /// Boxed: a SCRAM exchange holds its messages and credential while it runs.
+    Scram(Box<ScramServer>),
 }
 
 impl Authenticator {
@@ -91,7 +94,9 @@ impl Authenticator {
     pub fn new(mechanism: Mechanism, server_nonce: String) -> Self {
         match mechanism {
             Mechanism::Plain => Authenticator::Plain { done: false },
-            Mechanism::Scram(m) => Authenticator::Scram(ScramServer::new(m, server_nonce)),
+            Mechanism::Scram(m) => {
+                Authenticator::Scram(Box::new(ScramServer::new(m, server_nonce)))
+            }
         }
     }
 
