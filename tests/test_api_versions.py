@@ -29,6 +29,11 @@ TARGETS = {
     37: ("CreatePartitions", 0, 3),
     44: ("IncrementalAlterConfigs", 0, 1),
     60: ("DescribeCluster", 0, 1),
+    # issue 10 (authentication)
+    17: ("SaslHandshake", 0, 1),
+    36: ("SaslAuthenticate", 0, 2),
+    50: ("DescribeUserScramCredentials", 0, 0),
+    51: ("AlterUserScramCredentials", 0, 0),
 }
 # Apache Kafka 4.1 ranges: nothing may be advertised beyond them.  Kafka 4.x advertises Produce
 # from v0 (KAFKA-18659: old librdkafka needs v0 listed to enable compression) yet refuses v0-2

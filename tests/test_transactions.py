@@ -524,7 +524,9 @@ def _transform_batches(b, src, dst, txid, group, max_batches, crash_before_commi
                 msgs += got
                 # A full batch, or the input is drained (nothing new after some records, or
                 # nothing at all for a few polls).
-                if len(msgs) >= 50 or (msgs and not got) or (not msgs and attempt >= 6):
+                # The first batch waits longer: a new group's first FindCoordinator creates
+                # __consumer_offsets, which a loaded machine can take seconds to serve.
+                if len(msgs) >= 50 or (msgs and not got) or (not msgs and attempt >= (6 if batch else 19)):
                     break
                 assert time.monotonic() < deadline, "transform loop timed out"
             if not msgs:

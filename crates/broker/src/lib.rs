@@ -13,6 +13,7 @@ pub mod metrics;
 pub mod partition;
 mod principal;
 pub mod producer_state;
+pub mod sasl;
 pub mod txn;
 
 use std::sync::Arc;

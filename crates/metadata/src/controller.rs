@@ -336,6 +336,23 @@ impl Controller {
         Ok(start)
     }
 
+    /// Applies one AlterUserScramCredentials request's accepted changes in one append: the
+    /// caller (the broker's handler) has validated them. Returns the new image.
+    pub fn alter_scram_credentials(
+        &mut self,
+        records: Vec<MetadataRecord>,
+    ) -> Result<Arc<MetadataImage>, ControllerError> {
+        debug_assert!(records.iter().all(|r| matches!(
+            r,
+            MetadataRecord::UserScramCredential { .. }
+                | MetadataRecord::RemoveUserScramCredential { .. }
+        )));
+        if records.is_empty() {
+            return Ok(self.image.clone());
+        }
+        self.commit(records)
+    }
+
     fn place(&self, partitions: i32, rf: i16) -> Result<Vec<Vec<i32>>, ControllerError> {
         let brokers = self.live_brokers.len();
         if rf as usize > brokers {

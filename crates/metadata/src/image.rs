@@ -9,6 +9,7 @@ use uuid::Uuid;
 
 use crate::acl::AclImage;
 use crate::record::{ConfigResource, MetadataRecord};
+use crate::scram::{ScramCredential, ScramMechanism};
 
 #[derive(Debug, Clone, Default)]
 pub struct MetadataImage {
@@ -25,6 +26,8 @@ pub struct MetadataImage {
     pub next_producer_id: i64,
     /// Every ACL (AccessControlEntry records not yet removed).
     pub acls: AclImage,
+    /// SCRAM credentials by user, then mechanism.
+    pub scram_credentials: BTreeMap<String, BTreeMap<ScramMechanism, ScramCredential>>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -56,6 +59,15 @@ impl MetadataImage {
     pub fn topic_overrides(&self, topic: &str) -> &BTreeMap<String, String> {
         static EMPTY: BTreeMap<String, String> = BTreeMap::new();
         self.topic_configs.get(topic).unwrap_or(&EMPTY)
+    }
+
+    /// The SCRAM credential of `user` for `mechanism`, if one is set.
+    pub fn scram_credential(
+        &self,
+        user: &str,
+        mechanism: ScramMechanism,
+    ) -> Option<&ScramCredential> {
+        self.scram_credentials.get(user)?.get(&mechanism)
     }
 
     /// Applies records in order. Records about unknown topics are ignored (they can only
@@ -125,6 +137,24 @@ impl MetadataImage {
             }
             MetadataRecord::RemoveAccessControlEntry { id } => {
                 self.acls.by_id.remove(id);
+            }
+            MetadataRecord::UserScramCredential {
+                name,
+                mechanism,
+                credential,
+            } => {
+                self.scram_credentials
+                    .entry(name.clone())
+                    .or_default()
+                    .insert(*mechanism, credential.clone());
+            }
+            MetadataRecord::RemoveUserScramCredential { name, mechanism } => {
+                if let Some(by_mechanism) = self.scram_credentials.get_mut(name) {
+                    by_mechanism.remove(mechanism);
+                    if by_mechanism.is_empty() {
+                        self.scram_credentials.remove(name);
+                    }
+                }
             }
             MetadataRecord::Config {
                 resource,

@@ -10,12 +10,14 @@ mod acl_control;
 mod controller;
 mod image;
 mod record;
+mod scram;
 mod store;
 pub mod topic_config;
 
 pub use controller::{Controller, ControllerError, CreateTopicSpec};
 pub use image::{MetadataImage, PartitionImage, TopicImage};
 pub use record::MetadataRecord;
+pub use scram::{ScramCredential, ScramMechanism};
 pub use store::{MetadataLog, StoreError};
 pub use uuid::Uuid;
 

@@ -5,6 +5,7 @@ use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
 use crate::acl::AclBinding;
+use crate::scram::{ScramCredential, ScramMechanism};
 
 /// Which kind of resource a [`MetadataRecord::Config`] applies to (Kafka's ConfigResource types).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -55,5 +56,16 @@ pub enum MetadataRecord {
     /// The ACL `id` was deleted (KRaft's RemoveAccessControlEntryRecord).
     RemoveAccessControlEntry {
         id: Uuid,
+    },
+    /// Sets a user's SCRAM credential for one mechanism (AlterUserScramCredentials upsertion).
+    UserScramCredential {
+        name: String,
+        mechanism: ScramMechanism,
+        credential: ScramCredential,
+    },
+    /// Removes a user's SCRAM credential for one mechanism.
+    RemoveUserScramCredential {
+        name: String,
+        mechanism: ScramMechanism,
     },
 }

@@ -21,6 +21,7 @@ pub const SUPPORTED_APIS: &[(i16, i16, i16)] = &[
     (14, 0, 5), // SyncGroup
     (15, 0, 5), // DescribeGroups
     (16, 0, 5), // ListGroups: state filter v4+, type filter v5+
+    (17, 0, 1), // SaslHandshake: v0 raw tokens, v1 SaslAuthenticate-framed
     (18, 0, 4), // ApiVersions
     (19, 2, 7), // CreateTopics
     (20, 1, 6), // DeleteTopics
@@ -37,10 +38,13 @@ pub const SUPPORTED_APIS: &[(i16, i16, i16)] = &[
     (32, 1, 4), // DescribeConfigs
     (33, 0, 2), // AlterConfigs
     (35, 1, 4), // DescribeLogDirs
+    (36, 0, 2), // SaslAuthenticate: session lifetime (KIP-368) from v1
     (37, 0, 3), // CreatePartitions
     (42, 0, 2), // DeleteGroups
     (44, 0, 1), // IncrementalAlterConfigs
     (47, 0, 0), // OffsetDelete
+    (50, 0, 0), // DescribeUserScramCredentials
+    (51, 0, 0), // AlterUserScramCredentials
     (60, 0, 1), // DescribeCluster
     (61, 0, 0), // DescribeProducers
     (65, 0, 0), // DescribeTransactions

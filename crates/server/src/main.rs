@@ -1,8 +1,12 @@
 //! `oxka`: a Kafka-protocol broker in one binary.
 
+mod auth;
 mod cli;
 mod connection;
 mod http;
+mod pkcs12;
+mod principal_mapping;
+mod security;
 mod serve;
 mod settings;
 

@@ -12,7 +12,7 @@ use oxka_broker::config::Listener;
 use oxka_broker::Broker;
 use tokio::net::TcpListener;
 
-use crate::{connection, http, settings};
+use crate::{connection, http, security, settings};
 
 /// `oxka serve --print-config`: the effective configuration with sources, on stdout.
 pub(crate) fn print_config(
@@ -48,14 +48,31 @@ fn exit_with(e: anyhow::Error) -> ! {
 async fn run(properties: Option<PathBuf>, overrides: Vec<String>) -> anyhow::Result<()> {
     let started = Instant::now();
     let (config, _) = settings::load(properties.as_deref(), std::env::vars(), &overrides)?;
+    // Every listener's security (certificates, SASL users) is resolved before anything opens, so
+    // a configuration Oxka cannot serve refuses to start at once.
+    let securities = config
+        .listeners
+        .iter()
+        .map(|l| {
+            security::resolve(&config, &l.name).with_context(|| format!("listener {}", url(l)))
+        })
+        .collect::<anyhow::Result<Vec<_>>>()?;
+    let scram_users = security::scram_seed_users(&config)?;
     let health = Arc::new(http::Health::default());
     if let Some(addr) = &config.metrics_listen {
         http::start(http::parse_listen(addr)?, health.clone()).await?;
     }
     let broker = tokio::task::spawn_blocking(move || Broker::open(config)).await??;
     health.opened(broker.clone());
+    if !scram_users.is_empty() {
+        let b = broker.clone();
+        let created =
+            tokio::task::spawn_blocking(move || b.seed_scram_users(&scram_users)).await??;
+        tracing::info!(created, "SCRAM credentials seeded from oxka.scram.users");
+    }
+    // Client ports are bound only once the logs are open, as Kafka does.
     let mut listeners = Vec::new();
-    for l in &broker.config.listeners {
+    for (l, security) in broker.config.listeners.iter().zip(securities) {
         let host = if l.host.is_empty() {
             "0.0.0.0"
         } else {
@@ -64,7 +81,8 @@ async fn run(properties: Option<PathBuf>, overrides: Vec<String>) -> anyhow::Res
         let listener = TcpListener::bind((host, l.port))
             .await
             .with_context(|| format!("binding listener {}", url(l)))?;
-        listeners.push((l.name.clone(), listener));
+        tracing::info!(listener = %url(l), protocol = ?security.protocol, "listener bound");
+        listeners.push((l.name.clone(), listener, Arc::new(security)));
     }
     let urls = |ls: &[Listener]| ls.iter().map(url).collect::<Vec<_>>().join(",");
     tracing::info!(
@@ -79,12 +97,13 @@ async fn run(properties: Option<PathBuf>, overrides: Vec<String>) -> anyhow::Res
     let limits = Arc::new(connection::Limits {
         max_frame_bytes: broker.config.socket_request_max_bytes,
     });
-    for (name, listener) in listeners {
+    for (name, listener, security) in listeners {
         tokio::spawn(connection::accept_loop(
             listener,
             name,
             broker.clone(),
             limits.clone(),
+            security,
         ));
     }
     health.set_ready(true);

@@ -166,6 +166,7 @@ fn is_known(key: &str) -> bool {
         || oxka_broker::config::is_topic_synonym(key)
         || key.starts_with("listener.name.")
         || key.starts_with("log4j.")
+        || crate::security::is_security_key(key)
 }
 
 /// apache/kafka image dialect: `KAFKA_LOG_DIRS` → `log.dirs`; `__` → `_`; `___` → `-`.

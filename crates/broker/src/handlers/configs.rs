@@ -211,7 +211,11 @@ fn describe_broker(
         .map(|(key, value, source)| {
             let dynamic = topic_config::by_broker_synonym(&key);
             let kind = dynamic.map_or(2, |d| config_type(d.kind));
-            let sensitive = key.contains("password") || key.contains("secret");
+            let sensitive = key.contains("password")
+                || key.contains("secret")
+                || key.ends_with("sasl.jaas.config")
+                || key.ends_with("ssl.keystore.key")
+                || key == "oxka.scram.users";
             let mut c = entry(&key, &value, source, dynamic.is_none(), sensitive, kind);
             if with_synonyms {
                 c.synonyms.push(synonym(&key, &value, source));

@@ -13,6 +13,7 @@ mod log_dirs;
 mod metadata;
 mod produce;
 mod producer_id;
+mod scram;
 mod txn;
 
 use std::sync::Arc;
@@ -163,6 +164,12 @@ impl Broker {
             }
             RequestKind::ConsumerGroupDescribe(r) => {
                 ResponseKind::ConsumerGroupDescribe(consumer_group::describe(self, ctx, r))
+            }
+            RequestKind::DescribeUserScramCredentials(r) => {
+                ResponseKind::DescribeUserScramCredentials(scram::describe(self, ctx, r))
+            }
+            RequestKind::AlterUserScramCredentials(r) => {
+                ResponseKind::AlterUserScramCredentials(scram::alter(self, ctx, r).await)
             }
             other => {
                 // The server only decodes requests listed in the version table, and every
