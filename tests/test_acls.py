@@ -487,3 +487,46 @@ def test_topic_admin_denied(broker):
     fs = a.delete_topics([theirs, mine], request_timeout=15)
     assert error_of(fs[theirs]) == KafkaError.TOPIC_AUTHORIZATION_FAILED
     fs[mine].result(15)
+
+
+def test_named_sasl_users_are_authorized_by_their_acls(make_broker):
+    """With SASL PLAIN logins the principal is `User:<name>`: alice's WRITE ACL lets her produce,
+    bob (no ACL, default deny) gets TOPIC_AUTHORIZATION_FAILED, the super user admin may do
+    everything."""
+    from confluent_kafka import Producer
+    from confluent_kafka.admin import AdminClient, NewTopic
+    from conftest import free_port
+    port = free_port()
+    listener = "SASL_PLAINTEXT://127.0.0.1:%d" % port
+    jaas = ('org.apache.kafka.common.security.plain.PlainLoginModule required '
+            'user_admin="admin-secret" user_alice="alice-secret" user_bob="bob-secret";')
+    b = make_broker(start=False, overrides={
+        "listeners": listener, "advertised.listeners": listener,
+        "sasl.enabled.mechanisms": "PLAIN", "sasl.jaas.config": jaas,
+        "authorizer.class.name": AUTHORIZER, "super.users": "User:admin"})
+    b.port = port
+    b.start()
+
+    def conf(user):
+        return {"bootstrap.servers": "127.0.0.1:%d" % port, "security.protocol": "SASL_PLAINTEXT",
+                "sasl.mechanisms": "PLAIN", "sasl.username": user,
+                "sasl.password": user + "-secret"}
+
+    root = AdminClient(conf("admin"))
+    t = unique("named")
+    root.create_topics([NewTopic(t, 1, 1)])[t].result(15)
+    for f in root.create_acls([AclBinding(TOPIC, t, LITERAL, "User:alice", "*",
+                                          AclOperation.WRITE, ALLOW)], request_timeout=15).values():
+        f.result(15)
+
+    def produce_as(user):
+        errors = []
+        p = Producer(dict(conf(user), **{"linger.ms": 0, "message.timeout.ms": 10000}))
+        p.produce(t, b"from-" + user.encode(), on_delivery=lambda e, m: errors.append(e))
+        p.flush(15)
+        return errors
+
+    assert produce_as("alice") == [None]
+    (err,) = produce_as("bob")
+    assert err is not None and err.code() == KafkaError.TOPIC_AUTHORIZATION_FAILED, err
+    assert produce_as("admin") == [None]

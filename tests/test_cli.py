@@ -456,8 +456,8 @@ def test_acl_create_list_delete(make_broker):
     rows = oxka_json(broker, "acl", "list", "--topic", t)
     assert sorted((r["principal"], r["operation"], r["permission"]) for r in rows) == [
         ("User:alice", "READ", "ALLOW"), ("User:alice", "WRITE", "ALLOW")]
-    from kafka.admin import ACLFilter, ACLOperation, ACLPermissionType, ResourcePatternFilter, ResourceType
-    from kafka.admin.acl_resource import ACLResourcePatternType
+    from kafka.admin import (ACLFilter, ACLOperation, ACLPermissionType, ACLResourcePatternType,
+                             ResourcePatternFilter, ResourceType)
     from kutil import kp_admin
     kp = kp_admin(broker)
     try:
