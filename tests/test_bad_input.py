@@ -10,7 +10,7 @@ import time
 import pytest
 
 import kwire
-from kutil import consume, create_topic, produce, unique
+from kutil import consume, create_topic, produce, unique, wait_until
 
 
 def rss_mb(b):
@@ -232,6 +232,9 @@ def test_clients_keep_working_during_garbage(broker):
     for x in th:
         x.start()
     try:
+        # The clients start once garbage is flowing (on a loaded machine the rounds below can
+        # otherwise finish before many garbage connections were made).
+        wait_until(lambda: sent_garbage[0] > 20, 20, msg="garbage connections")
         expected = []
         for round_ in range(8):
             vals = [b"r%d-%d" % (round_, i) for i in range(200)]
