@@ -13,7 +13,7 @@ use uuid::Uuid;
 use crate::image::MetadataImage;
 use crate::record::{ConfigResource, MetadataRecord};
 use crate::store::{MetadataLog, StoreError};
-use crate::{topic_config, unify_collision_chars, validate_topic_name};
+use crate::{dynamic_broker_config, topic_config, unify_collision_chars, validate_topic_name};
 
 /// A refused admin request, one variant per Kafka error code it maps to.
 #[derive(Debug, thiserror::Error)]
@@ -261,7 +261,7 @@ impl Controller {
     ) -> Result<Arc<MetadataImage>, ControllerError> {
         let fixed: Vec<&str> = configs
             .keys()
-            .filter(|k| topic_config::by_broker_synonym(k).is_none())
+            .filter(|k| !dynamic_broker_config::is_dynamic(k))
             .map(String::as_str)
             .collect();
         if !fixed.is_empty() {
@@ -271,9 +271,13 @@ impl Controller {
             )));
         }
         for (key, value) in configs {
-            let def = topic_config::by_broker_synonym(key).expect("checked above");
-            topic_config::validate_kind(key, def.kind, value)
-                .map_err(ControllerError::InvalidConfig)?;
+            if let Some(def) = topic_config::by_broker_synonym(key) {
+                topic_config::validate_kind(key, def.kind, value)
+                    .map_err(ControllerError::InvalidConfig)?;
+            } else if let Some(k) = dynamic_broker_config::lookup(key) {
+                dynamic_broker_config::validate_value(k, value)
+                    .map_err(ControllerError::InvalidRequest)?;
+            }
         }
         let current = self
             .image

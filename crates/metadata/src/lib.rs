@@ -8,6 +8,7 @@
 pub mod acl;
 mod acl_control;
 mod controller;
+pub mod dynamic_broker_config;
 mod image;
 mod record;
 mod scram;

@@ -1,8 +1,12 @@
 //! DescribeConfigs (32), AlterConfigs (33) and IncrementalAlterConfigs (44).
 //!
 //! Topic configs report their source (topic override, static broker config, default) and,
-//! when asked, their synonyms. Broker configs are static: describing them works; altering
-//! them is refused with INVALID_REQUEST, as Kafka refuses keys it cannot update dynamically.
+//! when asked, their synonyms. A BROKER resource (this broker's id, or "" for the cluster
+//! default) takes Kafka's dynamic keys, checked as Kafka's ConfigAdminManager checks them:
+//! topic-config synonyms change topic defaults; the other dynamic keys Kafka has (Kerberos,
+//! login refresh, thread pools: `oxka_metadata::dynamic_broker_config`) are stored and
+//! described but have no effect, which is logged as a warning on every change; every other key
+//! is refused with INVALID_REQUEST, as Kafka refuses keys it cannot update dynamically.
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
@@ -16,6 +20,7 @@ use kafka_protocol::messages::{
     AlterConfigsResponse, DescribeConfigsRequest, DescribeConfigsResponse,
     IncrementalAlterConfigsRequest, IncrementalAlterConfigsResponse,
 };
+use oxka_metadata::dynamic_broker_config::{self, DynamicBrokerKey, KeyKind};
 use oxka_metadata::topic_config::{self, ConfigKind};
 use oxka_protocol::kafka_protocol;
 
@@ -203,26 +208,107 @@ fn describe_broker(
             .map(|(k, v)| (k.clone(), v.clone(), ConfigSource::DynamicDefaultBroker))
             .collect()
     } else {
-        broker.config.entries()
+        with_unused_dynamic_defaults(broker.config.entries())
     };
     Ok(entries
         .into_iter()
         .filter(|(key, _, _)| wanted(key))
         .map(|(key, value, source)| {
             let dynamic = topic_config::by_broker_synonym(&key);
-            let kind = dynamic.map_or(2, |d| config_type(d.kind));
+            let unused = dynamic_broker_config::lookup(&key);
+            let kind = match (dynamic, unused) {
+                (Some(d), _) => config_type(d.kind),
+                (None, Some(k)) => key_type(k.kind),
+                (None, None) => 2,
+            };
+            let read_only = dynamic.is_none() && unused.is_none();
             let sensitive = key.contains("password")
                 || key.contains("secret")
                 || key.ends_with("sasl.jaas.config")
                 || key.ends_with("ssl.keystore.key")
                 || key == "oxka.scram.users";
-            let mut c = entry(&key, &value, source, dynamic.is_none(), sensitive, kind);
+            let mut c = entry(&key, &value, source, read_only, sensitive, kind);
             if with_synonyms {
                 c.synonyms.push(synonym(&key, &value, source));
             }
             c
         })
         .collect())
+}
+
+/// DescribeConfigs' ConfigType code of a stored-but-unused dynamic broker key.
+fn key_type(kind: KeyKind) -> i8 {
+    match kind {
+        KeyKind::Str => 2,
+        KeyKind::Int { .. } => 3,
+        KeyKind::Short => 4,
+        KeyKind::Long => 5,
+        KeyKind::Double => 6,
+        KeyKind::List => 7,
+    }
+}
+
+/// A broker's entries plus, for each of Kafka's dynamic keys that Oxka stores but does not use
+/// and that is not set, its Kafka default (source DEFAULT_CONFIG), as Kafka lists every key.
+fn with_unused_dynamic_defaults(
+    mut entries: Vec<(String, String, ConfigSource)>,
+) -> Vec<(String, String, ConfigSource)> {
+    for key in dynamic_broker_config::KEYS {
+        if !entries.iter().any(|(k, _, _)| k == key.name) {
+            entries.push((key.name.into(), key.default.into(), ConfigSource::Default));
+        }
+    }
+    entries.sort_by(|a, b| a.0.cmp(&b.0));
+    entries
+}
+
+/// Kafka's broker-side check of a BROKER resource's new dynamic settings (ConfigAdminManager
+/// .validateBrokerConfigChange): non-dynamic keys, value types, per-broker keys on the cluster
+/// default and thread-pool bounds, each refused with INVALID_REQUEST.
+fn check_dynamic_broker(
+    broker: &Broker,
+    name: &str,
+    configs: &BTreeMap<String, String>,
+) -> Result<(), ResourceError> {
+    check_broker_name(broker, name)?;
+    let entries = broker.config.entries();
+    let current = |key: &DynamicBrokerKey| -> i64 {
+        entries
+            .iter()
+            .find(|(k, _, _)| k == key.name)
+            .map_or(key.default, |(_, v, _)| v.as_str())
+            .trim()
+            .parse()
+            .unwrap_or(0)
+    };
+    dynamic_broker_config::validate(configs, !name.is_empty(), &current)
+        .map_err(|message| (ResponseError::InvalidRequest.code(), message))
+}
+
+/// Logs, for each dynamic key Oxka stores but does not use whose value this change set or
+/// altered, that it has no effect and why.
+fn warn_unused_dynamic(
+    name: &str,
+    before: &BTreeMap<String, String>,
+    after: &BTreeMap<String, String>,
+) {
+    for (key, value) in after {
+        let Some(unused) = dynamic_broker_config::lookup(key) else {
+            continue;
+        };
+        if before.get(key) != Some(value) {
+            let resource = if name.is_empty() {
+                "the cluster default".to_owned()
+            } else {
+                format!("broker {name}")
+            };
+            tracing::warn!(
+                "dynamic config {key}={value} stored for {resource} as Kafka does, but it has \
+                 no effect: {}",
+                unused.no_effect
+            );
+        }
+    }
 }
 
 /// Checks that a broker resource names this broker or the cluster default ("").
@@ -278,9 +364,11 @@ pub(super) async fn alter(
                 ResponseError::InvalidRequest.code(),
                 format!("Null value not supported for : {key}"),
             )),
-            (TOPIC | BROKER, None) => {
-                replace_configs(broker, resource.resource_type, name, configs, validate_only).await
-            }
+            (BROKER, None) => match check_dynamic_broker(broker, &name, &configs) {
+                Ok(()) => replace_configs(broker, BROKER, name, configs, validate_only).await,
+                Err(e) => Err(e),
+            },
+            (TOPIC, None) => replace_configs(broker, TOPIC, name, configs, validate_only).await,
             (other, None) => Err(unsupported_resource(other)),
         };
         let mut r = alter_configs_response::AlterConfigsResourceResponse::default();
@@ -328,6 +416,12 @@ pub(super) async fn incremental_alter(
         let outcome = match kind {
             _ if authorized.is_err() => authorized,
             TOPIC | BROKER => match incremental_configs(broker, kind, &name, &ops) {
+                Ok(configs) if kind == BROKER => {
+                    match check_dynamic_broker(broker, &name, &configs) {
+                        Ok(()) => replace_configs(broker, kind, name, configs, validate_only).await,
+                        Err(e) => Err(e),
+                    }
+                }
                 Ok(configs) => replace_configs(broker, kind, name, configs, validate_only).await,
                 Err(e) => Err(e),
             },
@@ -374,24 +468,43 @@ fn incremental_configs(
         ));
     }
     for (key, op, value) in ops {
-        let def = if resource_type == TOPIC {
-            topic_config::lookup(key)
-        } else {
-            topic_config::by_broker_synonym(key)
-        };
-        let Some(def) = def else {
-            return Err(if resource_type == TOPIC {
+        // A key's list-ness and the default APPEND/SUBTRACT start from; None: not a key Oxka
+        // knows (on a broker resource, SET/DELETE of it is left to Kafka's dynamic-key check).
+        let known: Option<(bool, String)> = if resource_type == TOPIC {
+            topic_config::lookup(key).map(|d| {
                 (
+                    matches!(d.kind, ConfigKind::List(_)),
+                    broker.config.topic_default(d).0,
+                )
+            })
+        } else if let Some(d) = topic_config::by_broker_synonym(key) {
+            Some((
+                matches!(d.kind, ConfigKind::List(_)),
+                broker.config.topic_default(d).0,
+            ))
+        } else {
+            dynamic_broker_config::lookup(key)
+                .map(|k| (k.kind == KeyKind::List, k.default.to_owned()))
+        };
+        let known = match known {
+            Some(k) => k,
+            None if resource_type == BROKER && matches!(*op, SET | DELETE) => {
+                (false, String::new())
+            }
+            None if resource_type == TOPIC => {
+                return Err((
                     ResponseError::InvalidConfig.code(),
                     format!("Unknown topic config name: {key}"),
-                )
-            } else {
-                (
+                ))
+            }
+            None => {
+                return Err((
                     ResponseError::InvalidRequest.code(),
-                    format!("Cannot update these configs dynamically: {key}"),
-                )
-            });
+                    format!("Cannot update these configs dynamically: Set({key})"),
+                ))
+            }
         };
+        let (is_list, list_default) = known;
         match *op {
             SET => {
                 let Some(v) = value else {
@@ -406,16 +519,13 @@ fn incremental_configs(
                 current.remove(key);
             }
             APPEND | SUBTRACT => {
-                if !matches!(def.kind, ConfigKind::List(_)) {
+                if !is_list {
                     return Err((
                         ResponseError::InvalidConfig.code(),
                         format!("Config value append is not allowed for config key: {key}"),
                     ));
                 }
-                let base = current
-                    .get(key)
-                    .cloned()
-                    .unwrap_or_else(|| broker.config.topic_default(def).0);
+                let base = current.get(key).cloned().unwrap_or(list_default);
                 let list = |s: &str| -> Vec<String> {
                     s.split(',')
                         .map(|i| i.trim().to_owned())
@@ -461,6 +571,11 @@ async fn replace_configs(
     } else {
         check_broker_name(broker, &name)?;
     }
+    let before = (resource_type == BROKER)
+        .then(|| broker.image().broker_configs.get(&name).cloned())
+        .flatten()
+        .unwrap_or_default();
+    let (name_for_warning, after) = (name.clone(), configs.clone());
     blocking(broker, move |b| {
         b.change_metadata(|c| {
             if resource_type == TOPIC {
@@ -472,5 +587,9 @@ async fn replace_configs(
         })
     })
     .await
-    .map_err(|e| (controller_error_code(&e), e.to_string()))
+    .map_err(|e| (controller_error_code(&e), e.to_string()))?;
+    if resource_type == BROKER && !validate_only {
+        warn_unused_dynamic(&name_for_warning, &before, &after);
+    }
+    Ok(())
 }
