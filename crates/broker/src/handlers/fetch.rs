@@ -123,13 +123,8 @@ fn authorize_fetch(
     let image = broker.image();
     let mut denied = Vec::new();
     request.topics.retain(|topic| {
-        let name = if ctx.api_version >= 13 {
-            match image.topic_by_id(&topic.topic_id) {
-                Some(t) => t.name.clone(),
-                None => return true,
-            }
-        } else {
-            topic.topic.to_string()
+        let Some(name) = topic_name(&image, ctx.api_version, topic) else {
+            return true;
         };
         let allowed = follower_allowed
             && (replica_id >= 0
@@ -159,6 +154,22 @@ fn authorize_fetch(
     (request, denied)
 }
 
+/// The name of a requested topic: by topic id from Fetch v13 (None when the image does not
+/// know the id), else as sent.
+fn topic_name(
+    image: &oxka_metadata::MetadataImage,
+    version: i16,
+    topic: &kafka_protocol::messages::fetch_request::FetchTopic,
+) -> Option<TopicName> {
+    if version >= 13 {
+        image
+            .topic_by_id(&topic.topic_id)
+            .map(|t| TopicName(t.name.clone().into()))
+    } else {
+        Some(topic.topic.clone())
+    }
+}
+
 /// The hosted partitions a fetch asks for (those it can wait on).
 fn watched_partitions(
     broker: &Broker,
@@ -168,13 +179,7 @@ fn watched_partitions(
     let image = broker.image();
     let mut out = Vec::new();
     for topic in &request.topics {
-        let name = if version >= 13 {
-            image
-                .topic_by_id(&topic.topic_id)
-                .map(|t| TopicName(t.name.clone().into()))
-        } else {
-            Some(topic.topic.clone())
-        };
+        let name = topic_name(&image, version, topic);
         let Some(name) = name else { continue };
         out.extend(
             topic
@@ -199,13 +204,7 @@ fn read_once(
     let mut any_error = false;
     let mut out = Vec::with_capacity(request.topics.len());
     for topic in &request.topics {
-        let name = if version >= 13 {
-            image
-                .topic_by_id(&topic.topic_id)
-                .map(|t| TopicName(t.name.clone().into()))
-        } else {
-            Some(topic.topic.clone())
-        };
+        let name = topic_name(&image, version, topic);
         let mut topic_response = FetchableTopicResponse::default();
         topic_response.topic = topic.topic.clone();
         topic_response.topic_id = topic.topic_id;
