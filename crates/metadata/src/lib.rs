@@ -10,6 +10,7 @@ mod acl_control;
 mod controller;
 pub mod dynamic_broker_config;
 mod image;
+mod quorum;
 mod record;
 mod scram;
 mod store;
@@ -17,6 +18,7 @@ pub mod topic_config;
 
 pub use controller::{Controller, ControllerError, CreateTopicSpec};
 pub use image::{MetadataImage, PartitionImage, TopicImage};
+pub use quorum::{ImageListener, LocalQuorum, MetadataQuorum, QuorumError};
 pub use record::MetadataRecord;
 pub use scram::{ScramCredential, ScramMechanism};
 pub use store::{MetadataLog, StoreError};

@@ -1,0 +1,166 @@
+//! The metadata quorum: the port between the controller and the replicated metadata log.
+//!
+//! The controller decides *what* to write (records, validated against the current image); a
+//! [`MetadataQuorum`] decides *when it is written*: it appends records after every record
+//! committed before them, makes them durable (on this node's disk for [`LocalQuorum`], on a
+//! majority of voters for the Raft quorum), applies them to the image in log order and hands
+//! the new image to every subscriber. Every node, controller or not, sees the same images in
+//! the same order.
+//!
+//! Implementations are thread-safe; `propose` blocks until the records are committed and
+//! applied (or refused), so callers run it off the async runtime (`spawn_blocking`).
+
+use std::fmt;
+use std::path::Path;
+use std::sync::Arc;
+
+use parking_lot::Mutex;
+
+use crate::image::MetadataImage;
+use crate::record::MetadataRecord;
+use crate::store::{MetadataLog, StoreError};
+
+/// Why a proposal was not committed.
+#[derive(Debug, thiserror::Error)]
+pub enum QuorumError {
+    /// This node is not the active controller; `leader` is the one it knows of, if any.
+    /// Kafka answers NOT_CONTROLLER and the caller retries against the leader.
+    #[error("this node is not the active controller (active controller: {leader:?})")]
+    NotController { leader: Option<i32> },
+    /// The quorum could not commit in time (no majority reachable, leadership changing).
+    #[error("metadata quorum unavailable: {0}")]
+    Unavailable(String),
+    #[error(transparent)]
+    Store(#[from] StoreError),
+}
+
+/// Called with each newly applied image, in log order. Must not block for long: it runs on
+/// the thread that applied the records.
+pub type ImageListener = Box<dyn Fn(&Arc<MetadataImage>) + Send + Sync>;
+
+/// The replicated metadata log, as the controller and the brokers see it.
+pub trait MetadataQuorum: Send + Sync + fmt::Debug {
+    /// This node's id.
+    fn node_id(&self) -> i32;
+
+    /// The node id of the active controller, if one is known (this node's for a local quorum).
+    fn leader(&self) -> Option<i32>;
+
+    /// Appends `records` after everything committed so far, in one batch that is applied whole
+    /// or not at all, and returns the image with them applied once they are committed.
+    /// Blocking. Only the active controller may propose ([`QuorumError::NotController`]).
+    fn propose(&self, records: Vec<MetadataRecord>) -> Result<Arc<MetadataImage>, QuorumError>;
+
+    /// The newest image applied on this node.
+    fn image(&self) -> Arc<MetadataImage>;
+
+    /// Registers `listener` for every image applied from now on (this node's proposals and
+    /// records committed by another controller alike).
+    fn subscribe(&self, listener: ImageListener);
+}
+
+/// A quorum of one: the metadata log on this node's disk ([`MetadataLog`], fsynced JSON lines).
+/// A record is committed when it is fsynced.
+pub struct LocalQuorum {
+    node_id: i32,
+    state: Mutex<LocalState>,
+    listeners: Mutex<Vec<ImageListener>>,
+}
+
+struct LocalState {
+    log: MetadataLog,
+    image: Arc<MetadataImage>,
+}
+
+impl LocalQuorum {
+    /// Opens (or creates) the metadata log under `dir` and replays it into the first image.
+    pub fn open(dir: &Path, node_id: i32) -> Result<LocalQuorum, StoreError> {
+        let (log, records) = MetadataLog::open(dir)?;
+        let mut image = MetadataImage::default();
+        image.apply(&records);
+        Ok(LocalQuorum {
+            node_id,
+            state: Mutex::new(LocalState {
+                log,
+                image: Arc::new(image),
+            }),
+            listeners: Mutex::new(Vec::new()),
+        })
+    }
+}
+
+impl fmt::Debug for LocalQuorum {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("LocalQuorum")
+            .field("node_id", &self.node_id)
+            .field("next_offset", &self.state.lock().image.next_offset)
+            .finish_non_exhaustive()
+    }
+}
+
+impl MetadataQuorum for LocalQuorum {
+    fn node_id(&self) -> i32 {
+        self.node_id
+    }
+
+    fn leader(&self) -> Option<i32> {
+        Some(self.node_id)
+    }
+
+    fn propose(&self, records: Vec<MetadataRecord>) -> Result<Arc<MetadataImage>, QuorumError> {
+        let mut state = self.state.lock();
+        state.log.append(&records)?;
+        let mut image = (*state.image).clone();
+        image.apply(&records);
+        let image = Arc::new(image);
+        state.image = image.clone();
+        // Still under the state lock, so listeners see images in log order.
+        for listener in self.listeners.lock().iter() {
+            listener(&image);
+        }
+        Ok(image)
+    }
+
+    fn image(&self) -> Arc<MetadataImage> {
+        self.state.lock().image.clone()
+    }
+
+    fn subscribe(&self, listener: ImageListener) {
+        self.listeners.lock().push(listener);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::atomic::{AtomicU64, Ordering};
+
+    use super::*;
+
+    #[test]
+    fn proposals_survive_a_reopen_and_reach_subscribers_in_order() {
+        let dir = tempfile::tempdir().unwrap();
+        let quorum = LocalQuorum::open(dir.path(), 1).unwrap();
+        let seen = Arc::new(AtomicU64::new(0));
+        let seen2 = seen.clone();
+        quorum.subscribe(Box::new(move |image| {
+            // Each image is the one after the last seen.
+            assert_eq!(seen2.fetch_add(1, Ordering::SeqCst) + 1, image.next_offset);
+        }));
+        let cluster = MetadataRecord::Cluster {
+            cluster_id: "c1".into(),
+        };
+        quorum.propose(vec![cluster]).unwrap();
+        let image = quorum
+            .propose(vec![MetadataRecord::ProducerIds {
+                next_block_start: 1000,
+            }])
+            .unwrap();
+        assert_eq!(image.next_offset, 2);
+        assert_eq!(seen.load(Ordering::SeqCst), 2);
+        drop(quorum);
+        let reopened = LocalQuorum::open(dir.path(), 1).unwrap();
+        assert_eq!(reopened.image().cluster_id, "c1");
+        assert_eq!(reopened.image().next_producer_id, 1000);
+        assert_eq!(reopened.leader(), Some(1));
+    }
+}
