@@ -20,6 +20,8 @@ pub(crate) fn controller_error_code(e: &ControllerError) -> i16 {
         ControllerError::InvalidRequest(_) => ResponseError::InvalidRequest,
         ControllerError::UnknownTopicOrPartition => ResponseError::UnknownTopicOrPartition,
         ControllerError::Store(_) => ResponseError::KafkaStorageError,
+        ControllerError::NotController { .. } => ResponseError::NotController,
+        ControllerError::QuorumUnavailable(_) => ResponseError::RequestTimedOut,
     }
     .code()
 }

@@ -135,6 +135,18 @@ impl Broker {
             txns: txn::TxnCoordinator::new(txn_config),
             _dir_locks: dir_locks,
         });
+        // Every image the quorum applies from now on (this node's proposals and, in a
+        // cluster, records committed by another controller) reaches the broker here.
+        let weak = Arc::downgrade(&broker);
+        broker
+            .controller
+            .lock()
+            .quorum()
+            .subscribe(Box::new(move |image| {
+                if let Some(broker) = weak.upgrade() {
+                    broker.apply_image(image);
+                }
+            }));
         group::GroupCoordinator::start(&broker);
         txn::TxnCoordinator::start(&broker);
         Ok(broker)
@@ -148,25 +160,26 @@ impl Broker {
         &self.partitions
     }
 
-    /// Runs a controller operation and reconciles partitions with the image it produced.
-    /// Blocking (fsync of the metadata log, log directory creation and deletion).
+    /// Runs a controller operation. Controller operations are serialised (KRaft's single
+    /// controller thread); what they commit reaches this broker through
+    /// [`Broker::apply_image`] before the operation returns. Blocking (the metadata log's
+    /// fsync, log directory creation and deletion).
     fn change_metadata<T>(
         &self,
         f: impl FnOnce(&mut Controller) -> Result<T, ControllerError>,
     ) -> Result<T, ControllerError> {
-        let mut controller = self.controller.lock();
-        let out = f(&mut controller)?;
-        let image = controller.image();
-        let changed = !Arc::ptr_eq(&image, &self.image());
-        if changed {
-            self.config
-                .set_dynamic(dynamic_configs(&image, self.config.node_id));
-            *self.image.write() = image.clone();
-            if let Err(e) = self.partitions.reconcile(&image, &self.config) {
-                tracing::error!(error = %e, "reconciling partitions with metadata failed");
-            }
+        f(&mut self.controller.lock())
+    }
+
+    /// Makes `image` the broker's: dynamic configs, the image requests read, and the hosted
+    /// partitions (created, deleted, re-epoched). Called by the metadata quorum, in log order.
+    fn apply_image(&self, image: &Arc<MetadataImage>) {
+        self.config
+            .set_dynamic(dynamic_configs(image, self.config.node_id));
+        *self.image.write() = image.clone();
+        if let Err(e) = self.partitions.reconcile(image, &self.config) {
+            tracing::error!(error = %e, "reconciling partitions with metadata failed");
         }
-        Ok(out)
     }
 
     /// Creates the internal topic behind FindCoordinator `key_type` (0: `__consumer_offsets`,

@@ -15,7 +15,7 @@ impl Controller {
     /// Creates ACLs. Each entry is validated on its own; an ACL equal to an existing one (or
     /// to an earlier entry of the same request) succeeds without a new record.
     pub fn create_acls(
-        &mut self,
+        &self,
         acls: &[AclBinding],
     ) -> Result<Vec<Result<(), InvalidAcl>>, ControllerError> {
         let image = self.image();
@@ -47,7 +47,7 @@ impl Controller {
     /// Deletes the ACLs each filter matches, returning them per filter. An ACL matched by
     /// several filters is reported (and removed) under the first.
     pub fn delete_acls(
-        &mut self,
+        &self,
         filters: &[AclBindingFilter],
     ) -> Result<Vec<Result<Vec<AclBinding>, InvalidAcl>>, ControllerError> {
         let image = self.image();
@@ -99,7 +99,7 @@ mod tests {
     #[test]
     fn acls_survive_reopening_the_metadata_log() {
         let dir = tempfile::tempdir().unwrap();
-        let mut c = Controller::open(dir.path(), 1, None).unwrap();
+        let c = Controller::open(dir.path(), 1, None).unwrap();
         let a = topic_acl("t", AclOperation::Read);
         let b = topic_acl("u", AclOperation::Write);
         let mut bad = topic_acl("", AclOperation::Read);
@@ -113,7 +113,7 @@ mod tests {
         c.create_acls(std::slice::from_ref(&a)).unwrap();
         assert_eq!(c.image().acls.len(), 2);
         drop(c);
-        let mut c = Controller::open(dir.path(), 1, None).unwrap();
+        let c = Controller::open(dir.path(), 1, None).unwrap();
         assert_eq!(c.image().acls.len(), 2);
         let mut f = AclBindingFilter::any();
         f.resource_name = Some("t".into());
@@ -128,7 +128,7 @@ mod tests {
     #[test]
     fn an_unknown_filter_is_refused_per_filter() {
         let dir = tempfile::tempdir().unwrap();
-        let mut c = Controller::open(dir.path(), 1, None).unwrap();
+        let c = Controller::open(dir.path(), 1, None).unwrap();
         let mut f = AclBindingFilter::any();
         f.pattern_type = PatternType::Unknown;
         let out = c.delete_acls(&[f, AclBindingFilter::any()]).unwrap();

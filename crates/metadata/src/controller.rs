@@ -11,8 +11,9 @@ use std::sync::Arc;
 use uuid::Uuid;
 
 use crate::image::MetadataImage;
+use crate::quorum::{LocalQuorum, MetadataQuorum, QuorumError};
 use crate::record::{ConfigResource, MetadataRecord};
-use crate::store::{MetadataLog, StoreError};
+use crate::store::StoreError;
 use crate::{dynamic_broker_config, topic_config, unify_collision_chars, validate_topic_name};
 
 /// A refused admin request, one variant per Kafka error code it maps to.
@@ -36,6 +37,22 @@ pub enum ControllerError {
     UnknownTopicOrPartition,
     #[error("metadata log: {0}")]
     Store(#[from] StoreError),
+    /// This node is not the active controller (Kafka's NOT_CONTROLLER).
+    #[error("this node is not the active controller (active controller: {leader:?})")]
+    NotController { leader: Option<i32> },
+    /// The metadata quorum did not commit the change (REQUEST_TIMED_OUT).
+    #[error("metadata quorum unavailable: {0}")]
+    QuorumUnavailable(String),
+}
+
+impl From<QuorumError> for ControllerError {
+    fn from(e: QuorumError) -> ControllerError {
+        match e {
+            QuorumError::NotController { leader } => ControllerError::NotController { leader },
+            QuorumError::Unavailable(why) => ControllerError::QuorumUnavailable(why),
+            QuorumError::Store(e) => ControllerError::Store(e),
+        }
+    }
 }
 
 /// What a CreateTopics entry asks for. `-1` means the broker default.
@@ -49,40 +66,54 @@ pub struct CreateTopicSpec {
     pub configs: BTreeMap<String, String>,
 }
 
+/// Validates admin requests against the newest image of its [`MetadataQuorum`] and proposes
+/// the records that carry them out; what is committed reaches every node through the quorum.
 #[derive(Debug)]
 pub struct Controller {
     node_id: i32,
     live_brokers: Vec<i32>,
-    log: MetadataLog,
-    image: Arc<MetadataImage>,
+    quorum: Arc<dyn MetadataQuorum>,
 }
 
 impl Controller {
-    /// Opens the metadata log under `dir` and replays it; a new log gets a cluster id
-    /// (`cluster_id`, or a fresh random one).
+    /// A controller of one: opens the metadata log under `dir` ([`LocalQuorum`]) and replays
+    /// it; a new log gets a cluster id (`cluster_id`, or a fresh random one).
     pub fn open(
         dir: &Path,
         node_id: i32,
         cluster_id: Option<String>,
     ) -> Result<Controller, ControllerError> {
-        let (log, records) = MetadataLog::open(dir)?;
-        let mut image = MetadataImage::default();
-        image.apply(&records);
-        let mut controller = Controller {
-            node_id,
-            live_brokers: vec![node_id],
-            log,
-            image: Arc::new(image),
+        let quorum = Arc::new(LocalQuorum::open(dir, node_id)?);
+        Controller::with_quorum(quorum, vec![node_id], cluster_id)
+    }
+
+    /// A controller over `quorum`, placing replicas on `live_brokers`. An empty log gets its
+    /// cluster id first.
+    pub fn with_quorum(
+        quorum: Arc<dyn MetadataQuorum>,
+        live_brokers: Vec<i32>,
+        cluster_id: Option<String>,
+    ) -> Result<Controller, ControllerError> {
+        let controller = Controller {
+            node_id: quorum.node_id(),
+            live_brokers,
+            quorum,
         };
-        if controller.image.cluster_id.is_empty() {
+        if controller.image().cluster_id.is_empty() {
             let cluster_id = cluster_id.unwrap_or_else(random_cluster_id);
             controller.commit(vec![MetadataRecord::Cluster { cluster_id }])?;
         }
         Ok(controller)
     }
 
+    /// The newest image the quorum has applied.
     pub fn image(&self) -> Arc<MetadataImage> {
-        self.image.clone()
+        self.quorum.image()
+    }
+
+    /// The metadata quorum this controller proposes to.
+    pub fn quorum(&self) -> &Arc<dyn MetadataQuorum> {
+        &self.quorum
     }
 
     pub fn node_id(&self) -> i32 {
@@ -91,19 +122,19 @@ impl Controller {
 
     /// Validates a topic creation; when `validate_only` is false, also performs it.
     pub fn create_topic(
-        &mut self,
+        &self,
         spec: &CreateTopicSpec,
         default_partitions: i32,
         default_replication_factor: i16,
         validate_only: bool,
     ) -> Result<Arc<MetadataImage>, ControllerError> {
+        let image = self.image();
         validate_topic_name(&spec.name).map_err(ControllerError::InvalidTopic)?;
-        if self.image.topic(&spec.name).is_some() {
+        if image.topic(&spec.name).is_some() {
             return Err(ControllerError::TopicAlreadyExists(spec.name.clone()));
         }
         let unified = unify_collision_chars(&spec.name);
-        if let Some(other) = self
-            .image
+        if let Some(other) = image
             .topics
             .keys()
             .find(|t| unify_collision_chars(t) == unified)
@@ -148,7 +179,7 @@ impl Controller {
             topic_config::validate(name, value).map_err(ControllerError::InvalidConfig)?;
         }
         if validate_only {
-            return Ok(self.image.clone());
+            return Ok(image.clone());
         }
         let topic_id = Uuid::new_v4();
         let mut records = vec![MetadataRecord::Topic {
@@ -170,9 +201,9 @@ impl Controller {
     }
 
     /// Deletes a topic and its configs.
-    pub fn delete_topic(&mut self, name: &str) -> Result<Arc<MetadataImage>, ControllerError> {
-        let topic = self
-            .image
+    pub fn delete_topic(&self, name: &str) -> Result<Arc<MetadataImage>, ControllerError> {
+        let image = self.image();
+        let topic = image
             .topic(name)
             .ok_or(ControllerError::UnknownTopicOrPartition)?;
         let topic_id = topic.topic_id;
@@ -181,14 +212,14 @@ impl Controller {
 
     /// Grows a topic to `new_total` partitions.
     pub fn create_partitions(
-        &mut self,
+        &self,
         name: &str,
         new_total: i32,
         assignments: Option<&[Vec<i32>]>,
         validate_only: bool,
     ) -> Result<Arc<MetadataImage>, ControllerError> {
-        let topic = self
-            .image
+        let image = self.image();
+        let topic = image
             .topic(name)
             .ok_or(ControllerError::UnknownTopicOrPartition)?
             .clone();
@@ -221,25 +252,26 @@ impl Controller {
             None => self.place(added, rf)?,
         };
         if validate_only {
-            return Ok(self.image.clone());
+            return Ok(image.clone());
         }
         self.commit(partition_records(topic.topic_id, current, &new_assignments).collect())
     }
 
     /// Replaces a topic's overrides with `configs` (validated first).
     pub fn set_topic_configs(
-        &mut self,
+        &self,
         name: &str,
         configs: &BTreeMap<String, String>,
         validate_only: bool,
     ) -> Result<Arc<MetadataImage>, ControllerError> {
-        if self.image.topic(name).is_none() {
+        let image = self.image();
+        if image.topic(name).is_none() {
             return Err(ControllerError::UnknownTopicOrPartition);
         }
         for (key, value) in configs {
             topic_config::validate(key, value).map_err(ControllerError::InvalidConfig)?;
         }
-        let current = self.image.topic_overrides(name).clone();
+        let current = image.topic_overrides(name).clone();
         self.replace_configs(
             ConfigResource::Topic,
             name,
@@ -254,11 +286,12 @@ impl Controller {
     /// can change at run time; any other key is INVALID_REQUEST, as Kafka refuses keys it
     /// cannot update dynamically.
     pub fn set_broker_configs(
-        &mut self,
+        &self,
         name: &str,
         configs: &BTreeMap<String, String>,
         validate_only: bool,
     ) -> Result<Arc<MetadataImage>, ControllerError> {
+        let image = self.image();
         let fixed: Vec<&str> = configs
             .keys()
             .filter(|k| !dynamic_broker_config::is_dynamic(k))
@@ -279,12 +312,7 @@ impl Controller {
                     .map_err(ControllerError::InvalidRequest)?;
             }
         }
-        let current = self
-            .image
-            .broker_configs
-            .get(name)
-            .cloned()
-            .unwrap_or_default();
+        let current = image.broker_configs.get(name).cloned().unwrap_or_default();
         self.replace_configs(
             ConfigResource::Broker,
             name,
@@ -297,15 +325,16 @@ impl Controller {
     /// Records that turn `current` into `wanted` for one resource, committed unless
     /// `validate_only`.
     fn replace_configs(
-        &mut self,
+        &self,
         resource: ConfigResource,
         name: &str,
         current: &BTreeMap<String, String>,
         configs: &BTreeMap<String, String>,
         validate_only: bool,
     ) -> Result<Arc<MetadataImage>, ControllerError> {
+        let image = self.image();
         if validate_only {
-            return Ok(self.image.clone());
+            return Ok(image.clone());
         }
         let config = |key: &String, value: Option<String>| MetadataRecord::Config {
             resource,
@@ -325,15 +354,16 @@ impl Controller {
                 .map(|(k, v)| config(k, Some(v.clone()))),
         );
         if records.is_empty() {
-            return Ok(self.image.clone());
+            return Ok(image.clone());
         }
         self.commit(records)
     }
 
     /// Reserves `count` producer ids that no one else will ever get (they survive restarts
     /// because the reservation is in the metadata log). Returns the first id of the block.
-    pub fn allocate_producer_ids(&mut self, count: i64) -> Result<i64, ControllerError> {
-        let start = self.image.next_producer_id;
+    pub fn allocate_producer_ids(&self, count: i64) -> Result<i64, ControllerError> {
+        let image = self.image();
+        let start = image.next_producer_id;
         self.commit(vec![MetadataRecord::ProducerIds {
             next_block_start: start + count,
         }])?;
@@ -343,16 +373,17 @@ impl Controller {
     /// Applies one AlterUserScramCredentials request's accepted changes in one append: the
     /// caller (the broker's handler) has validated them. Returns the new image.
     pub fn alter_scram_credentials(
-        &mut self,
+        &self,
         records: Vec<MetadataRecord>,
     ) -> Result<Arc<MetadataImage>, ControllerError> {
+        let image = self.image();
         debug_assert!(records.iter().all(|r| matches!(
             r,
             MetadataRecord::UserScramCredential { .. }
                 | MetadataRecord::RemoveUserScramCredential { .. }
         )));
         if records.is_empty() {
-            return Ok(self.image.clone());
+            return Ok(image.clone());
         }
         self.commit(records)
     }
@@ -395,15 +426,12 @@ impl Controller {
         Ok(())
     }
 
+    /// Proposes `records` and returns the image with them applied once they are committed.
     pub(crate) fn commit(
-        &mut self,
+        &self,
         records: Vec<MetadataRecord>,
     ) -> Result<Arc<MetadataImage>, ControllerError> {
-        self.log.append(&records)?;
-        let mut image = (*self.image).clone();
-        image.apply(&records);
-        self.image = Arc::new(image);
-        Ok(self.image.clone())
+        Ok(self.quorum.propose(records)?)
     }
 }
 
