@@ -19,7 +19,7 @@ pub mod txn;
 use std::sync::Arc;
 use std::time::{SystemTime, UNIX_EPOCH};
 
-use oxka_metadata::{Controller, ControllerError, MetadataImage};
+use oxka_metadata::{BrokerEndpoint, Controller, ControllerError, MetadataImage, MetadataQuorum};
 use parking_lot::{Mutex, RwLock};
 
 pub use config::{BrokerConfig, ConfigSource};
@@ -68,6 +68,9 @@ pub enum StartError {
 pub struct Broker {
     pub config: Arc<BrokerConfig>,
     controller: Mutex<Controller>,
+    /// The metadata quorum behind the controller, for what it knows without the controller
+    /// lock (the active controller's id).
+    quorum: Arc<dyn MetadataQuorum>,
     image: RwLock<Arc<MetadataImage>>,
     partitions: PartitionManager,
     /// The unused part of this broker's current block of producer ids: `next..end`.
@@ -106,6 +109,8 @@ impl Broker {
                 });
             }
         }
+        // Registered before anything reads the image, so Metadata answers from it.
+        controller.register_broker(config.node_id, registered_endpoints(&config))?;
         let groups_config = group::CoordinatorConfig::from_broker(&config);
         let txn_config = txn::TxnConfig::from_broker(&config);
         // `__consumer_offsets` and `__transaction_state` are not created here: as in Kafka, the
@@ -125,9 +130,11 @@ impl Broker {
         let partitions = PartitionManager::new(config.node_id, config.log_dirs.clone());
         partitions.remove_orphans(&image);
         partitions.reconcile(&image, &config)?;
+        let quorum = controller.quorum().clone();
         let broker = Arc::new(Broker {
             config: Arc::new(config),
             controller: Mutex::new(controller),
+            quorum,
             image: RwLock::new(image),
             partitions,
             producer_ids: Mutex::new((0, 0)),
@@ -138,15 +145,11 @@ impl Broker {
         // Every image the quorum applies from now on (this node's proposals and, in a
         // cluster, records committed by another controller) reaches the broker here.
         let weak = Arc::downgrade(&broker);
-        broker
-            .controller
-            .lock()
-            .quorum()
-            .subscribe(Box::new(move |image| {
-                if let Some(broker) = weak.upgrade() {
-                    broker.apply_image(image);
-                }
-            }));
+        broker.quorum.subscribe(Box::new(move |image| {
+            if let Some(broker) = weak.upgrade() {
+                broker.apply_image(image);
+            }
+        }));
         group::GroupCoordinator::start(&broker);
         txn::TxnCoordinator::start(&broker);
         Ok(broker)
@@ -154,6 +157,12 @@ impl Broker {
 
     pub fn image(&self) -> Arc<MetadataImage> {
         self.image.read().clone()
+    }
+
+    /// The active controller's node id, as Metadata and DescribeCluster report it (-1 when
+    /// none is known).
+    pub fn controller_id(&self) -> i32 {
+        self.quorum.leader().unwrap_or(-1)
     }
 
     pub fn partitions(&self) -> &PartitionManager {
@@ -318,6 +327,19 @@ impl Broker {
             }
         }
     }
+}
+
+/// The endpoints this broker registers: its advertised listeners.
+fn registered_endpoints(config: &BrokerConfig) -> Vec<BrokerEndpoint> {
+    config
+        .advertised_listeners
+        .iter()
+        .map(|l| BrokerEndpoint {
+            name: l.name.clone(),
+            host: l.host.clone(),
+            port: l.port,
+        })
+        .collect()
 }
 
 /// The dynamic broker configs the image holds for `node_id`.

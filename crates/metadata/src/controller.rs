@@ -12,7 +12,7 @@ use uuid::Uuid;
 
 use crate::image::MetadataImage;
 use crate::quorum::{LocalQuorum, MetadataQuorum, QuorumError};
-use crate::record::{ConfigResource, MetadataRecord};
+use crate::record::{BrokerEndpoint, ConfigResource, MetadataRecord};
 use crate::store::StoreError;
 use crate::{dynamic_broker_config, topic_config, unify_collision_chars, validate_topic_name};
 
@@ -359,6 +359,31 @@ impl Controller {
         self.commit(records)
     }
 
+    /// Registers broker `broker_id` with `endpoints`, unfenced (a broker registers when it
+    /// starts). A registration equal to the current one writes nothing, so a restarted single
+    /// node does not grow the log; new endpoints, or a fenced broker coming back, write a
+    /// RegisterBroker record with a new incarnation id. Returns the image.
+    pub fn register_broker(
+        &self,
+        broker_id: i32,
+        endpoints: Vec<BrokerEndpoint>,
+    ) -> Result<Arc<MetadataImage>, ControllerError> {
+        let image = self.image();
+        if image
+            .brokers
+            .get(&broker_id)
+            .is_some_and(|b| !b.fenced && b.endpoints == endpoints)
+        {
+            return Ok(image);
+        }
+        self.commit(vec![MetadataRecord::RegisterBroker {
+            broker_id,
+            incarnation_id: Uuid::new_v4(),
+            endpoints,
+            fenced: false,
+        }])
+    }
+
     /// Reserves `count` producer ids that no one else will ever get (they survive restarts
     /// because the reservation is in the metadata log). Returns the first id of the block.
     pub fn allocate_producer_ids(&self, count: i64) -> Result<i64, ControllerError> {
@@ -465,4 +490,40 @@ fn random_cluster_id() -> String {
             c
         })
         .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn endpoint(port: u16) -> Vec<BrokerEndpoint> {
+        vec![BrokerEndpoint {
+            name: "PLAINTEXT".into(),
+            host: "localhost".into(),
+            port,
+        }]
+    }
+
+    #[test]
+    fn registering_again_with_the_same_endpoints_writes_nothing() {
+        let dir = tempfile::tempdir().unwrap();
+        let c = Controller::open(dir.path(), 1, None).unwrap();
+        let first = c.register_broker(1, endpoint(9092)).unwrap();
+        let registration = first.brokers[&1].clone();
+        assert!(!registration.fenced);
+        assert_eq!(registration.endpoint("PLAINTEXT").unwrap().port, 9092);
+        assert!(registration.endpoint("SSL").is_none());
+        drop(c);
+        let c = Controller::open(dir.path(), 1, None).unwrap();
+        let again = c.register_broker(1, endpoint(9092)).unwrap();
+        assert_eq!(again.next_offset, first.next_offset, "no new record");
+        assert_eq!(again.brokers[&1], registration);
+        let moved = c.register_broker(1, endpoint(9093)).unwrap();
+        assert_eq!(moved.next_offset, first.next_offset + 1);
+        assert_ne!(
+            moved.brokers[&1].incarnation_id,
+            registration.incarnation_id
+        );
+        assert_eq!(moved.unfenced_brokers().count(), 1);
+    }
 }

@@ -8,7 +8,7 @@ use std::sync::Arc;
 use uuid::Uuid;
 
 use crate::acl::AclImage;
-use crate::record::{ConfigResource, MetadataRecord};
+use crate::record::{BrokerEndpoint, ConfigResource, MetadataRecord};
 use crate::scram::{ScramCredential, ScramMechanism};
 
 #[derive(Debug, Clone, Default)]
@@ -28,6 +28,25 @@ pub struct MetadataImage {
     pub acls: AclImage,
     /// SCRAM credentials by user, then mechanism.
     pub scram_credentials: BTreeMap<String, BTreeMap<ScramMechanism, ScramCredential>>,
+    /// Registered brokers by id.
+    pub brokers: BTreeMap<i32, BrokerRegistration>,
+}
+
+/// A broker as it last registered.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct BrokerRegistration {
+    pub broker_id: i32,
+    pub incarnation_id: Uuid,
+    pub endpoints: Vec<BrokerEndpoint>,
+    pub fenced: bool,
+}
+
+impl BrokerRegistration {
+    /// The endpoint for `listener`, as Kafka answers Metadata with the endpoints of the
+    /// listener the request came in on.
+    pub fn endpoint(&self, listener: &str) -> Option<&BrokerEndpoint> {
+        self.endpoints.iter().find(|e| e.name == listener)
+    }
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -59,6 +78,11 @@ impl MetadataImage {
     pub fn topic_overrides(&self, topic: &str) -> &BTreeMap<String, String> {
         static EMPTY: BTreeMap<String, String> = BTreeMap::new();
         self.topic_configs.get(topic).unwrap_or(&EMPTY)
+    }
+
+    /// The registered brokers that are not fenced, by id.
+    pub fn unfenced_brokers(&self) -> impl Iterator<Item = &BrokerRegistration> {
+        self.brokers.values().filter(|b| !b.fenced)
     }
 
     /// The SCRAM credential of `user` for `mechanism`, if one is set.
@@ -122,6 +146,30 @@ impl MetadataImage {
                     Ok(i) => topic.partitions[i] = image,
                     Err(i) => topic.partitions.insert(i, image),
                 }
+            }
+            MetadataRecord::RegisterBroker {
+                broker_id,
+                incarnation_id,
+                endpoints,
+                fenced,
+            } => {
+                self.brokers.insert(
+                    *broker_id,
+                    BrokerRegistration {
+                        broker_id: *broker_id,
+                        incarnation_id: *incarnation_id,
+                        endpoints: endpoints.clone(),
+                        fenced: *fenced,
+                    },
+                );
+            }
+            MetadataRecord::BrokerRegistrationChange { broker_id, fenced } => {
+                if let Some(b) = self.brokers.get_mut(broker_id) {
+                    b.fenced = *fenced;
+                }
+            }
+            MetadataRecord::UnregisterBroker { broker_id } => {
+                self.brokers.remove(broker_id);
             }
             MetadataRecord::ProducerIds { next_block_start } => {
                 self.next_producer_id = self.next_producer_id.max(*next_block_start);

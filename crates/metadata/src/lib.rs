@@ -17,9 +17,9 @@ mod store;
 pub mod topic_config;
 
 pub use controller::{Controller, ControllerError, CreateTopicSpec};
-pub use image::{MetadataImage, PartitionImage, TopicImage};
+pub use image::{BrokerRegistration, MetadataImage, PartitionImage, TopicImage};
 pub use quorum::{ImageListener, LocalQuorum, MetadataQuorum, QuorumError};
-pub use record::MetadataRecord;
+pub use record::{BrokerEndpoint, MetadataRecord};
 pub use scram::{ScramCredential, ScramMechanism};
 pub use store::{MetadataLog, StoreError};
 pub use uuid::Uuid;

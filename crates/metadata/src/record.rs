@@ -15,6 +15,16 @@ pub enum ConfigResource {
     Broker,
 }
 
+/// One listener a broker serves clients on, as it advertises it (KRaft's BrokerEndpoint).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct BrokerEndpoint {
+    /// The listener name (`PLAINTEXT`, `SASL_SSL`, ...), matched against the listener a
+    /// request arrived on.
+    pub name: String,
+    pub host: String,
+    pub port: u16,
+}
+
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(tag = "type")]
 pub enum MetadataRecord {
@@ -36,6 +46,25 @@ pub enum MetadataRecord {
     },
     RemoveTopic {
         topic_id: Uuid,
+    },
+    /// A broker (re)registered (KRaft's RegisterBrokerRecord): a new process, or new endpoints.
+    /// It replaces any earlier registration of the same id.
+    RegisterBroker {
+        broker_id: i32,
+        /// Random per registration, so a restarted broker is told apart from its old self.
+        incarnation_id: Uuid,
+        endpoints: Vec<BrokerEndpoint>,
+        /// A fenced broker leads nothing and is left out of Metadata responses.
+        fenced: bool,
+    },
+    /// A registered broker was fenced or unfenced (KRaft's BrokerRegistrationChangeRecord).
+    BrokerRegistrationChange {
+        broker_id: i32,
+        fenced: bool,
+    },
+    /// A broker's registration was removed (KRaft's UnregisterBrokerRecord).
+    UnregisterBroker {
+        broker_id: i32,
     },
     /// A block of producer ids was handed out; the next block starts at `next_block_start`.
     ProducerIds {

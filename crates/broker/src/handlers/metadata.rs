@@ -14,7 +14,7 @@ use kafka_protocol::messages::{
     TopicName,
 };
 use oxka_metadata::acl::{AclOperation, ResourceType};
-use oxka_metadata::{TopicImage, Uuid};
+use oxka_metadata::{BrokerEndpoint, MetadataImage, TopicImage, Uuid};
 use oxka_protocol::kafka_protocol;
 
 use super::{admin, RequestContext};
@@ -32,15 +32,15 @@ pub(super) async fn handle(
 ) -> MetadataResponse {
     let version = ctx.api_version;
     let mut response = MetadataResponse::default();
-    if let Some(l) = broker.config.advertised_for(&ctx.listener_name) {
+    for (id, endpoint) in listed_brokers(&broker.image(), &ctx.listener_name) {
         let mut b = MetadataResponseBroker::default();
-        b.node_id = BrokerId(broker.config.node_id);
-        b.host = l.host.clone().into();
-        b.port = i32::from(l.port);
+        b.node_id = BrokerId(id);
+        b.host = endpoint.host.clone().into();
+        b.port = i32::from(endpoint.port);
         response.brokers.push(b);
     }
     if version >= 1 {
-        response.controller_id = BrokerId(broker.config.node_id);
+        response.controller_id = BrokerId(broker.controller_id());
     }
     response.cluster_authorized_operations = i32::MIN;
     if (8..=10).contains(&version) && request.include_cluster_authorized_operations {
@@ -203,7 +203,7 @@ pub(super) fn describe_cluster(
 ) -> DescribeClusterResponse {
     let mut response = DescribeClusterResponse::default();
     response.cluster_id = broker.image().cluster_id.clone().into();
-    response.controller_id = BrokerId(broker.config.node_id);
+    response.controller_id = BrokerId(broker.controller_id());
     response.endpoint_type = request.endpoint_type;
     response.cluster_authorized_operations = i32::MIN;
     if request.include_cluster_authorized_operations {
@@ -215,12 +215,27 @@ pub(super) fn describe_cluster(
         response.error_message = Some("The request was sent to an endpoint of type BROKER".into());
         return response;
     }
-    if let Some(l) = broker.config.advertised_for(&ctx.listener_name) {
+    for (id, endpoint) in listed_brokers(&broker.image(), &ctx.listener_name) {
         let mut b = DescribeClusterBroker::default();
-        b.broker_id = BrokerId(broker.config.node_id);
-        b.host = l.host.clone().into();
-        b.port = i32::from(l.port);
+        b.broker_id = BrokerId(id);
+        b.host = endpoint.host.clone().into();
+        b.port = i32::from(endpoint.port);
         response.brokers.push(b);
     }
     response
+}
+
+/// The brokers a Metadata or DescribeCluster answer lists: every registered broker that is
+/// not fenced, with its endpoint for the listener the request came in on (or, as before the
+/// listener names matched, its first endpoint), in id order.
+fn listed_brokers<'a>(
+    image: &'a MetadataImage,
+    listener: &str,
+) -> impl Iterator<Item = (i32, &'a BrokerEndpoint)> + 'a {
+    let listener = listener.to_owned();
+    image.unfenced_brokers().filter_map(move |b| {
+        b.endpoint(&listener)
+            .or_else(|| b.endpoints.first())
+            .map(|e| (b.broker_id, e))
+    })
 }
