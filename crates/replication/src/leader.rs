@@ -316,9 +316,13 @@ impl LeaderState {
         self.maybe_increment_high_watermark()
     }
 
-    /// The controller refused the change proposed at `partition_epoch` without applying it:
-    /// the committed ISR stands, and the next event may propose again. Ignored unless a change
-    /// based on `partition_epoch` is pending.
+    /// The controller refused the change proposed at `partition_epoch` and says it was not
+    /// applied (Kafka's INELIGIBLE_REPLICA, OPERATION_NOT_ATTEMPTED): the committed ISR stands,
+    /// and the next event may propose again. Ignored unless a change based on `partition_epoch`
+    /// is pending. For a refusal because this leader's epochs are stale (FENCED_LEADER_EPOCH,
+    /// INVALID_UPDATE_VERSION) do not call this: as in Kafka, the change stays pending until the
+    /// newer registration arrives ([`LeaderState::on_isr_committed`] or a new leader state), as
+    /// the controller may have applied an earlier attempt.
     pub fn on_isr_rejected(&mut self, partition_epoch: PartitionEpoch) -> Vec<Action> {
         if self.pending.is_none() || partition_epoch != self.partition_epoch {
             return Vec::new();
