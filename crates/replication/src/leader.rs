@@ -54,9 +54,9 @@ pub enum Action {
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Acks {
     /// acks=0: no response.
-    None,
+    Zero,
     /// acks=1: the leader's append.
-    Leader,
+    One,
     /// acks=-1 (all): every ISR member, with at least `min.insync.replicas` of them.
     All,
 }
@@ -65,8 +65,8 @@ impl Acks {
     /// From Kafka's wire value (0, 1, -1); `None` for any other.
     pub fn from_kafka(acks: i16) -> Option<Acks> {
         match acks {
-            0 => Some(Acks::None),
-            1 => Some(Acks::Leader),
+            0 => Some(Acks::Zero),
+            1 => Some(Acks::One),
             -1 => Some(Acks::All),
             _ => None,
         }
@@ -743,7 +743,7 @@ mod tests {
                 min_insync_replicas: 2
             })
         );
-        assert_eq!(s.check_produce(Acks::Leader), Ok(()));
+        assert_eq!(s.check_produce(Acks::One), Ok(()));
         assert_eq!(leader(&[B1, B2], 0, 0).check_produce(Acks::All), Ok(()));
     }
 
@@ -772,10 +772,59 @@ mod tests {
     }
 
     #[test]
+    fn committed_expansion_makes_the_new_member_part_of_the_isr() {
+        let mut s = leader(&[B1, B2], 4, 4);
+        fetch(&mut s, B2, 4, 1);
+        assert_eq!(fetch(&mut s, B3, 4, 1), vec![alter(&[B1, B2, B3], 10)]);
+        assert_eq!(
+            s.on_isr_committed(LeaderEpoch(5), vec![B1, B2, B3], PartitionEpoch(11)),
+            vec![]
+        );
+        assert_eq!(s.isr(), &[B1, B2, B3]);
+        assert_eq!(s.partition_epoch(), PartitionEpoch(11));
+        assert!(s.pending_isr_change().is_none());
+        s.on_append(Offset(9));
+        fetch(&mut s, B2, 9, 2);
+        assert_eq!(s.high_watermark(), Offset(4)); // B3 holds it now
+        assert_eq!(
+            fetch(&mut s, B3, 9, 3),
+            vec![Action::HighWatermark(Offset(9))]
+        );
+    }
+
+    #[test]
+    fn follower_out_of_isr_at_election_is_never_caught_up_until_it_fetches() {
+        let s = leader(&[B1, B2], 0, 0);
+        assert_eq!(s.follower(B3).unwrap().last_caught_up_ms, 0);
+        assert_eq!(s.follower(B2).unwrap().log_end_offset, None);
+        assert_eq!(s.follower(B1), None);
+    }
+
+    #[test]
+    fn append_below_log_end_offset_is_ignored() {
+        let mut s = leader(&[B1], 5, 5);
+        assert_eq!(s.on_append(Offset(3)), vec![]);
+        assert_eq!(s.log_end_offset(), Offset(5));
+        assert_eq!(s.high_watermark(), Offset(5));
+    }
+
+    #[test]
+    fn shrink_removes_only_the_lagging_followers_and_never_the_leader() {
+        let mut s = leader(&[B1, B2, B3], 0, 0);
+        s.on_append(Offset(5));
+        fetch(&mut s, B2, 5, LAG_MS);
+        assert_eq!(s.on_tick(LAG_MS + 1), vec![alter(&[B1, B2], 10)]);
+        assert!(matches!(
+            s.pending_isr_change(),
+            Some(PendingIsrChange::Shrink { removing, .. }) if removing == &vec![B3]
+        ));
+    }
+
+    #[test]
     fn acks_from_kafka_wire_values() {
         assert_eq!(Acks::from_kafka(-1), Some(Acks::All));
-        assert_eq!(Acks::from_kafka(0), Some(Acks::None));
-        assert_eq!(Acks::from_kafka(1), Some(Acks::Leader));
+        assert_eq!(Acks::from_kafka(0), Some(Acks::Zero));
+        assert_eq!(Acks::from_kafka(1), Some(Acks::One));
         assert_eq!(Acks::from_kafka(2), None);
     }
 }

@@ -551,7 +551,7 @@ impl Sim {
         }
         let b = leaders[self.rng.random_range(0..leaders.len())];
         let acks = if self.rng.random_bool(0.1) {
-            Acks::Leader
+            Acks::One
         } else {
             Acks::All
         };
