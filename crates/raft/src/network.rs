@@ -79,10 +79,13 @@ pub enum FrameError {
 /// Reads one frame's payload; `None` on a clean end of stream before a frame starts.
 pub async fn read_frame<R: AsyncRead + Unpin>(r: &mut R) -> Result<Option<Vec<u8>>, FrameError> {
     let mut len = [0u8; 4];
-    match r.read_exact(&mut len).await {
-        Ok(_) => {}
-        Err(e) if e.kind() == io::ErrorKind::UnexpectedEof => return Ok(None),
-        Err(e) => return Err(e.into()),
+    let mut filled = 0;
+    while filled < len.len() {
+        match r.read(&mut len[filled..]).await? {
+            0 if filled == 0 => return Ok(None),
+            0 => return Err(io::Error::from(io::ErrorKind::UnexpectedEof).into()),
+            n => filled += n,
+        }
     }
     let len = u32::from_be_bytes(len) as usize;
     if len > MAX_FRAME_BYTES {
@@ -415,7 +418,12 @@ mod tests {
     async fn a_frame_cut_short_is_an_error_not_a_clean_end() {
         let mut buf = Vec::new();
         write_frame(&mut buf, b"0123456789").await.unwrap();
-        let mut r = &buf[..8];
-        assert!(matches!(read_frame(&mut r).await, Err(FrameError::Io(_))));
+        for cut in [2, 8] {
+            let mut r = &buf[..cut];
+            assert!(
+                matches!(read_frame(&mut r).await, Err(FrameError::Io(_))),
+                "cut at {cut}"
+            );
+        }
     }
 }
