@@ -1,0 +1,297 @@
+//! [`RaftQuorum`]: the metadata log replicated by Raft across the controller quorum's voters.
+//!
+//! A proposal is one openraft `client_write` of the record batch: the leader appends it,
+//! replicates it, and once a majority has it durable every node applies it to its image (the
+//! state machine in [`crate::store`]), calling its subscribers in log order. Only the leader
+//! (Kafka's active controller) accepts proposals; the others answer `NotController` with the
+//! leader they know of.
+//!
+//! A new cluster is formed by every voter calling openraft's `initialize` with the full voter
+//! set when it starts: the first to do so proposes the membership entry and asks for votes,
+//! and the others' calls are refused as already initialised (which is expected and ignored).
+//! Any majority of started voters can then elect a leader. On a restart the node's vote and
+//! log are on disk and `initialize` is refused the same way.
+//!
+//! Thread-safety: `RaftQuorum` is `Send + Sync`; its methods take `&self`. The Raft node and
+//! the peer server run as tasks on the tokio runtime `start` was called on.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::fmt;
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
+
+use openraft::error::{ClientWriteError, InitializeError};
+use openraft::{BasicNode, Config, Raft, SnapshotPolicy};
+use oxka_metadata::{ImageListener, MetadataImage, MetadataQuorum, MetadataRecord, QuorumError};
+use parking_lot::Mutex;
+use tokio::runtime::Handle;
+use tokio::task::JoinHandle;
+
+use crate::network::{serve, NetworkFactory};
+use crate::store::{self, Published};
+use crate::{NodeId, RaftError, TypeConfig};
+
+/// How to start one voter of the quorum.
+#[derive(Debug)]
+pub struct RaftConfig {
+    /// This node's id (Kafka `node.id`); must be one of `voters`.
+    pub node_id: NodeId,
+    /// Every voter's id and Raft address (`controller.quorum.voters`).
+    pub voters: Vec<(NodeId, SocketAddr)>,
+    /// Where the Raft state lives: `<metadata.log.dir>/__cluster_metadata-0/raft/`.
+    pub dir: PathBuf,
+    /// A listener already bound for this node's Raft address; `None` binds its voter address.
+    pub listener: Option<std::net::TcpListener>,
+    /// How often the leader sends heartbeats.
+    pub heartbeat_interval: Duration,
+    /// A follower that hears no leader for a random time in `[min, max)` starts an election.
+    pub election_timeout_min: Duration,
+    pub election_timeout_max: Duration,
+    /// How long `propose` waits for its records to be committed before `Unavailable`.
+    pub propose_timeout: Duration,
+    /// A snapshot is taken after this many entries since the last one.
+    pub snapshot_after_entries: u64,
+    /// How many entries before the last snapshot are kept in the log (for lagging followers).
+    pub entries_kept_after_snapshot: u64,
+}
+
+impl RaftConfig {
+    /// A configuration with Kafka-like timings: heartbeat 200 ms, election timeout 1–2 s,
+    /// proposals time out after 5 s; a snapshot every 5000 entries, keeping 1000.
+    pub fn new(node_id: NodeId, voters: Vec<(NodeId, SocketAddr)>, dir: PathBuf) -> RaftConfig {
+        RaftConfig {
+            node_id,
+            voters,
+            dir,
+            listener: None,
+            heartbeat_interval: Duration::from_millis(200),
+            election_timeout_min: Duration::from_millis(1000),
+            election_timeout_max: Duration::from_millis(2000),
+            propose_timeout: Duration::from_secs(5),
+            snapshot_after_entries: 5000,
+            entries_kept_after_snapshot: 1000,
+        }
+    }
+}
+
+/// One voter of the Raft metadata quorum.
+pub struct RaftQuorum {
+    node_id: NodeId,
+    raft: Raft<TypeConfig>,
+    published: Arc<Published>,
+    runtime: Handle,
+    propose_timeout: Duration,
+    local_addr: SocketAddr,
+    server: Mutex<Option<JoinHandle<()>>>,
+}
+
+impl RaftQuorum {
+    /// Opens the Raft state under `config.dir`, starts the Raft node and its peer server on the
+    /// current tokio runtime, and initialises the cluster if this node has no vote or log yet.
+    /// Returns once the node runs; a leader is elected in the background.
+    pub async fn start(config: RaftConfig) -> Result<Arc<RaftQuorum>, RaftError> {
+        let members = voter_nodes(config.node_id, &config.voters)?;
+        let raft_config = Config {
+            cluster_name: "oxka-metadata".into(),
+            heartbeat_interval: millis(config.heartbeat_interval),
+            election_timeout_min: millis(config.election_timeout_min),
+            election_timeout_max: millis(config.election_timeout_max),
+            snapshot_policy: SnapshotPolicy::LogsSinceLast(config.snapshot_after_entries),
+            max_in_snapshot_log_to_keep: config.entries_kept_after_snapshot,
+            ..Config::default()
+        }
+        .validate()?;
+
+        let (log_store, state_machine) = store::open(&config.dir)?;
+        let published = state_machine.published();
+        let network = NetworkFactory {
+            node_id: config.node_id,
+        };
+        let raft = Raft::new(
+            config.node_id,
+            Arc::new(raft_config),
+            network,
+            log_store,
+            state_machine,
+        )
+        .await?;
+
+        let own_addr = members[&config.node_id]
+            .addr
+            .parse::<SocketAddr>()
+            .expect("built from a SocketAddr");
+        let listener = match config.listener {
+            Some(listener) => listener
+                .set_nonblocking(true)
+                .and_then(|()| tokio::net::TcpListener::from_std(listener)),
+            None => tokio::net::TcpListener::bind(own_addr).await,
+        }
+        .map_err(|source| RaftError::Bind {
+            addr: own_addr,
+            source,
+        })?;
+        let local_addr = listener.local_addr().map_err(|source| RaftError::Bind {
+            addr: own_addr,
+            source,
+        })?;
+        let server = tokio::spawn(serve(listener, raft.clone()));
+
+        let quorum = Arc::new(RaftQuorum {
+            node_id: config.node_id,
+            raft: raft.clone(),
+            published,
+            runtime: Handle::current(),
+            propose_timeout: config.propose_timeout,
+            local_addr,
+            server: Mutex::new(Some(server)),
+        });
+        match raft.initialize(members).await {
+            Ok(()) => tracing::info!(node_id = config.node_id, "initialized the metadata quorum"),
+            Err(openraft::error::RaftError::APIError(InitializeError::NotAllowed(_))) => {
+                tracing::debug!(
+                    node_id = config.node_id,
+                    "metadata quorum already initialized"
+                );
+            }
+            Err(e) => {
+                quorum.shutdown().await;
+                return Err(e.into());
+            }
+        }
+        Ok(quorum)
+    }
+
+    /// The openraft node, for metrics and tests.
+    pub fn raft(&self) -> &Raft<TypeConfig> {
+        &self.raft
+    }
+
+    /// The address the peer server listens on.
+    pub fn local_addr(&self) -> SocketAddr {
+        self.local_addr
+    }
+
+    /// [`MetadataQuorum::propose`] for async callers: commits `records` as one entry, or fails
+    /// after the propose timeout with `Unavailable` (the entry may still be committed later, as
+    /// with any timed-out write to a quorum). Returns the newest image, which includes them.
+    pub async fn write(
+        &self,
+        records: Vec<MetadataRecord>,
+    ) -> Result<Arc<MetadataImage>, QuorumError> {
+        let written = tokio::time::timeout(self.propose_timeout, self.raft.client_write(records));
+        match written.await {
+            Ok(Ok(response)) => {
+                let image = self.published.image();
+                debug_assert!(image.next_offset >= response.data);
+                Ok(image)
+            }
+            Ok(Err(openraft::error::RaftError::APIError(ClientWriteError::ForwardToLeader(
+                forward,
+            )))) => Err(QuorumError::NotController {
+                leader: forward.leader_id.and_then(kafka_id),
+            }),
+            Ok(Err(e)) => Err(QuorumError::Unavailable(e.to_string())),
+            Err(_) => Err(QuorumError::Unavailable(format!(
+                "records not committed within {:?}",
+                self.propose_timeout
+            ))),
+        }
+    }
+
+    /// Stops this voter: closes its peer server (listener and connections) and shuts the Raft
+    /// node down. The state on disk stays, for a later `start` on the same directory.
+    pub async fn shutdown(&self) {
+        if let Some(server) = self.server.lock().take() {
+            server.abort();
+        }
+        if let Err(e) = self.raft.shutdown().await {
+            tracing::warn!(node_id = self.node_id, error = %e, "raft core ended abnormally");
+        }
+    }
+}
+
+impl Drop for RaftQuorum {
+    fn drop(&mut self) {
+        if let Some(server) = self.server.lock().take() {
+            server.abort();
+        }
+    }
+}
+
+impl fmt::Debug for RaftQuorum {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("RaftQuorum")
+            .field("node_id", &self.node_id)
+            .field("local_addr", &self.local_addr)
+            .field("leader", &self.raft.metrics().borrow().current_leader)
+            .field("next_offset", &self.published.image().next_offset)
+            .finish_non_exhaustive()
+    }
+}
+
+impl MetadataQuorum for RaftQuorum {
+    fn node_id(&self) -> i32 {
+        kafka_id(self.node_id).expect("node ids come from Kafka's i32 node.id")
+    }
+
+    fn leader(&self) -> Option<i32> {
+        self.raft
+            .metrics()
+            .borrow()
+            .current_leader
+            .and_then(kafka_id)
+    }
+
+    /// Blocks the calling thread on [`RaftQuorum::write`] with the runtime `start` ran on.
+    /// Must not be called from a runtime worker thread (tokio panics: a runtime cannot block
+    /// on itself); call it from `spawn_blocking` or a plain thread.
+    fn propose(&self, records: Vec<MetadataRecord>) -> Result<Arc<MetadataImage>, QuorumError> {
+        self.runtime.block_on(self.write(records))
+    }
+
+    fn image(&self) -> Arc<MetadataImage> {
+        self.published.image()
+    }
+
+    fn subscribe(&self, listener: ImageListener) {
+        self.published.subscribe(listener);
+    }
+}
+
+/// The voters as openraft members, checking that `node_id` is one and ids are unique.
+fn voter_nodes(
+    node_id: NodeId,
+    voters: &[(NodeId, SocketAddr)],
+) -> Result<BTreeMap<NodeId, BasicNode>, RaftError> {
+    let mut members = BTreeMap::new();
+    for &(id, addr) in voters {
+        if kafka_id(id).is_none() {
+            return Err(RaftError::Config(format!(
+                "voter id {id} is not a Kafka node id"
+            )));
+        }
+        let node = BasicNode {
+            addr: addr.to_string(),
+        };
+        if members.insert(id, node).is_some() {
+            return Err(RaftError::Config(format!("voter {id} is listed twice")));
+        }
+    }
+    if !members.contains_key(&node_id) {
+        let ids: BTreeSet<_> = members.keys().collect();
+        return Err(RaftError::Config(format!(
+            "node {node_id} is not one of the voters {ids:?}"
+        )));
+    }
+    Ok(members)
+}
+
+fn kafka_id(id: NodeId) -> Option<i32> {
+    i32::try_from(id).ok()
+}
+
+fn millis(d: Duration) -> u64 {
+    u64::try_from(d.as_millis()).unwrap_or(u64::MAX)
+}
