@@ -21,7 +21,10 @@ pub(crate) fn controller_error_code(e: &ControllerError) -> i16 {
         ControllerError::UnknownTopicOrPartition => ResponseError::UnknownTopicOrPartition,
         ControllerError::Store(_) => ResponseError::KafkaStorageError,
         ControllerError::NotController { .. } => ResponseError::NotController,
-        ControllerError::QuorumUnavailable(_) => ResponseError::RequestTimedOut,
+        // Stale is retried by Broker::change_metadata; after its last attempt the change timed out.
+        ControllerError::QuorumUnavailable(_) | ControllerError::Stale { .. } => {
+            ResponseError::RequestTimedOut
+        }
     }
     .code()
 }

@@ -173,11 +173,27 @@ impl Broker {
     /// controller thread); what they commit reaches this broker through
     /// [`Broker::apply_image`] before the operation returns. Blocking (the metadata log's
     /// fsync, log directory creation and deletion).
+    ///
+    /// When another controller's records were committed between this node's validation and
+    /// its proposal ([`ControllerError::Stale`]), the operation runs again against the image
+    /// that includes them, a bounded number of times.
     fn change_metadata<T>(
         &self,
-        f: impl FnOnce(&mut Controller) -> Result<T, ControllerError>,
+        mut f: impl FnMut(&Controller) -> Result<T, ControllerError>,
     ) -> Result<T, ControllerError> {
-        f(&mut self.controller.lock())
+        const ATTEMPTS: usize = 5;
+        let controller = self.controller.lock();
+        let mut attempt = 1;
+        loop {
+            match f(&controller) {
+                Err(ControllerError::Stale { next_offset }) if attempt < ATTEMPTS => {
+                    attempt += 1;
+                    self.quorum
+                        .wait_for(next_offset, std::time::Duration::from_secs(10))?;
+                }
+                other => return other,
+            }
+        }
     }
 
     /// Makes `image` the broker's: dynamic configs, the image requests read, and the hosted

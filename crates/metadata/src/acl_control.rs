@@ -39,7 +39,7 @@ impl Controller {
             results.push(Ok(()));
         }
         if !records.is_empty() {
-            self.commit(records)?;
+            self.commit(&image, records)?;
         }
         Ok(results)
     }
@@ -69,6 +69,7 @@ impl Controller {
         }
         if !removed.is_empty() {
             self.commit(
+                &image,
                 removed
                     .into_iter()
                     .map(|id| MetadataRecord::RemoveAccessControlEntry { id })

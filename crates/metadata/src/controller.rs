@@ -43,6 +43,10 @@ pub enum ControllerError {
     /// The metadata quorum did not commit the change (REQUEST_TIMED_OUT).
     #[error("metadata quorum unavailable: {0}")]
     QuorumUnavailable(String),
+    /// The metadata log moved on to `next_offset` while the request was validated; the
+    /// broker validates it again against the newer image (never reaches a client).
+    #[error("the metadata log moved on to offset {next_offset}")]
+    Stale { next_offset: u64 },
 }
 
 impl From<QuorumError> for ControllerError {
@@ -51,6 +55,7 @@ impl From<QuorumError> for ControllerError {
             QuorumError::NotController { leader } => ControllerError::NotController { leader },
             QuorumError::Unavailable(why) => ControllerError::QuorumUnavailable(why),
             QuorumError::Store(e) => ControllerError::Store(e),
+            QuorumError::Stale { next_offset } => ControllerError::Stale { next_offset },
         }
     }
 }
@@ -101,7 +106,10 @@ impl Controller {
         };
         if controller.image().cluster_id.is_empty() {
             let cluster_id = cluster_id.unwrap_or_else(random_cluster_id);
-            controller.commit(vec![MetadataRecord::Cluster { cluster_id }])?;
+            controller.commit(
+                &controller.image(),
+                vec![MetadataRecord::Cluster { cluster_id }],
+            )?;
         }
         Ok(controller)
     }
@@ -197,7 +205,7 @@ impl Controller {
                 }),
         );
         records.extend(partition_records(topic_id, 0, &assignments));
-        self.commit(records)
+        self.commit(&image, records)
     }
 
     /// Deletes a topic and its configs.
@@ -207,7 +215,7 @@ impl Controller {
             .topic(name)
             .ok_or(ControllerError::UnknownTopicOrPartition)?;
         let topic_id = topic.topic_id;
-        self.commit(vec![MetadataRecord::RemoveTopic { topic_id }])
+        self.commit(&image, vec![MetadataRecord::RemoveTopic { topic_id }])
     }
 
     /// Grows a topic to `new_total` partitions.
@@ -254,7 +262,10 @@ impl Controller {
         if validate_only {
             return Ok(image.clone());
         }
-        self.commit(partition_records(topic.topic_id, current, &new_assignments).collect())
+        self.commit(
+            &image,
+            partition_records(topic.topic_id, current, &new_assignments).collect(),
+        )
     }
 
     /// Replaces a topic's overrides with `configs` (validated first).
@@ -273,6 +284,7 @@ impl Controller {
         }
         let current = image.topic_overrides(name).clone();
         self.replace_configs(
+            image,
             ConfigResource::Topic,
             name,
             &current,
@@ -314,6 +326,7 @@ impl Controller {
         }
         let current = image.broker_configs.get(name).cloned().unwrap_or_default();
         self.replace_configs(
+            image,
             ConfigResource::Broker,
             name,
             &current,
@@ -326,15 +339,15 @@ impl Controller {
     /// `validate_only`.
     fn replace_configs(
         &self,
+        image: Arc<MetadataImage>,
         resource: ConfigResource,
         name: &str,
         current: &BTreeMap<String, String>,
         configs: &BTreeMap<String, String>,
         validate_only: bool,
     ) -> Result<Arc<MetadataImage>, ControllerError> {
-        let image = self.image();
         if validate_only {
-            return Ok(image.clone());
+            return Ok(image);
         }
         let config = |key: &String, value: Option<String>| MetadataRecord::Config {
             resource,
@@ -356,7 +369,7 @@ impl Controller {
         if records.is_empty() {
             return Ok(image.clone());
         }
-        self.commit(records)
+        self.commit(&image, records)
     }
 
     /// Registers broker `broker_id` with `endpoints`, unfenced (a broker registers when it
@@ -376,12 +389,15 @@ impl Controller {
         {
             return Ok(image);
         }
-        self.commit(vec![MetadataRecord::RegisterBroker {
-            broker_id,
-            incarnation_id: Uuid::new_v4(),
-            endpoints,
-            fenced: false,
-        }])
+        self.commit(
+            &image,
+            vec![MetadataRecord::RegisterBroker {
+                broker_id,
+                incarnation_id: Uuid::new_v4(),
+                endpoints,
+                fenced: false,
+            }],
+        )
     }
 
     /// Reserves `count` producer ids that no one else will ever get (they survive restarts
@@ -389,9 +405,12 @@ impl Controller {
     pub fn allocate_producer_ids(&self, count: i64) -> Result<i64, ControllerError> {
         let image = self.image();
         let start = image.next_producer_id;
-        self.commit(vec![MetadataRecord::ProducerIds {
-            next_block_start: start + count,
-        }])?;
+        self.commit(
+            &image,
+            vec![MetadataRecord::ProducerIds {
+                next_block_start: start + count,
+            }],
+        )?;
         Ok(start)
     }
 
@@ -410,7 +429,7 @@ impl Controller {
         if records.is_empty() {
             return Ok(image.clone());
         }
-        self.commit(records)
+        self.commit(&image, records)
     }
 
     fn place(&self, partitions: i32, rf: i16) -> Result<Vec<Vec<i32>>, ControllerError> {
@@ -451,12 +470,15 @@ impl Controller {
         Ok(())
     }
 
-    /// Proposes `records` and returns the image with them applied once they are committed.
+    /// Proposes `records`, validated against `image`, and returns the image with them applied
+    /// once they are committed ([`ControllerError::Stale`] when the log moved on since
+    /// `image`: validate again against the newer one).
     pub(crate) fn commit(
         &self,
+        image: &MetadataImage,
         records: Vec<MetadataRecord>,
     ) -> Result<Arc<MetadataImage>, ControllerError> {
-        Ok(self.quorum.propose(records)?)
+        Ok(self.quorum.propose(image.next_offset, records)?)
     }
 }
 

@@ -13,6 +13,7 @@
 use std::fmt;
 use std::path::Path;
 use std::sync::Arc;
+use std::time::Duration;
 
 use parking_lot::Mutex;
 
@@ -30,6 +31,11 @@ pub enum QuorumError {
     /// The quorum could not commit in time (no majority reachable, leadership changing).
     #[error("metadata quorum unavailable: {0}")]
     Unavailable(String),
+    /// The log has moved on since the image the proposal was validated against: records up
+    /// to `next_offset` were committed meanwhile. The caller waits for that image
+    /// ([`MetadataQuorum::wait_for`]), validates again and proposes again.
+    #[error("the metadata log moved on to offset {next_offset} since the proposal's image")]
+    Stale { next_offset: u64 },
     #[error(transparent)]
     Store(#[from] StoreError),
 }
@@ -46,13 +52,35 @@ pub trait MetadataQuorum: Send + Sync + fmt::Debug {
     /// The node id of the active controller, if one is known (this node's for a local quorum).
     fn leader(&self) -> Option<i32>;
 
-    /// Appends `records` after everything committed so far, in one batch that is applied whole
-    /// or not at all, and returns the image with them applied once they are committed.
-    /// Blocking. Only the active controller may propose ([`QuorumError::NotController`]).
-    fn propose(&self, records: Vec<MetadataRecord>) -> Result<Arc<MetadataImage>, QuorumError>;
+    /// Appends `records` in one batch that is applied whole or not at all, if and only if the
+    /// log still ends at `based_on` (the `next_offset` of the image they were validated
+    /// against; otherwise [`QuorumError::Stale`]), and returns the image with them applied
+    /// once they are committed. This optimistic check is what lets any node validate an
+    /// admin request against its own image and have the active controller append it, without
+    /// two nodes' changes interleaving (two creations of one topic, two producer-id blocks).
+    /// A node that is not the active controller forwards the proposal to it where the
+    /// implementation can ([`QuorumError::NotController`] where it cannot). Blocking.
+    fn propose(
+        &self,
+        based_on: u64,
+        records: Vec<MetadataRecord>,
+    ) -> Result<Arc<MetadataImage>, QuorumError>;
 
     /// The newest image applied on this node.
     fn image(&self) -> Arc<MetadataImage>;
+
+    /// Blocks until this node has applied the log up to `next_offset` (returns that image or
+    /// a newer one), or [`QuorumError::Unavailable`] after `timeout`.
+    fn wait_for(
+        &self,
+        next_offset: u64,
+        timeout: Duration,
+    ) -> Result<Arc<MetadataImage>, QuorumError>;
+
+    /// On the active controller: the nodes (voters) it has heard from within the broker
+    /// session timeout, itself included, so the controller can fence brokers that went away.
+    /// `None` on any other node.
+    fn live_nodes(&self) -> Option<Vec<i32>>;
 
     /// Registers `listener` for every image applied from now on (this node's proposals and
     /// records committed by another controller alike).
@@ -107,8 +135,17 @@ impl MetadataQuorum for LocalQuorum {
         Some(self.node_id)
     }
 
-    fn propose(&self, records: Vec<MetadataRecord>) -> Result<Arc<MetadataImage>, QuorumError> {
+    fn propose(
+        &self,
+        based_on: u64,
+        records: Vec<MetadataRecord>,
+    ) -> Result<Arc<MetadataImage>, QuorumError> {
         let mut state = self.state.lock();
+        if state.image.next_offset != based_on {
+            return Err(QuorumError::Stale {
+                next_offset: state.image.next_offset,
+            });
+        }
         state.log.append(&records)?;
         let mut image = (*state.image).clone();
         image.apply(&records);
@@ -123,6 +160,27 @@ impl MetadataQuorum for LocalQuorum {
 
     fn image(&self) -> Arc<MetadataImage> {
         self.state.lock().image.clone()
+    }
+
+    fn wait_for(
+        &self,
+        next_offset: u64,
+        _timeout: Duration,
+    ) -> Result<Arc<MetadataImage>, QuorumError> {
+        // Only this node appends, so an offset it has not reached will never come.
+        let image = self.image();
+        if image.next_offset >= next_offset {
+            Ok(image)
+        } else {
+            Err(QuorumError::Unavailable(format!(
+                "the local metadata log ends at {}, before {next_offset}",
+                image.next_offset
+            )))
+        }
+    }
+
+    fn live_nodes(&self) -> Option<Vec<i32>> {
+        Some(vec![self.node_id])
     }
 
     fn subscribe(&self, listener: ImageListener) {
@@ -149,11 +207,18 @@ mod tests {
         let cluster = MetadataRecord::Cluster {
             cluster_id: "c1".into(),
         };
-        quorum.propose(vec![cluster]).unwrap();
+        quorum.propose(0, vec![cluster.clone()]).unwrap();
+        assert!(matches!(
+            quorum.propose(0, vec![cluster]),
+            Err(QuorumError::Stale { next_offset: 1 })
+        ));
         let image = quorum
-            .propose(vec![MetadataRecord::ProducerIds {
-                next_block_start: 1000,
-            }])
+            .propose(
+                1,
+                vec![MetadataRecord::ProducerIds {
+                    next_block_start: 1000,
+                }],
+            )
             .unwrap();
         assert_eq!(image.next_offset, 2);
         assert_eq!(seen.load(Ordering::SeqCst), 2);

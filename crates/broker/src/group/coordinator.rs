@@ -124,7 +124,7 @@ fn assignor_name(s: &str) -> String {
 /// Creates `__consumer_offsets` through the controller if it does not exist yet: compacted,
 /// `offsets.topic.num.partitions` partitions, replication factor capped to the live brokers.
 pub fn ensure_offsets_topic(
-    controller: &mut oxka_metadata::Controller,
+    controller: &oxka_metadata::Controller,
     config: &CoordinatorConfig,
     live_brokers: usize,
 ) -> Result<Arc<MetadataImage>, ControllerError> {

@@ -108,7 +108,7 @@ pub(super) async fn create_topics(
                     b.config.default_replication_factor,
                     validate_only,
                 )?;
-                Ok(spec)
+                Ok(spec.clone())
             })
         })
         .await;

@@ -176,7 +176,7 @@ fn alter_blocking(
         .flat_map(|u| records.remove(u).unwrap_or_default())
         .collect();
     let commit_error = broker
-        .change_metadata(|c| c.alter_scram_credentials(accepted))
+        .change_metadata(|c| c.alter_scram_credentials(accepted.clone()))
         .err()
         .map(|e| (controller_error_code(&e), e.to_string()));
     let mut response = AlterUserScramCredentialsResponse::default();
@@ -282,7 +282,7 @@ impl Broker {
             }
         }
         let n = records.len();
-        self.change_metadata(|c| c.alter_scram_credentials(records))?;
+        self.change_metadata(|c| c.alter_scram_credentials(records.clone()))?;
         Ok(n)
     }
 }

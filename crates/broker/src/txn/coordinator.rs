@@ -103,7 +103,7 @@ impl TxnConfig {
 
 /// Creates `__transaction_state` through the controller if it does not exist yet.
 pub fn ensure_txn_topic(
-    controller: &mut oxka_metadata::Controller,
+    controller: &oxka_metadata::Controller,
     config: &TxnConfig,
     live_brokers: usize,
 ) -> Result<Arc<MetadataImage>, ControllerError> {
