@@ -16,6 +16,7 @@ use std::io;
 use std::path::PathBuf;
 
 pub mod network;
+pub mod propose;
 pub mod quorum;
 pub mod store;
 
