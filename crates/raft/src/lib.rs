@@ -20,7 +20,7 @@ pub mod propose;
 pub mod quorum;
 pub mod store;
 
-pub use quorum::{RaftConfig, RaftQuorum};
+pub use quorum::{parse_voters, RaftConfig, RaftQuorum};
 
 use oxka_metadata::MetadataRecord;
 

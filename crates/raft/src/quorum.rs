@@ -96,6 +96,53 @@ impl RaftConfig {
     }
 }
 
+/// Parses Kafka's `controller.quorum.voters`: comma-separated `id@host:port` entries
+/// (`1@127.0.0.1:19093,2@localhost:19094`), host names resolved (the first address each
+/// resolves to). Whitespace around entries is ignored. Refuses an empty list, an entry
+/// without `@`, an id that is not a non-negative Kafka node id, a missing or bad port, a host
+/// that does not resolve, and an id listed twice, naming the entry.
+pub fn parse_voters(s: &str) -> Result<Vec<(NodeId, SocketAddr)>, RaftError> {
+    use std::net::ToSocketAddrs;
+
+    let bad = |entry: &str, why: String| {
+        RaftError::Config(format!(
+            "controller.quorum.voters entry {entry:?}: {why} (expected id@host:port)"
+        ))
+    };
+    let mut voters: Vec<(NodeId, SocketAddr)> = Vec::new();
+    for entry in s.split(',').map(str::trim) {
+        if entry.is_empty() {
+            return Err(bad(entry, "empty entry".into()));
+        }
+        let (id, address) = entry
+            .split_once('@')
+            .ok_or_else(|| bad(entry, "no '@'".into()))?;
+        let id: i32 = id
+            .trim()
+            .parse()
+            .map_err(|e| bad(entry, format!("node id {id:?}: {e}")))?;
+        let id = NodeId::try_from(id).map_err(|_| bad(entry, format!("negative node id {id}")))?;
+        let (host, port) = address
+            .rsplit_once(':')
+            .ok_or_else(|| bad(entry, "no port".into()))?;
+        if host.is_empty() {
+            return Err(bad(entry, "no host".into()));
+        }
+        port.parse::<u16>()
+            .map_err(|e| bad(entry, format!("port {port:?}: {e}")))?;
+        let addr = address
+            .to_socket_addrs()
+            .map_err(|e| bad(entry, format!("resolving {host:?}: {e}")))?
+            .next()
+            .ok_or_else(|| bad(entry, format!("{host:?} resolves to no address")))?;
+        if voters.iter().any(|(other, _)| *other == id) {
+            return Err(bad(entry, format!("node id {id} is listed twice")));
+        }
+        voters.push((id, addr));
+    }
+    Ok(voters)
+}
+
 /// One voter of the Raft metadata quorum.
 pub struct RaftQuorum {
     node_id: NodeId,
@@ -443,4 +490,50 @@ fn kafka_id(id: NodeId) -> Option<i32> {
 
 fn millis(d: Duration) -> u64 {
     u64::try_from(d.as_millis()).unwrap_or(u64::MAX)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn parse_voters_reads_ids_addresses_and_host_names() {
+        let voters = parse_voters("1@127.0.0.1:19093, 2@localhost:19094,3@[::1]:19095").unwrap();
+        assert_eq!(voters[0], (1, "127.0.0.1:19093".parse().unwrap()));
+        assert_eq!(voters[1].0, 2);
+        assert!(
+            voters[1].1.ip().is_loopback(),
+            "localhost resolves to a loopback address"
+        );
+        assert_eq!(voters[1].1.port(), 19094);
+        assert_eq!(voters[2], (3, "[::1]:19095".parse().unwrap()));
+    }
+
+    #[test]
+    fn parse_voters_names_the_bad_entry() {
+        for (voters, expected) in [
+            ("", "empty entry"),
+            ("1@127.0.0.1:1,", "empty entry"),
+            ("127.0.0.1:19093", "no '@'"),
+            ("x@127.0.0.1:19093", "node id \"x\""),
+            ("-1@127.0.0.1:19093", "negative node id -1"),
+            ("4294967296@127.0.0.1:1", "node id \"4294967296\""),
+            ("1@127.0.0.1", "no port"),
+            ("1@:19093", "no host"),
+            ("1@127.0.0.1:99999", "port \"99999\""),
+            (
+                "1@no-such-host.invalid:19093",
+                "resolving \"no-such-host.invalid\"",
+            ),
+            ("1@127.0.0.1:1,1@127.0.0.1:2", "node id 1 is listed twice"),
+        ] {
+            match parse_voters(voters) {
+                Err(RaftError::Config(message)) => assert!(
+                    message.contains(expected),
+                    "{voters:?}: {message:?} should contain {expected:?}"
+                ),
+                other => panic!("{voters:?}: expected a Config error, got {other:?}"),
+            }
+        }
+    }
 }
