@@ -16,10 +16,11 @@ use std::io;
 use std::path::PathBuf;
 
 pub mod network;
+pub mod propose;
 pub mod quorum;
 pub mod store;
 
-pub use quorum::{RaftConfig, RaftQuorum};
+pub use quorum::{parse_voters, RaftConfig, RaftQuorum};
 
 use oxka_metadata::MetadataRecord;
 

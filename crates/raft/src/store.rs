@@ -41,6 +41,7 @@ use std::io::{self, BufRead, BufReader, Cursor, Write};
 use std::ops::{Bound, RangeBounds};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
+use std::time::Duration;
 
 use openraft::storage::{LogFlushed, LogState, RaftLogStorage, RaftStateMachine, Snapshot};
 use openraft::{
@@ -383,6 +384,8 @@ impl RaftLogStorage<TypeConfig> for LogStore {
 pub struct Published {
     image: RwLock<Arc<MetadataImage>>,
     listeners: Mutex<Vec<ImageListener>>,
+    /// The `next_offset` of `image`, sent after each publish, to wake [`Published::wait_for`].
+    applied: tokio::sync::watch::Sender<u64>,
 }
 
 impl Published {
@@ -396,10 +399,34 @@ impl Published {
         self.listeners.lock().push(listener);
     }
 
+    /// Waits until the newest image has applied the log up to `next_offset` and returns it
+    /// (that image or a newer one), or `None` after `timeout`.
+    pub async fn wait_for(
+        &self,
+        next_offset: u64,
+        timeout: Duration,
+    ) -> Option<Arc<MetadataImage>> {
+        // Subscribed before the image is read, so a publish in between is not missed.
+        let mut applied = self.applied.subscribe();
+        let deadline = tokio::time::Instant::now() + timeout;
+        loop {
+            let image = self.image();
+            if image.next_offset >= next_offset {
+                return Some(image);
+            }
+            match tokio::time::timeout_at(deadline, applied.changed()).await {
+                Ok(Ok(())) => {}
+                // Timed out (or the sender, which `self` owns, is gone).
+                Ok(Err(_)) | Err(_) => return None,
+            }
+        }
+    }
+
     /// Stores `image` as the newest and hands it to every listener. Called only from the
     /// state machine, whose calls openraft serialises: listeners see images in log order.
     fn publish(&self, image: Arc<MetadataImage>) {
         *self.image.write() = image.clone();
+        self.applied.send_replace(image.next_offset);
         for listener in self.listeners.lock().iter() {
             listener(&image);
         }
@@ -455,6 +482,7 @@ impl StateMachine {
             published: Arc::new(Published {
                 image: RwLock::new(Arc::new(MetadataImage::default())),
                 listeners: Mutex::new(Vec::new()),
+                applied: tokio::sync::watch::channel(0).0,
             }),
             snapshot: Arc::new(Mutex::new(None)),
             snapshot_seq: 0,

@@ -1,5 +1,5 @@
 //! Three `RaftQuorum` voters in one process, on 127.0.0.1 ephemeral ports with temp dirs:
-//! election, replication in log order, NotController on followers, fail-over, catch-up of a
+//! election, replication in log order, proposals forwarded from followers, fail-over, catch-up of a
 //! restarted voter (from the log, and through a snapshot), and Unavailable without a majority.
 //!
 //! Every wait is bounded: polled every 50 ms, given up after 10 s with a message that says what
@@ -11,7 +11,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use openraft::ServerState;
-use oxka_metadata::{MetadataQuorum, MetadataRecord, QuorumError};
+use oxka_metadata::{MetadataImage, MetadataQuorum, MetadataRecord, QuorumError};
 use oxka_raft::{RaftConfig, RaftQuorum};
 use parking_lot::Mutex;
 use tempfile::TempDir;
@@ -170,13 +170,24 @@ async fn wait_until(what: &str, mut condition: impl FnMut() -> bool) {
     }
 }
 
-/// `MetadataQuorum::propose`, from a blocking thread as callers must.
+/// `MetadataQuorum::propose` based on the node's current image, from a blocking thread as
+/// callers must.
 async fn propose(
     node: &Arc<RaftQuorum>,
     records: Vec<MetadataRecord>,
-) -> Result<Arc<oxka_metadata::MetadataImage>, QuorumError> {
+) -> Result<Arc<MetadataImage>, QuorumError> {
+    let based_on = node.image().next_offset;
+    propose_at(node, based_on, records).await
+}
+
+/// `MetadataQuorum::propose` at `based_on`, from a blocking thread.
+async fn propose_at(
+    node: &Arc<RaftQuorum>,
+    based_on: u64,
+    records: Vec<MetadataRecord>,
+) -> Result<Arc<MetadataImage>, QuorumError> {
     let node = node.clone();
-    tokio::task::spawn_blocking(move || node.propose(records))
+    tokio::task::spawn_blocking(move || node.propose(based_on, records))
         .await
         .unwrap()
 }
@@ -213,19 +224,18 @@ async fn three_voters_elect_a_leader_and_apply_its_proposals_in_the_same_order_e
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_proposal_on_a_follower_answers_not_controller_with_the_leaders_id() {
+async fn a_proposal_on_a_follower_is_forwarded_to_the_leader_and_its_image_includes_it() {
     let cluster = Cluster::start(0).await;
     let leader = cluster.leader().await;
-    let leader_id = cluster.node(leader).node_id();
-    for (i, node) in cluster.running().filter(|(i, _)| *i != leader) {
-        match propose(node, vec![producer_ids(1)]).await {
-            Err(QuorumError::NotController { leader }) => {
-                assert_eq!(leader, Some(leader_id), "node {i} names the leader")
-            }
-            other => panic!("node {i}: expected NotController, got {other:?}"),
-        }
-    }
-    assert_eq!(cluster.node(leader).image().next_offset, 0);
+    let follower = (leader + 1) % 3;
+    let image = propose_at(cluster.node(follower), 0, vec![producer_ids(4242)])
+        .await
+        .unwrap();
+    assert_eq!(image.next_offset, 1, "the follower's image has the batch");
+    assert_eq!(image.next_producer_id, 4242);
+    assert_eq!(cluster.node(follower).image().next_offset, 1);
+    cluster.all_applied(1).await;
+    assert_eq!(cluster.node(leader).image().next_producer_id, 4242);
     cluster.shutdown().await;
 }
 

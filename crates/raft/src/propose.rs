@@ -1,0 +1,129 @@
+//! The leader's side of a proposal: the optimistic check and the write.
+//!
+//! [`Proposer::propose`] runs on the node that believes it is the Raft leader, for its own
+//! proposals and for those its followers forward (`RaftRequest::Forward`). One proposal at a
+//! time (a mutex held from the check to the end of the write):
+//!
+//! 1. `ensure_linearizable`: a round of heartbeats confirms at a majority that this node is
+//!    still the leader of its term `T`, and openraft waits until this node's state machine has
+//!    applied up to the *read log id*: the greater of the commit index and the blank entry this
+//!    leader appended when it was elected. So the published image includes every entry
+//!    committed by earlier leaders (the blank entry comes after all of them in this leader's
+//!    log, and it is applied only once committed) and every entry this leader committed.
+//! 2. The check: the image's `next_offset` must equal `based_on`, else
+//!    [`ProposeOutcome::Stale`] with the image's `next_offset`.
+//! 3. `client_write` of the records. Its response is the `next_offset` right after this batch
+//!    (the state machine's answer for the entry), and it returns once the entry is applied here.
+//!
+//! **Why the check is sound, an election included.** In term `T` only this leader appends,
+//! and only through this mutex, so between 2 and 3 no record batch can join the log ahead of
+//! ours in term `T` (blank and membership entries can, but they add no records and leave
+//! `next_offset` alone). Right after an election step 1 is what makes the check valid: before
+//! the new leader's blank entry is applied, its image may still lack entries the previous
+//! leader committed, and a check against it could pass wrongly; `ensure_linearizable` waits
+//! that out. The one case the mutex cannot cover is this node losing leadership *and winning
+//! it back in a later term* between 2 and 3 (a stall longer than two election timeouts, with
+//! another leader committing meanwhile): `client_write` would then succeed in the new term
+//! after records the check never saw. Closing that needs the check inside the state machine
+//! (`based_on` carried in the entry); it is not done here.
+//!
+//! Thread-safety: [`Proposer`] is a cheap clone over shared state; `propose` may be called
+//! from any task.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use openraft::error::{CheckIsLeaderError, ClientWriteError, RaftError};
+use openraft::Raft;
+use oxka_metadata::MetadataRecord;
+use serde::{Deserialize, Serialize};
+
+use crate::store::Published;
+use crate::{NodeId, TypeConfig};
+
+/// What became of a proposal on the node that tried to lead it; also the answer to a
+/// forwarded proposal, on the wire.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub enum ProposeOutcome {
+    /// The batch is committed and applied on the leader; the log ends at `next_offset` right
+    /// after it.
+    Committed { next_offset: u64 },
+    /// The log had moved on from `based_on` to `next_offset`; nothing was written.
+    Stale { next_offset: u64 },
+    /// The node is not the leader; `leader` is the one it knows of.
+    NotLeader { leader: Option<NodeId> },
+    /// No majority confirmed the leadership or committed the batch in time, or the Raft node
+    /// stopped. The batch may still be committed later.
+    Unavailable(String),
+}
+
+/// Runs proposals on this node as the leader, one at a time.
+#[derive(Clone)]
+pub struct Proposer {
+    raft: Raft<TypeConfig>,
+    published: Arc<Published>,
+    timeout: Duration,
+    /// Held from the check to the end of the write: the serialisation the check relies on.
+    turn: Arc<tokio::sync::Mutex<()>>,
+}
+
+impl std::fmt::Debug for Proposer {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Proposer")
+            .field("timeout", &self.timeout)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Proposer {
+    /// A proposer for `raft`, whose state machine publishes `published`; each proposal gives
+    /// up after `timeout` (waiting for its turn included).
+    pub fn new(raft: Raft<TypeConfig>, published: Arc<Published>, timeout: Duration) -> Proposer {
+        Proposer {
+            raft,
+            published,
+            timeout,
+            turn: Arc::new(tokio::sync::Mutex::new(())),
+        }
+    }
+
+    /// Appends `records` as one entry if this node leads and its applied log ends at
+    /// `based_on` (see the module docs for why that check holds).
+    pub async fn propose(&self, based_on: u64, records: Vec<MetadataRecord>) -> ProposeOutcome {
+        let timeout = self.timeout;
+        match tokio::time::timeout(timeout, self.propose_in_turn(based_on, records)).await {
+            Ok(outcome) => outcome,
+            Err(_) => ProposeOutcome::Unavailable(format!(
+                "the proposal was not committed within {timeout:?}"
+            )),
+        }
+    }
+
+    async fn propose_in_turn(&self, based_on: u64, records: Vec<MetadataRecord>) -> ProposeOutcome {
+        let _turn = self.turn.lock().await;
+        match self.raft.ensure_linearizable().await {
+            Ok(_) => {}
+            Err(RaftError::APIError(CheckIsLeaderError::ForwardToLeader(forward))) => {
+                return ProposeOutcome::NotLeader {
+                    leader: forward.leader_id,
+                }
+            }
+            Err(e) => return ProposeOutcome::Unavailable(e.to_string()),
+        }
+        let next_offset = self.published.image().next_offset;
+        if next_offset != based_on {
+            return ProposeOutcome::Stale { next_offset };
+        }
+        match self.raft.client_write(records).await {
+            Ok(response) => ProposeOutcome::Committed {
+                next_offset: response.data,
+            },
+            Err(RaftError::APIError(ClientWriteError::ForwardToLeader(forward))) => {
+                ProposeOutcome::NotLeader {
+                    leader: forward.leader_id,
+                }
+            }
+            Err(e) => ProposeOutcome::Unavailable(e.to_string()),
+        }
+    }
+}
