@@ -4,10 +4,14 @@
 //!
 //! - [`store`]: the durable Raft state under `__cluster_metadata-0/raft/`: the vote, the log of
 //!   record batches, and the state machine (the [`MetadataImage`](oxka_metadata::MetadataImage)
-//!   folded from applied batches, with snapshots).
-//! - [`network`]: Raft RPCs between voters over plain TCP, as length-prefixed JSON frames.
-//! - [`quorum`]: [`RaftQuorum`], which starts the Raft node, initialises a new cluster and maps
-//!   proposals onto `client_write`.
+//!   folded from applied batches, with snapshots; it skips a batch that is stale).
+//! - [`network`]: Raft RPCs and forwarded proposals between voters over plain TCP, as
+//!   length-prefixed JSON frames.
+//! - [`propose`]: the leader's side of a proposal: one at a time, checked against the image
+//!   once all that is committed is applied, then `client_write`.
+//! - [`quorum`]: [`RaftQuorum`], which starts the Raft node, initialises a new cluster, runs or
+//!   forwards proposals, and reports live voters; [`parse_voters`] for
+//!   `controller.quorum.voters`.
 //!
 //! One log entry is one proposal: a [`Batch`] of records, applied whole, and only if the log
 //! still ends where the proposal was validated ([`Batch::based_on`]). The entry's response is

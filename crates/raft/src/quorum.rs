@@ -311,17 +311,24 @@ impl RaftQuorum {
                             leader: kafka_id(leader),
                         });
                     };
-                    let mut forwarder = forwarder.lock().await;
-                    match forwarder
-                        .forward(based_on, records.clone(), remaining)
-                        .await
-                    {
-                        Ok(outcome) => outcome,
-                        Err(e) => {
+                    // Waiting for this node's earlier proposal to free the connection counts
+                    // against the deadline too.
+                    let forwarded = tokio::time::timeout(remaining, async {
+                        let mut forwarder = forwarder.lock().await;
+                        let remaining =
+                            deadline.saturating_duration_since(tokio::time::Instant::now());
+                        forwarder
+                            .forward(based_on, records.clone(), remaining)
+                            .await
+                    });
+                    match forwarded.await {
+                        Ok(Ok(outcome)) => outcome,
+                        Ok(Err(e)) => {
                             tracing::debug!(node_id = self.node_id, leader, error = %e,
                                 "forwarding a proposal failed; retrying");
                             ProposeOutcome::NotLeader { leader: None }
                         }
+                        Err(_) => return Err(unavailable("the proposal was not committed")),
                     }
                 }
             };
