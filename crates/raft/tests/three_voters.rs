@@ -303,6 +303,11 @@ async fn a_fresh_cluster_accepts_a_proposal_from_every_voter_and_all_images_agre
     let took = started.elapsed();
     assert!(took < Duration::from_secs(5), "the proposals took {took:?}");
     cluster.all_applied(3).await;
+    // A subscriber is called just after the image is published.
+    wait_until("every subscriber sees three images", || {
+        cluster.seen.iter().all(|seen| seen.lock().len() == 3)
+    })
+    .await;
     let seen0 = cluster.seen[0].lock().clone();
     assert_eq!(seen0.len(), 3, "three batches, each one image: {seen0:?}");
     // Three proposals answered Ok and three batches applied: each committed exactly once.
@@ -465,11 +470,15 @@ async fn a_voter_behind_a_leader_that_purged_its_log_catches_up_through_a_snapsh
     assert_eq!(cluster.leader().await, third);
     cluster.all_applied(11).await;
     assert_eq!(cluster.node(first).image().next_producer_id, 210);
-    let snapshot = cluster.node(first).raft().metrics().borrow().snapshot;
-    assert!(
-        snapshot.is_some_and(|s| s.index > 3),
-        "the restarted voter installed a snapshot: {snapshot:?}"
-    );
+    // The image is published while the snapshot is installed, the metrics a moment later.
+    wait_until(
+        "the restarted voter's metrics show the snapshot it installed",
+        || {
+            let snapshot = cluster.node(first).raft().metrics().borrow().snapshot;
+            snapshot.is_some_and(|s| s.index > 3)
+        },
+    )
+    .await;
 
     propose(cluster.node(third), vec![producer_ids(300)])
         .await
