@@ -31,10 +31,16 @@ struct Cluster {
     seen: Vec<Seen>,
     /// Snapshot every this many entries, keeping none before it (0: the default policy).
     snapshot_after_entries: u64,
+    /// `RaftConfig::new`'s timings instead of the tests' fast ones.
+    default_timings: bool,
 }
 
 impl Cluster {
     async fn start(snapshot_after_entries: u64) -> Cluster {
+        Cluster::start_with(snapshot_after_entries, false).await
+    }
+
+    async fn start_with(snapshot_after_entries: u64, default_timings: bool) -> Cluster {
         let listeners: Vec<TcpListener> = (0..3)
             .map(|_| TcpListener::bind("127.0.0.1:0").unwrap())
             .collect();
@@ -49,6 +55,7 @@ impl Cluster {
             nodes: vec![None, None, None],
             seen: Vec::new(),
             snapshot_after_entries,
+            default_timings,
         };
         for (i, listener) in listeners.into_iter().enumerate() {
             cluster.start_node(i, Some(listener)).await;
@@ -63,6 +70,9 @@ impl Cluster {
             self.dirs[i].path().join("__cluster_metadata-0/raft"),
         );
         config.listener = listener;
+        if self.default_timings {
+            return config;
+        }
         config.heartbeat_interval = Duration::from_millis(50);
         config.election_timeout_min = Duration::from_millis(300);
         config.election_timeout_max = Duration::from_millis(600);
@@ -322,6 +332,23 @@ async fn a_fresh_cluster_accepts_a_proposal_from_every_voter_and_all_images_agre
             "node {i} saw the same images"
         );
     }
+    cluster.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn with_default_timings_a_fresh_cluster_takes_a_follower_proposal_within_a_few_seconds() {
+    let cluster = Cluster::start_with(0, true).await;
+    let started = Instant::now();
+    // Node 3 proposes at once: it waits for a leader, and forwards unless it is elected.
+    let node = cluster.node(2).clone();
+    let image =
+        tokio::task::spawn_blocking(move || propose_until_committed(&node, producer_ids(7)))
+            .await
+            .unwrap();
+    let took = started.elapsed();
+    assert_eq!(image.next_offset, 1);
+    // An election timeout of 1–2 s, then a round trip or two.
+    assert!(took < Duration::from_secs(4), "the proposal took {took:?}");
     cluster.shutdown().await;
 }
 
