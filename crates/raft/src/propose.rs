@@ -12,20 +12,27 @@
 //!    log, and it is applied only once committed) and every entry this leader committed.
 //! 2. The check: the image's `next_offset` must equal `based_on`, else
 //!    [`ProposeOutcome::Stale`] with the image's `next_offset`.
-//! 3. `client_write` of the records. Its response is the `next_offset` right after this batch
-//!    (the state machine's answer for the entry), and it returns once the entry is applied here.
+//! 3. `client_write` of a [`Batch`] `{based_on, records}`. It returns once the entry is
+//!    committed and applied here, with the state machine's [`EntryOutcome`]: `Applied` with the
+//!    `next_offset` right after this batch, or `Stale`.
 //!
-//! **Why the check is sound, an election included.** In term `T` only this leader appends,
-//! and only through this mutex, so between 2 and 3 no record batch can join the log ahead of
-//! ours in term `T` (blank and membership entries can, but they add no records and leave
-//! `next_offset` alone). Right after an election step 1 is what makes the check valid: before
-//! the new leader's blank entry is applied, its image may still lack entries the previous
-//! leader committed, and a check against it could pass wrongly; `ensure_linearizable` waits
-//! that out. The one case the mutex cannot cover is this node losing leadership *and winning
-//! it back in a later term* between 2 and 3 (a stall longer than two election timeouts, with
-//! another leader committing meanwhile): `client_write` would then succeed in the new term
-//! after records the check never saw. Closing that needs the check inside the state machine
-//! (`based_on` carried in the entry); it is not done here.
+//! **Why the check is sound, an election included.** The check that decides is the state
+//! machine's: it applies a batch only if its image ends at the batch's `based_on`, and skips it
+//! whole otherwise ([`crate::store`]). It runs in log order, on every voter, over the same
+//! committed entries, so nothing can slip between check and append, whichever leader appended
+//! what in whichever term, and every voter skips the same batches. It also makes a retry safe:
+//! of two attempts at one `based_on` (a forwarded proposal whose answer was lost, sent again)
+//! at most one is applied.
+//!
+//! Steps 1–2 are the leader's early answer, so that a batch already stale is neither logged
+//! nor replicated; they need not be exact to be safe, and they are exact in the common case:
+//! in term `T` only this leader appends, and only through this mutex, so between 2 and 3 no
+//! record batch joins the log ahead of ours in term `T` (blank and membership entries can, but
+//! they add no records). Right after an election step 1 is what makes them meaningful: before
+//! the new leader's blank entry is applied, its image may lack entries the previous leader
+//! committed; `ensure_linearizable` waits that out. Should this node lose leadership and win it
+//! back in a later term between 2 and 3, the batch may land after records the early check
+//! never saw, and the state machine answers `Stale`.
 //!
 //! Thread-safety: [`Proposer`] is a cheap clone over shared state; `propose` may be called
 //! from any task.
@@ -39,7 +46,7 @@ use oxka_metadata::MetadataRecord;
 use serde::{Deserialize, Serialize};
 
 use crate::store::Published;
-use crate::{NodeId, TypeConfig};
+use crate::{Batch, EntryOutcome, NodeId, TypeConfig};
 
 /// What became of a proposal on the node that tried to lead it; also the answer to a
 /// forwarded proposal, on the wire.
@@ -114,9 +121,10 @@ impl Proposer {
         if next_offset != based_on {
             return ProposeOutcome::Stale { next_offset };
         }
-        match self.raft.client_write(records).await {
-            Ok(response) => ProposeOutcome::Committed {
-                next_offset: response.data,
+        match self.raft.client_write(Batch { based_on, records }).await {
+            Ok(response) => match response.data {
+                EntryOutcome::Applied { next_offset } => ProposeOutcome::Committed { next_offset },
+                EntryOutcome::Stale { next_offset } => ProposeOutcome::Stale { next_offset },
             },
             Err(RaftError::APIError(ClientWriteError::ForwardToLeader(forward))) => {
                 ProposeOutcome::NotLeader {

@@ -11,9 +11,11 @@
 //! (`RaftRequest::Forward`, see [`crate::network`]) and, once the leader answers
 //! `Committed { next_offset }`, waits until its own image reaches `next_offset` and returns
 //! that image. While no leader is known (a cluster forming, an election) or the one it knew
-//! says it no longer leads, it waits and tries again, until the propose timeout; then
-//! `Unavailable`. Trying again is safe even when an earlier attempt's answer was lost: if it
-//! was committed, the log no longer ends at `based_on` and the retry is `Stale`.
+//! says it no longer leads or cannot reach a majority, it waits and tries again, until the
+//! propose timeout; then `Unavailable`. Trying again is safe even when an earlier attempt's
+//! answer was lost: if that attempt is committed, the log no longer ends at `based_on` and
+//! the retry is `Stale`, answered by the leader's early check or, if both reached the log, by
+//! the state machine, which applies at most one batch based on one offset.
 //! `NotController` is left for a leader this node has no address for.
 //!
 //! **Liveness.** On the leader, [`MetadataQuorum::live_nodes`] is itself plus the voters that
@@ -26,7 +28,8 @@
 //! log are on disk and `initialize` is refused the same way.
 //!
 //! Thread-safety: `RaftQuorum` is `Send + Sync`; its methods take `&self`. The Raft node and
-//! the peer server run as tasks on the tokio runtime `start` was called on.
+//! the peer server run as tasks on the tokio runtime `start` was called on; the blocking
+//! `propose` and `wait_for` block on that runtime, so they must not run on its worker threads.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::fmt;
@@ -275,10 +278,12 @@ impl RaftQuorum {
         let unavailable = |why: &str| {
             QuorumError::Unavailable(format!("{why}; gave up after {:?}", self.propose_timeout))
         };
+        // Why the last attempt failed, for the answer at the deadline.
+        let mut last_failure = String::from("the proposal was not committed");
         loop {
             let remaining = deadline.saturating_duration_since(tokio::time::Instant::now());
             if remaining.is_zero() {
-                return Err(unavailable("the proposal was not committed"));
+                return Err(unavailable(&last_failure));
             }
             let leader = self.raft.metrics().borrow().current_leader;
             let outcome = match leader {
@@ -311,17 +316,26 @@ impl RaftQuorum {
                             leader: kafka_id(leader),
                         });
                     };
-                    let mut forwarder = forwarder.lock().await;
-                    match forwarder
-                        .forward(based_on, records.clone(), remaining)
-                        .await
-                    {
-                        Ok(outcome) => outcome,
-                        Err(e) => {
+                    // Waiting for this node's earlier proposal to free the connection counts
+                    // against the deadline too.
+                    let forwarded = tokio::time::timeout(remaining, async {
+                        let mut forwarder = forwarder.lock().await;
+                        let remaining =
+                            deadline.saturating_duration_since(tokio::time::Instant::now());
+                        forwarder
+                            .forward(based_on, records.clone(), remaining)
+                            .await
+                    });
+                    match forwarded.await {
+                        Ok(Ok(outcome)) => outcome,
+                        Ok(Err(e)) => {
                             tracing::debug!(node_id = self.node_id, leader, error = %e,
                                 "forwarding a proposal failed; retrying");
-                            ProposeOutcome::NotLeader { leader: None }
+                            ProposeOutcome::Unavailable(format!(
+                                "forwarding to the leader {leader}: {e}"
+                            ))
                         }
+                        Err(_) => return Err(unavailable("the proposal was not committed")),
                     }
                 }
             };
@@ -341,10 +355,17 @@ impl RaftQuorum {
                 ProposeOutcome::Stale { next_offset } => {
                     return Err(QuorumError::Stale { next_offset })
                 }
-                ProposeOutcome::Unavailable(why) => return Err(QuorumError::Unavailable(why)),
-                ProposeOutcome::NotLeader { .. } => {
-                    // Leadership is moving, or the leader is unreachable: try again once this
-                    // node has had time to hear of the change.
+                // Leadership is moving, the leader is unreachable or could not reach a majority
+                // yet: try again once this node has had time to hear of a change. Safe even if
+                // the failed attempt is committed after all: then this one is Stale.
+                ProposeOutcome::NotLeader { leader } => {
+                    last_failure = format!("the leader moved (to {leader:?})");
+                    let pause = RETRY_PAUSE
+                        .min(deadline.saturating_duration_since(tokio::time::Instant::now()));
+                    tokio::time::sleep(pause).await;
+                }
+                ProposeOutcome::Unavailable(why) => {
+                    last_failure = why;
                     let pause = RETRY_PAUSE
                         .min(deadline.saturating_duration_since(tokio::time::Instant::now()));
                     tokio::time::sleep(pause).await;

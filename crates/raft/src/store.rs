@@ -1,7 +1,8 @@
 //! The Raft state on disk, under the node's `<metadata.log.dir>/__cluster_metadata-0/raft/`:
 //!
 //! - `log.jsonl`: the Raft log, one openraft `Entry` (log id + payload: blank, membership, or a
-//!   batch of `MetadataRecord`s) as JSON per line, indexes increasing (openraft appends them
+//!   [`Batch`](crate::Batch): `{"based_on": n, "records": [MetadataRecord, ..]}`) as JSON per
+//!   line, indexes increasing (openraft appends them
 //!   consecutively; the store only refuses an index that does not increase, because openraft's
 //!   conformance suite itself appends with gaps). Appends are fsynced
 //!   before openraft is told they are durable; `truncate` cuts the file at the first removed
@@ -18,9 +19,12 @@
 //!   (fsynced) when a snapshot is built or installed.
 //!
 //! **The state machine** is the [`MetadataImage`] folded by [`MetadataImage::apply`] from the
-//! records of every applied entry, plus the last applied log id and membership. It is not
-//! written on apply: it is rebuilt on open from the snapshot, and openraft re-applies the log
-//! after it up to `committed.json`.
+//! records of every applied batch whose `based_on` was the image's `next_offset` when it was
+//! applied, plus the last applied log id and membership. A batch based on another offset is
+//! skipped whole and answered [`EntryOutcome::Stale`]: this is the optimistic check of a
+//! proposal, made where nothing can race it (in log order, identically on every voter). It is
+//! not written on apply: it is rebuilt on open from the snapshot, and openraft re-applies the
+//! log after it up to `committed.json`.
 //!
 //! **A snapshot is the full list of applied records**, not a compaction of the image: the image
 //! has no serialised form and no way back to records, and replaying the list through the same
@@ -52,7 +56,7 @@ use oxka_metadata::{ImageListener, MetadataImage, MetadataRecord};
 use parking_lot::{Mutex, RwLock};
 use serde::{Deserialize, Serialize};
 
-use crate::{NodeId, RaftError, TypeConfig};
+use crate::{EntryOutcome, NodeId, RaftError, TypeConfig};
 
 type StorageResult<T> = Result<T, StorageError<NodeId>>;
 
@@ -533,7 +537,7 @@ impl RaftStateMachine<TypeConfig> for StateMachine {
         Ok((self.last_applied, self.last_membership.clone()))
     }
 
-    async fn apply<I>(&mut self, entries: I) -> StorageResult<Vec<u64>>
+    async fn apply<I>(&mut self, entries: I) -> StorageResult<Vec<EntryOutcome>>
     where
         I: IntoIterator<Item = Entry<TypeConfig>> + OptionalSend,
         I::IntoIter: OptionalSend,
@@ -541,19 +545,28 @@ impl RaftStateMachine<TypeConfig> for StateMachine {
         let mut responses = Vec::new();
         for entry in entries {
             self.last_applied = Some(entry.log_id);
-            match entry.payload {
-                EntryPayload::Blank => {}
+            let next_offset = self.published.image().next_offset;
+            let outcome = match entry.payload {
+                EntryPayload::Blank => EntryOutcome::Applied { next_offset },
                 EntryPayload::Membership(membership) => {
                     self.last_membership = StoredMembership::new(Some(entry.log_id), membership);
+                    EntryOutcome::Applied { next_offset }
                 }
-                EntryPayload::Normal(records) => {
+                // Every voter applies the same entries to the same image, so every voter
+                // skips the same batches.
+                EntryPayload::Normal(batch) if batch.based_on != next_offset => {
+                    EntryOutcome::Stale { next_offset }
+                }
+                EntryPayload::Normal(batch) => {
                     let mut image = (*self.published.image()).clone();
-                    image.apply(&records);
-                    self.records.extend(records);
+                    image.apply(&batch.records);
+                    self.records.extend(batch.records);
+                    let next_offset = image.next_offset;
                     self.published.publish(Arc::new(image));
+                    EntryOutcome::Applied { next_offset }
                 }
-            }
-            responses.push(self.published.image().next_offset);
+            };
+            responses.push(outcome);
         }
         Ok(responses)
     }
