@@ -8,6 +8,7 @@ pub mod config;
 mod errors;
 pub mod group;
 mod handlers;
+pub mod leadership;
 pub mod log_dir;
 pub mod metrics;
 pub mod partition;
