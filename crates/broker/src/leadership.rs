@@ -3,8 +3,11 @@
 //! to be on disk (a replica that is not the leader keeps its log but serves nothing).
 //!
 //! Every partition-addressed API (Produce, Fetch, ListOffsets, OffsetsForLeaderEpoch,
-//! DeleteRecords, DescribeProducers) asks [`Broker::led_partition`]. These are plain
-//! functions of the image so they are tested without a broker.
+//! DeleteRecords, DescribeProducers) asks [`Broker::led_partition`]; the coordinators ask
+//! [`leads`] for their `__consumer_offsets` / `__transaction_state` partitions, and
+//! [`led_partitions_changed`] tells them which of those partitions to load and unload when a
+//! new image arrives. These are plain functions of the image so they are tested without a
+//! broker.
 
 use std::collections::BTreeSet;
 use std::sync::Arc;
@@ -150,6 +153,31 @@ impl Broker {
         self.partitions()
             .get(topic, partition)
             .ok_or(UNKNOWN_TOPIC_OR_PARTITION)
+    }
+}
+
+impl Broker {
+    /// Loads the coordinator partitions (`__consumer_offsets`, `__transaction_state`) this
+    /// node leads in `new` but did not in `previous`, and unloads those it no longer leads.
+    /// Called by [`Broker::apply_image`] after the partitions are reconciled (so a newly led
+    /// partition's log is open). Blocking: a load reads the partition's log.
+    pub(crate) fn move_coordinators(&self, previous: &MetadataImage, new: &MetadataImage) {
+        let node_id = self.config.node_id;
+        let (gained, lost) =
+            led_partitions_changed(previous, new, node_id, crate::group::OFFSETS_TOPIC);
+        if !lost.is_empty() {
+            self.groups.unload_partitions(self, &lost);
+        }
+        if !gained.is_empty() {
+            self.groups.load_partitions(self, &gained);
+        }
+        let (gained, lost) = led_partitions_changed(previous, new, node_id, crate::txn::TXN_TOPIC);
+        if !lost.is_empty() {
+            self.txns.unload_partitions(self, &lost);
+        }
+        if !gained.is_empty() {
+            self.txns.load_partitions(self, &gained);
+        }
     }
 }
 

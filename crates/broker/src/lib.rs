@@ -202,10 +202,11 @@ impl Broker {
     fn apply_image(&self, image: &Arc<MetadataImage>) {
         self.config
             .set_dynamic(dynamic_configs(image, self.config.node_id));
-        *self.image.write() = image.clone();
+        let previous = std::mem::replace(&mut *self.image.write(), image.clone());
         if let Err(e) = self.partitions.reconcile(image, &self.config) {
             tracing::error!(error = %e, "reconciling partitions with metadata failed");
         }
+        self.move_coordinators(&previous, image);
     }
 
     /// Creates the internal topic behind FindCoordinator `key_type` (0: `__consumer_offsets`,

@@ -5,6 +5,7 @@ use std::collections::BTreeMap;
 use std::sync::Arc;
 
 use bytes::{Bytes, BytesMut};
+use oxka_broker::group::coordinator::partition_for;
 use oxka_broker::{Broker, BrokerConfig, KafkaPrincipal, Reply, RequestContext};
 use oxka_metadata::{BrokerEndpoint, MetadataRecord, Uuid};
 use oxka_protocol::kafka_protocol;
@@ -14,7 +15,12 @@ use kafka_protocol::messages::delete_records_request::{
 };
 use kafka_protocol::messages::describe_producers_request::TopicRequest;
 use kafka_protocol::messages::fetch_request::{FetchPartition, FetchTopic};
+use kafka_protocol::messages::join_group_request::JoinGroupRequestProtocol;
 use kafka_protocol::messages::list_offsets_request::{ListOffsetsPartition, ListOffsetsTopic};
+use kafka_protocol::messages::offset_commit_request::{
+    OffsetCommitRequestPartition, OffsetCommitRequestTopic,
+};
+use kafka_protocol::messages::offset_fetch_request::OffsetFetchRequestTopic;
 use kafka_protocol::messages::offset_for_leader_epoch_request::{
     OffsetForLeaderPartition, OffsetForLeaderTopic,
 };
@@ -27,6 +33,7 @@ use kafka_protocol::records::{
 
 const NOT_LEADER_OR_FOLLOWER: i16 = 6;
 const UNKNOWN_TOPIC_OR_PARTITION: i16 = 3;
+const NOT_COORDINATOR: i16 = 16;
 const OFFSETS_PARTITIONS: i32 = 3;
 
 struct Node {
@@ -313,4 +320,219 @@ async fn fetch_and_offset_apis_answer_only_for_partitions_led_here() {
     let parts = &response.topics[0].partitions;
     assert_eq!(parts[0].error_code, 0);
     assert_eq!(parts[1].error_code, NOT_LEADER_OR_FOLLOWER);
+}
+
+/// A group or transactional id whose `__consumer_offsets` / `__transaction_state` partition
+/// is `partition` (both topics have OFFSETS_PARTITIONS partitions here).
+fn key_on(partition: i32) -> String {
+    (0..)
+        .map(|i| format!("key-{i}"))
+        .find(|g| partition_for(g, OFFSETS_PARTITIONS) == partition)
+        .unwrap()
+}
+
+async fn find_coordinator(broker: &Arc<Broker>, group: &str) -> (i16, i32, String, i32) {
+    let mut request = FindCoordinatorRequest::default();
+    request.key_type = 0;
+    request.coordinator_keys = vec![s(group)];
+    let ResponseKind::FindCoordinator(response) =
+        call(broker, 4, RequestKind::FindCoordinator(request)).await
+    else {
+        panic!()
+    };
+    let c = &response.coordinators[0];
+    (c.error_code, c.node_id.0, c.host.to_string(), c.port)
+}
+
+async fn commit_offset(broker: &Arc<Broker>, group: &str, offset: i64) -> i16 {
+    let mut request = OffsetCommitRequest::default();
+    request.group_id = GroupId(s(group));
+    request.generation_id_or_member_epoch = -1;
+    request.member_id = s("");
+    let mut topic = OffsetCommitRequestTopic::default();
+    topic.name = TopicName(s("t"));
+    let mut p = OffsetCommitRequestPartition::default();
+    p.partition_index = 0;
+    p.committed_offset = offset;
+    p.committed_leader_epoch = -1;
+    topic.partitions.push(p);
+    request.topics.push(topic);
+    let ResponseKind::OffsetCommit(response) =
+        call(broker, 8, RequestKind::OffsetCommit(request)).await
+    else {
+        panic!()
+    };
+    response.topics[0].partitions[0].error_code
+}
+
+/// (error, committed offset of t-0).
+async fn fetch_offset(broker: &Arc<Broker>, group: &str) -> (i16, i64) {
+    let mut request = OffsetFetchRequest::default();
+    request.group_id = GroupId(s(group));
+    let mut topic = OffsetFetchRequestTopic::default();
+    topic.name = TopicName(s("t"));
+    topic.partition_indexes = vec![0];
+    request.topics = Some(vec![topic]);
+    let ResponseKind::OffsetFetch(response) =
+        call(broker, 7, RequestKind::OffsetFetch(request)).await
+    else {
+        panic!()
+    };
+    let offset = response
+        .topics
+        .first()
+        .and_then(|t| t.partitions.first())
+        .map_or(-1, |p| p.committed_offset);
+    (response.error_code, offset)
+}
+
+async fn list_groups(broker: &Arc<Broker>) -> Vec<String> {
+    for _ in 0..100 {
+        let ResponseKind::ListGroups(response) = call(
+            broker,
+            4,
+            RequestKind::ListGroups(ListGroupsRequest::default()),
+        )
+        .await
+        else {
+            panic!()
+        };
+        if response.error_code == 0 {
+            return response
+                .groups
+                .iter()
+                .map(|g| g.group_id.to_string())
+                .collect();
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    }
+    panic!("ListGroups never loaded")
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn groups_are_coordinated_by_the_leader_of_their_offsets_partition() {
+    let node = open_node();
+    let broker = &node.broker;
+    create_split_topic(broker);
+    let local = key_on(0);
+    let remote = key_on(1);
+    // The first FindCoordinator creates __consumer_offsets, every partition led by node 1.
+    assert_eq!(
+        find_coordinator(broker, &local).await,
+        (0, 1, "localhost".into(), 9092)
+    );
+    let offsets = broker.image().topic("__consumer_offsets").unwrap().topic_id;
+    broker
+        .propose_for_test(vec![partition_record(offsets, 1, 2, 1)])
+        .unwrap();
+
+    assert_eq!(
+        find_coordinator(broker, &remote).await,
+        (0, 2, "node2.example".into(), 9093)
+    );
+    let mut join = JoinGroupRequest::default();
+    join.group_id = GroupId(s(&remote));
+    join.session_timeout_ms = 10_000;
+    join.rebalance_timeout_ms = 10_000;
+    join.member_id = s("");
+    join.protocol_type = s("consumer");
+    let mut protocol = JoinGroupRequestProtocol::default();
+    protocol.name = s("range");
+    join.protocols.push(protocol);
+    let ResponseKind::JoinGroup(response) = call(broker, 5, RequestKind::JoinGroup(join)).await
+    else {
+        panic!()
+    };
+    assert_eq!(response.error_code, NOT_COORDINATOR);
+    assert_eq!(commit_offset(broker, &remote, 3).await, NOT_COORDINATOR);
+    assert_eq!(fetch_offset(broker, &remote).await.0, NOT_COORDINATOR);
+
+    // The group of a partition led here is served as before.
+    assert_eq!(commit_offset(broker, &local, 4).await, 0);
+    assert_eq!(fetch_offset(broker, &local).await, (0, 4));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn moving_an_offsets_partition_unloads_and_reloads_its_groups() {
+    let node = open_node();
+    let broker = &node.broker;
+    create_split_topic(broker);
+    let moved = key_on(2);
+    let kept = key_on(0);
+    find_coordinator(broker, &moved).await;
+    assert_eq!(commit_offset(broker, &moved, 7).await, 0);
+    assert_eq!(commit_offset(broker, &kept, 8).await, 0);
+    assert_eq!(list_groups(broker).await, {
+        let mut v = vec![kept.clone(), moved.clone()];
+        v.sort();
+        v
+    });
+
+    // Node 2 takes over partition 2: its groups leave memory; the others stay.
+    let offsets = broker.image().topic("__consumer_offsets").unwrap().topic_id;
+    broker
+        .propose_for_test(vec![partition_record(offsets, 2, 2, 1)])
+        .unwrap();
+    assert_eq!(list_groups(broker).await, vec![kept.clone()]);
+    assert_eq!(fetch_offset(broker, &moved).await.0, NOT_COORDINATOR);
+    assert_eq!(fetch_offset(broker, &kept).await, (0, 8));
+
+    // Leadership comes back: the group is read again from the partition's log.
+    broker
+        .propose_for_test(vec![partition_record(offsets, 2, 1, 2)])
+        .unwrap();
+    assert_eq!(fetch_offset(broker, &moved).await, (0, 7));
+    assert!(list_groups(broker).await.contains(&moved));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn transactional_ids_are_coordinated_by_the_leader_of_their_state_partition() {
+    let node = open_node();
+    let broker = &node.broker;
+    let local = key_on(0);
+    let remote = key_on(1);
+    let find = |id: String| async move {
+        let mut request = FindCoordinatorRequest::default();
+        request.key_type = 1;
+        request.coordinator_keys = vec![s(&id)];
+        let ResponseKind::FindCoordinator(response) =
+            call(broker, 4, RequestKind::FindCoordinator(request)).await
+        else {
+            panic!()
+        };
+        let c = &response.coordinators[0];
+        (c.error_code, c.node_id.0, c.host.to_string(), c.port)
+    };
+    // The first FindCoordinator creates __transaction_state, led by node 1.
+    assert_eq!(find(remote.clone()).await, (0, 1, "localhost".into(), 9092));
+    let state = broker
+        .image()
+        .topic("__transaction_state")
+        .unwrap()
+        .topic_id;
+    broker
+        .propose_for_test(vec![partition_record(state, 1, 2, 1)])
+        .unwrap();
+    assert_eq!(
+        find(remote.clone()).await,
+        (0, 2, "node2.example".into(), 9093)
+    );
+
+    let init = |id: String| async move {
+        let mut request = InitProducerIdRequest::default();
+        request.transactional_id = Some(TransactionalId(s(&id)));
+        request.transaction_timeout_ms = 60_000;
+        request.producer_id = ProducerId(-1);
+        request.producer_epoch = -1;
+        let ResponseKind::InitProducerId(response) =
+            call(broker, 4, RequestKind::InitProducerId(request)).await
+        else {
+            panic!()
+        };
+        response.error_code
+    };
+    assert_eq!(init(remote).await, NOT_COORDINATOR);
+    // The partition led here was loaded when its topic was created (before FindCoordinator
+    // answered), so the id is served at once.
+    assert_eq!(init(local).await, 0);
 }

@@ -196,7 +196,7 @@ pub(super) fn describe_transactions(
             ResourceType::TransactionalId,
             &id,
         ) {
-            broker.txns.describe(id.as_str())
+            broker.txns.describe(broker, id.as_str())
         } else {
             Err(ResponseError::TransactionalIdAuthorizationFailed.code())
         };
