@@ -36,7 +36,7 @@ use oxka_protocol::kafka_protocol;
 use super::RequestContext;
 use crate::group::coordinator::{Committer, OffsetCommit};
 use crate::group::state::{code, JoinRequest};
-use crate::leadership::broker_endpoint;
+use crate::leadership::{broker_endpoint, Leadership};
 use crate::Broker;
 
 const INVALID_REQUEST: i16 = 42;
@@ -366,14 +366,12 @@ pub(super) fn offset_commit(
                 None
             };
             t.partitions.iter().map(move |p| {
+                // Known to the cluster, wherever it is led (in a cluster most partitions
+                // a group commits are led by other brokers).
                 topic_code.or_else(|| {
-                    broker
-                        .partitions()
-                        .get(&t.name, p.partition_index)
-                        .is_none()
-                        .then(|| {
-                            kafka_protocol::error::ResponseError::UnknownTopicOrPartition.code()
-                        })
+                    (broker.leadership(&t.name, p.partition_index) == Leadership::Unknown).then(
+                        || kafka_protocol::error::ResponseError::UnknownTopicOrPartition.code(),
+                    )
                 })
             })
         })
