@@ -29,6 +29,9 @@ pub const BROKER_DEFAULTS: &[(&str, &str)] = &[
     ("authorizer.class.name", ""),
     ("auto.create.topics.enable", "true"),
     ("broker.id", "1"),
+    // In a cluster, how long the active controller waits to hear from a broker (here: its
+    // Raft voter) before fencing it and moving its leaderships.
+    ("broker.session.timeout.ms", "9000"),
     ("compression.type", "producer"),
     ("controller.listener.names", "CONTROLLER"),
     ("default.replication.factor", "1"),
@@ -240,7 +243,7 @@ impl BrokerConfig {
             values,
             dynamic: Arc::default(),
         };
-        check_single_node(&config)?;
+        check_roles_and_quorum(&config)?;
         // Every topic default must be valid, or topics could not be opened.
         for def in topic_config::TOPIC_CONFIGS {
             let (value, _) = config.topic_default(def);
@@ -387,6 +390,46 @@ impl BrokerConfig {
         }
     }
 
+    /// The voters of `controller.quorum.voters` as (node id, `host:port`) when they make a
+    /// cluster (a voter other than this node); `None` for a single node, whose metadata log
+    /// is its own. Entries that do not parse are kept with id -1, so the check refuses them.
+    pub fn cluster_voters(&self) -> Option<Vec<(i32, String)>> {
+        let voters: Vec<(i32, String)> = self
+            .get("controller.quorum.voters")
+            .unwrap_or_default()
+            .split(',')
+            .map(str::trim)
+            .filter(|v| !v.is_empty())
+            .map(|v| match v.split_once('@') {
+                Some((id, addr)) => (id.trim().parse().unwrap_or(-1), addr.trim().to_owned()),
+                None => (-1, v.to_owned()),
+            })
+            .collect();
+        voters
+            .iter()
+            .any(|(id, _)| *id != self.node_id)
+            .then_some(voters)
+    }
+
+    /// The first listener named in `controller.listener.names`: in a cluster, where this
+    /// node's Raft peers reach it.
+    pub fn controller_listener(&self) -> Option<&Listener> {
+        let names = self.controller_listener_names();
+        self.listeners
+            .iter()
+            .find(|l| names.first() == Some(&l.name.as_str()))
+    }
+
+    /// The listener names of `controller.listener.names`.
+    pub fn controller_listener_names(&self) -> Vec<&str> {
+        self.get("controller.listener.names")
+            .unwrap_or_default()
+            .split(',')
+            .map(str::trim)
+            .filter(|n| !n.is_empty())
+            .collect()
+    }
+
     /// The advertised listener with the same name as the listener a client connected to.
     pub fn advertised_for(&self, listener_name: &str) -> Option<&Listener> {
         self.advertised_listeners
@@ -416,22 +459,25 @@ pub const REPLICATION_ONLY_KEYS: &[&str] = &[
     "zookeeper.connect",
 ];
 
-/// Refuses configurations that ask for a cluster: Oxka does not replicate yet, so a node told
-/// that other voters or brokers exist would otherwise run alone and acknowledge writes that no
-/// other node holds. Keys refused (each with its own message):
-/// - `process.roles` other than `broker,controller` (a broker-only node needs a remote
-///   controller quorum, a controller-only node serves no clients);
-/// - `controller.quorum.voters` naming any voter but this `node.id`;
-/// - `controller.quorum.bootstrap.servers` with more than one server;
+/// Refuses configurations Oxka cannot serve as asked. A cluster is every node a combined
+/// broker and controller listed in `controller.quorum.voters` (the metadata quorum runs on
+/// Raft); partitions have one replica until replication is built, which the controller
+/// enforces. Keys refused (each with its own message):
+/// - `process.roles` other than `broker,controller` (a broker-only node needs a controller
+///   quorum it is not part of, a controller-only node serves no clients: not built yet);
+/// - `controller.quorum.voters` naming other voters but not this `node.id`, or with a
+///   cluster but no listener named in `controller.listener.names` for the Raft traffic;
+/// - `controller.quorum.bootstrap.servers` with more than one server (KIP-853's dynamic
+///   quorum is not built);
 /// - `remote.log.storage.system.enable=true` (tiered storage is not built).
-fn check_single_node(config: &BrokerConfig) -> Result<(), ConfigError> {
+fn check_roles_and_quorum(config: &BrokerConfig) -> Result<(), ConfigError> {
     let refuse = |key: &str, reason: String| ConfigError {
         key: key.into(),
         value: config.get(key).unwrap_or_default().to_owned(),
         reason,
     };
-    const NO_CLUSTER: &str = "Oxka does not replicate yet and runs only as a single \
-        combined broker and controller (a cluster of one); remove the key, or list only this node";
+    const NOT_BUILT: &str = "Oxka runs every node as a combined broker and controller \
+        (a voter of controller.quorum.voters)";
     let roles: std::collections::BTreeSet<&str> = config
         .get("process.roles")
         .unwrap_or_default()
@@ -442,29 +488,27 @@ fn check_single_node(config: &BrokerConfig) -> Result<(), ConfigError> {
     if roles != ["broker", "controller"].into_iter().collect() {
         return Err(refuse(
             "process.roles",
-            format!("only process.roles=broker,controller is supported: {NO_CLUSTER}"),
+            format!("only process.roles=broker,controller is supported: {NOT_BUILT}"),
         ));
     }
-    let voters = config.get("controller.quorum.voters").unwrap_or_default();
-    let others: Vec<&str> = voters
-        .split(',')
-        .map(str::trim)
-        .filter(|v| !v.is_empty())
-        .filter(|v| {
-            v.split_once('@')
-                .and_then(|(id, _)| id.trim().parse::<i32>().ok())
-                != Some(config.node_id)
-        })
-        .collect();
-    if !others.is_empty() {
-        return Err(refuse(
-            "controller.quorum.voters",
-            format!(
-                "names voters other than this node (node.id={}): {}; {NO_CLUSTER}",
-                config.node_id,
-                others.join(", ")
-            ),
-        ));
+    if let Some(voters) = config.cluster_voters() {
+        if !voters.iter().any(|(id, _)| *id == config.node_id) {
+            return Err(refuse(
+                "controller.quorum.voters",
+                format!(
+                    "does not name this node (node.id={}): {NOT_BUILT}",
+                    config.node_id
+                ),
+            ));
+        }
+        if config.controller_listener().is_none() {
+            return Err(refuse(
+                "controller.listener.names",
+                "controller.listener.names must contain at least one value appearing in the \
+                 'listeners' configuration when running the KRaft controller role"
+                    .into(),
+            ));
+        }
     }
     let bootstrap = config
         .get("controller.quorum.bootstrap.servers")
@@ -477,7 +521,9 @@ fn check_single_node(config: &BrokerConfig) -> Result<(), ConfigError> {
     {
         return Err(refuse(
             "controller.quorum.bootstrap.servers",
-            format!("lists more than one controller; {NO_CLUSTER}"),
+            "lists more than one controller: the dynamic quorum (KIP-853) is not built; \
+             list the voters in controller.quorum.voters instead"
+                .into(),
         ));
     }
     if config
@@ -503,11 +549,16 @@ impl BrokerConfig {
                 .filter(|(_, s)| *s != ConfigSource::Default)
                 .map(|(v, _)| v.trim())
         };
+        // Every partition has one replica: on a single node because it is the only broker,
+        // in a cluster because replication between brokers is not built yet.
+        let why = if self.cluster_voters().is_some() {
+            "Oxka does not replicate partitions between brokers yet (each has one replica)"
+        } else {
+            "this node is a cluster of one and has no replicas"
+        };
         for key in REPLICATION_ONLY_KEYS {
             if let Some(v) = set(key) {
-                out.push(format!(
-                    "{key}={v} has no effect: this node is a cluster of one and has no replicas"
-                ));
+                out.push(format!("{key}={v} has no effect: {why}"));
             }
         }
         let number = |key: &str| set(key).and_then(|v| v.parse::<i64>().ok());
@@ -519,18 +570,16 @@ impl BrokerConfig {
         }
         if let Some(n) = number("default.replication.factor").filter(|n| *n > 1) {
             out.push(format!(
-                "default.replication.factor={n} exceeds the one broker: topics created with \
+                "default.replication.factor={n} cannot be met ({why}): topics created with \
                  the default replication factor (auto-created ones too) fail with \
-                 INVALID_REPLICATION_FACTOR, as Kafka does"
+                 INVALID_REPLICATION_FACTOR"
             ));
         }
         if let Some(v) = set("unclean.leader.election.enable") {
             if v.eq_ignore_ascii_case("true") {
-                out.push(
-                    "unclean.leader.election.enable=true has no effect: this node is the only \
-                     replica"
-                        .into(),
-                );
+                out.push(format!(
+                    "unclean.leader.election.enable=true has no effect: {why}"
+                ));
             }
         }
         out
@@ -631,7 +680,7 @@ mod tests {
     }
 
     #[test]
-    fn a_cluster_configuration_is_refused_and_one_node_is_not() {
+    fn cluster_configurations_need_this_node_as_a_voter_and_a_controller_listener() {
         let refused = |pairs: &[(&str, &str)]| {
             BrokerConfig::from_properties(&props(pairs))
                 .err()
@@ -639,9 +688,26 @@ mod tests {
         };
         let voters = "controller.quorum.voters";
         assert_eq!(
-            refused(&[(voters, "1@a:9093,2@b:9093")]),
-            Some(voters.into())
+            refused(&[(voters, "2@a:9093,3@b:9093")]),
+            Some(voters.into()),
+            "a cluster this node is not a voter of"
         );
+        assert_eq!(
+            refused(&[(voters, "1@a:9093,2@b:9093")]),
+            Some("controller.listener.names".into()),
+            "a cluster without a controller listener"
+        );
+        let cluster = [
+            (voters, "1@127.0.0.1:19093,2@127.0.0.1:19094"),
+            (
+                "listeners",
+                "PLAINTEXT://127.0.0.1:9092,CONTROLLER://127.0.0.1:19093",
+            ),
+        ];
+        assert_eq!(refused(&cluster), None);
+        let c = BrokerConfig::from_properties(&props(&cluster)).unwrap();
+        assert_eq!(c.cluster_voters().unwrap().len(), 2);
+        assert_eq!(c.controller_listener().unwrap().port, 19093);
         assert_eq!(refused(&[(voters, "1@a:9093")]), None);
         assert_eq!(
             refused(&[(voters, "3@a:9093"), ("node.id", "3")]),

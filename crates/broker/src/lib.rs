@@ -84,19 +84,33 @@ pub struct Broker {
 }
 
 impl Broker {
-    /// Opens the metadata log and every hosted partition (recovering them). Blocking.
+    /// A broker of a single-node cluster: its own metadata log ([`oxka_metadata::LocalQuorum`])
+    /// under `metadata.log.dir`. Opens every hosted partition (recovering them). Blocking.
     pub fn open(config: BrokerConfig) -> Result<Arc<Broker>, StartError> {
+        Broker::open_with(config, None)
+    }
+
+    /// A broker whose metadata comes from `quorum` (the Raft quorum of a cluster), or from its
+    /// own metadata log when `None`. Blocking: registration waits for the quorum to commit.
+    pub fn open_with(
+        config: BrokerConfig,
+        quorum: Option<Arc<dyn MetadataQuorum>>,
+    ) -> Result<Arc<Broker>, StartError> {
         let mut dirs = config.log_dirs.clone();
         dirs.push(config.metadata_log_dir.clone());
         // Locked before anything is read, so two brokers never share a directory.
         let dir_locks = log_dir::lock_all(&dirs)?;
         let stored_cluster =
             log_dir::check_meta_properties(&dirs, config.node_id, config.cluster_id.as_deref())?;
-        let controller = Controller::open(
-            &config.metadata_log_dir.join("__cluster_metadata-0"),
-            config.node_id,
-            config.cluster_id.clone().or_else(|| stored_cluster.clone()),
-        )?;
+        let cluster_id = config.cluster_id.clone().or_else(|| stored_cluster.clone());
+        let controller = match quorum {
+            Some(quorum) => Controller::with_quorum(quorum, cluster_id)?,
+            None => Controller::open(
+                &config.metadata_log_dir.join("__cluster_metadata-0"),
+                config.node_id,
+                cluster_id,
+            )?,
+        };
         if let Some(stored) = &stored_cluster {
             let image = controller.image();
             if &image.cluster_id != stored {
@@ -110,7 +124,8 @@ impl Broker {
             }
         }
         // Registered before anything reads the image, so Metadata answers from it.
-        controller.register_broker(config.node_id, registered_endpoints(&config))?;
+        let endpoints = registered_endpoints(&config);
+        controller.retry_stale(|c| c.register_broker(config.node_id, endpoints.clone()))?;
         let groups_config = group::CoordinatorConfig::from_broker(&config);
         let txn_config = txn::TxnConfig::from_broker(&config);
         // `__consumer_offsets` and `__transaction_state` are not created here: as in Kafka, the
@@ -179,20 +194,21 @@ impl Broker {
     /// that includes them, a bounded number of times.
     fn change_metadata<T>(
         &self,
-        mut f: impl FnMut(&Controller) -> Result<T, ControllerError>,
+        f: impl FnMut(&Controller) -> Result<T, ControllerError>,
     ) -> Result<T, ControllerError> {
-        const ATTEMPTS: usize = 5;
-        let controller = self.controller.lock();
-        let mut attempt = 1;
-        loop {
-            match f(&controller) {
-                Err(ControllerError::Stale { next_offset }) if attempt < ATTEMPTS => {
-                    attempt += 1;
-                    self.quorum
-                        .wait_for(next_offset, std::time::Duration::from_secs(10))?;
-                }
-                other => return other,
-            }
+        self.controller.lock().retry_stale(f)
+    }
+
+    /// The active controller's periodic duty (Kafka's heartbeat fencing, on the quorum's own
+    /// liveness): fence brokers it has not heard from within the session timeout, unfence
+    /// those back, and move leaderships off fenced brokers. A no-op on other nodes and when
+    /// nothing changed. Blocking.
+    pub fn controller_tick(&self) {
+        let Some(live) = self.quorum.live_nodes() else {
+            return;
+        };
+        if let Err(e) = self.change_metadata(|c| c.fence_and_elect(&live)) {
+            tracing::warn!(error = %e, "fencing and leader election failed");
         }
     }
 
@@ -345,11 +361,14 @@ impl Broker {
     }
 }
 
-/// The endpoints this broker registers: its advertised listeners.
+/// The endpoints this broker registers: its advertised listeners except the controller
+/// listeners (`controller.listener.names`), which Kafka never hands to clients.
 fn registered_endpoints(config: &BrokerConfig) -> Vec<BrokerEndpoint> {
+    let controller = config.controller_listener_names();
     config
         .advertised_listeners
         .iter()
+        .filter(|l| !controller.contains(&l.name.as_str()))
         .map(|l| BrokerEndpoint {
             name: l.name.clone(),
             host: l.host.clone(),

@@ -60,6 +60,10 @@ impl From<QuorumError> for ControllerError {
     }
 }
 
+/// Why a replication factor above 1 is refused, in both places it can be asked for.
+const NO_REPLICATION: &str =
+    "Oxka does not replicate partitions yet: every partition has exactly one replica";
+
 /// What a CreateTopics entry asks for. `-1` means the broker default.
 #[derive(Debug, Clone, Default)]
 pub struct CreateTopicSpec {
@@ -76,9 +80,15 @@ pub struct CreateTopicSpec {
 #[derive(Debug)]
 pub struct Controller {
     node_id: i32,
-    live_brokers: Vec<i32>,
     quorum: Arc<dyn MetadataQuorum>,
 }
+
+/// How many times an operation is validated again after another node's records were
+/// committed between its validation and its proposal ([`ControllerError::Stale`]).
+const STALE_ATTEMPTS: usize = 5;
+
+/// How long to wait for this node to apply records another node committed.
+const CATCH_UP_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(10);
 
 impl Controller {
     /// A controller of one: opens the metadata log under `dir` ([`LocalQuorum`]) and replays
@@ -89,29 +99,53 @@ impl Controller {
         cluster_id: Option<String>,
     ) -> Result<Controller, ControllerError> {
         let quorum = Arc::new(LocalQuorum::open(dir, node_id)?);
-        Controller::with_quorum(quorum, vec![node_id], cluster_id)
+        Controller::with_quorum(quorum, cluster_id)
     }
 
-    /// A controller over `quorum`, placing replicas on `live_brokers`. An empty log gets its
-    /// cluster id first.
+    /// A controller over `quorum`. A log without a cluster id gets one first (`cluster_id`, or
+    /// a fresh random one); when several nodes of a new cluster race to write it, the first
+    /// committed wins and the others adopt it.
     pub fn with_quorum(
         quorum: Arc<dyn MetadataQuorum>,
-        live_brokers: Vec<i32>,
         cluster_id: Option<String>,
     ) -> Result<Controller, ControllerError> {
         let controller = Controller {
             node_id: quorum.node_id(),
-            live_brokers,
             quorum,
         };
-        if controller.image().cluster_id.is_empty() {
-            let cluster_id = cluster_id.unwrap_or_else(random_cluster_id);
-            controller.commit(
-                &controller.image(),
-                vec![MetadataRecord::Cluster { cluster_id }],
-            )?;
-        }
+        let cluster_id = cluster_id.unwrap_or_else(random_cluster_id);
+        controller.retry_stale(|c| {
+            let image = c.image();
+            if image.cluster_id.is_empty() {
+                c.commit(
+                    &image,
+                    vec![MetadataRecord::Cluster {
+                        cluster_id: cluster_id.clone(),
+                    }],
+                )?;
+            }
+            Ok(())
+        })?;
         Ok(controller)
+    }
+
+    /// Runs `op` and, when another node's records were committed between its validation and
+    /// its proposal ([`ControllerError::Stale`]), runs it again once this node has applied
+    /// them, a bounded number of times.
+    pub fn retry_stale<T>(
+        &self,
+        mut op: impl FnMut(&Controller) -> Result<T, ControllerError>,
+    ) -> Result<T, ControllerError> {
+        let mut attempt = 1;
+        loop {
+            match op(self) {
+                Err(ControllerError::Stale { next_offset }) if attempt < STALE_ATTEMPTS => {
+                    attempt += 1;
+                    self.quorum.wait_for(next_offset, CATCH_UP_TIMEOUT)?;
+                }
+                other => return other,
+            }
+        }
     }
 
     /// The newest image the quorum has applied.
@@ -171,7 +205,7 @@ impl Controller {
                     )),
                     n => n,
                 };
-            self.place(partitions, rf)?
+            self.place(&image, partitions, rf)?
         } else {
             if spec.num_partitions != -1 || spec.replication_factor != -1 {
                 return Err(ControllerError::InvalidRequest(
@@ -179,7 +213,7 @@ impl Controller {
                 ));
             }
             for replicas in &spec.assignments {
-                self.check_replicas(replicas)?;
+                self.check_replicas(&image, replicas)?;
             }
             spec.assignments.clone()
         };
@@ -253,11 +287,11 @@ impl Controller {
                     )));
                 }
                 for replicas in given {
-                    self.check_replicas(replicas)?;
+                    self.check_replicas(&image, replicas)?;
                 }
                 given.to_vec()
             }
-            None => self.place(added, rf)?,
+            None => self.place(&image, added, rf)?,
         };
         if validate_only {
             return Ok(image.clone());
@@ -400,6 +434,54 @@ impl Controller {
         )
     }
 
+    /// Brings registrations and partition leaders in line with `live`, the brokers the active
+    /// controller has heard from within the broker session timeout (Kafka's heartbeat
+    /// fencing): a registered broker not in `live` is fenced and one back in it unfenced
+    /// (BrokerRegistrationChange); every partition whose leader is not live gets a new leader
+    /// elected from its ISR among the live, registered brokers, or none (-1, NO_LEADER), and
+    /// a leaderless partition gets one as soon as an ISR member is live again; each leader
+    /// change bumps the leader epoch. Writes nothing when everything already agrees, so the
+    /// active controller can call it on every tick. Returns the image.
+    pub fn fence_and_elect(&self, live: &[i32]) -> Result<Arc<MetadataImage>, ControllerError> {
+        use oxka_replication::{election::elect_leader, BrokerId};
+        let image = self.image();
+        let mut records = Vec::new();
+        for b in image.brokers.values() {
+            let alive = live.contains(&b.broker_id);
+            if b.fenced == alive {
+                records.push(MetadataRecord::BrokerRegistrationChange {
+                    broker_id: b.broker_id,
+                    fenced: !alive,
+                });
+            }
+        }
+        let is_live = |b: BrokerId| live.contains(&b.0) && image.brokers.contains_key(&b.0);
+        let ids = |v: &[i32]| v.iter().map(|&b| BrokerId(b)).collect::<Vec<_>>();
+        for topic in image.topics.values() {
+            for p in &topic.partitions {
+                if p.leader >= 0 && is_live(BrokerId(p.leader)) {
+                    continue;
+                }
+                let leader = elect_leader(&ids(&p.replicas), &ids(&p.isr), is_live, false)
+                    .map_or(-1, |b| b.0);
+                if leader != p.leader {
+                    records.push(MetadataRecord::Partition {
+                        topic_id: topic.topic_id,
+                        partition: p.partition,
+                        replicas: p.replicas.clone(),
+                        isr: p.isr.clone(),
+                        leader,
+                        leader_epoch: p.leader_epoch + 1,
+                    });
+                }
+            }
+        }
+        if records.is_empty() {
+            return Ok(image);
+        }
+        self.commit(&image, records)
+    }
+
     /// Reserves `count` producer ids that no one else will ever get (they survive restarts
     /// because the reservation is in the metadata log). Returns the first id of the block.
     pub fn allocate_producer_ids(&self, count: i64) -> Result<i64, ControllerError> {
@@ -432,23 +514,51 @@ impl Controller {
         self.commit(&image, records)
     }
 
-    fn place(&self, partitions: i32, rf: i16) -> Result<Vec<Vec<i32>>, ControllerError> {
-        let brokers = self.live_brokers.len();
+    /// The brokers new replicas may go to: the registered, unfenced ones (this node alone
+    /// before anything registered, as in tests of the controller on its own).
+    fn placement_brokers(&self, image: &MetadataImage) -> Vec<i32> {
+        if image.brokers.is_empty() {
+            return vec![self.node_id];
+        }
+        image.unfenced_brokers().map(|b| b.broker_id).collect()
+    }
+
+    /// Replica lists for `partitions` new partitions: round robin over the placement brokers,
+    /// starting at a broker that moves on with every topic so leaders spread across topics.
+    fn place(
+        &self,
+        image: &MetadataImage,
+        partitions: i32,
+        rf: i16,
+    ) -> Result<Vec<Vec<i32>>, ControllerError> {
+        let live = self.placement_brokers(image);
+        let brokers = live.len();
         if rf as usize > brokers {
             return Err(ControllerError::InvalidReplicationFactor(format!(
                 "Unable to replicate the partition {rf} time(s): The target replication factor of {rf} cannot be reached because only {brokers} broker(s) are registered."
             )));
         }
+        if rf > 1 {
+            return Err(ControllerError::InvalidReplicationFactor(format!(
+                "{NO_REPLICATION} (requested replication factor {rf})"
+            )));
+        }
+        // Round robin carries on from the partitions that exist, so leaders spread across topics.
+        let start: usize = image.topics.values().map(|t| t.partitions.len()).sum();
         Ok((0..partitions as usize)
             .map(|p| {
                 (0..rf as usize)
-                    .map(|r| self.live_brokers[(p + r) % brokers])
+                    .map(|r| live[(start + p + r) % brokers])
                     .collect()
             })
             .collect())
     }
 
-    fn check_replicas(&self, replicas: &[i32]) -> Result<(), ControllerError> {
+    fn check_replicas(
+        &self,
+        image: &MetadataImage,
+        replicas: &[i32],
+    ) -> Result<(), ControllerError> {
         if replicas.is_empty() {
             return Err(ControllerError::InvalidReplicaAssignment(
                 "The manual partition assignment includes an empty replica list.".into(),
@@ -462,9 +572,16 @@ impl Controller {
                 "The manual partition assignment includes duplicate replicas.".into(),
             ));
         }
-        if let Some(b) = replicas.iter().find(|b| !self.live_brokers.contains(b)) {
+        let live = self.placement_brokers(image);
+        if let Some(b) = replicas.iter().find(|b| !live.contains(b)) {
             return Err(ControllerError::InvalidReplicaAssignment(format!(
                 "The manual partition assignment includes broker {b}, but no such broker is registered."
+            )));
+        }
+        if replicas.len() > 1 {
+            return Err(ControllerError::InvalidReplicaAssignment(format!(
+                "{NO_REPLICATION} (an assignment lists {} replicas)",
+                replicas.len()
             )));
         }
         Ok(())
@@ -547,5 +664,110 @@ mod tests {
             registration.incarnation_id
         );
         assert_eq!(moved.unfenced_brokers().count(), 1);
+    }
+
+    fn three_brokers() -> (tempfile::TempDir, Controller) {
+        let dir = tempfile::tempdir().unwrap();
+        let c = Controller::open(dir.path(), 1, None).unwrap();
+        for id in 1..=3 {
+            c.register_broker(id, endpoint(9090 + id as u16)).unwrap();
+        }
+        (dir, c)
+    }
+
+    fn spec(name: &str, partitions: i32, rf: i16) -> CreateTopicSpec {
+        CreateTopicSpec {
+            name: name.into(),
+            num_partitions: partitions,
+            replication_factor: rf,
+            ..Default::default()
+        }
+    }
+
+    #[test]
+    fn partitions_spread_over_registered_brokers_and_rf_above_one_is_refused() {
+        let (_dir, c) = three_brokers();
+        let image = c.create_topic(&spec("t", 6, 1), 1, 1, false).unwrap();
+        let leaders: Vec<i32> = image
+            .topic("t")
+            .unwrap()
+            .partitions
+            .iter()
+            .map(|p| p.leader)
+            .collect();
+        for b in 1..=3 {
+            assert_eq!(
+                leaders.iter().filter(|&&l| l == b).count(),
+                2,
+                "{leaders:?}"
+            );
+        }
+        let err = c.create_topic(&spec("r3", 1, 3), 1, 1, false).unwrap_err();
+        assert!(
+            matches!(err, ControllerError::InvalidReplicationFactor(ref m) if m.contains("does not replicate")),
+            "{err}"
+        );
+        let err = c.create_topic(&spec("r4", 1, 4), 1, 1, false).unwrap_err();
+        assert!(
+            matches!(err, ControllerError::InvalidReplicationFactor(ref m) if m.contains("only 3 broker(s)")),
+            "{err}"
+        );
+        let explicit = CreateTopicSpec {
+            name: "two".into(),
+            num_partitions: -1,
+            replication_factor: -1,
+            assignments: vec![vec![1, 2]],
+            ..Default::default()
+        };
+        assert!(matches!(
+            c.create_topic(&explicit, 1, 1, false),
+            Err(ControllerError::InvalidReplicaAssignment(_))
+        ));
+    }
+
+    #[test]
+    fn a_broker_that_goes_away_is_fenced_its_partitions_lose_their_leader_and_get_it_back() {
+        let (_dir, c) = three_brokers();
+        c.create_topic(&spec("t", 3, 1), 1, 1, false).unwrap();
+        let before = c.image();
+        assert_eq!(
+            c.fence_and_elect(&[1, 2, 3]).unwrap().next_offset,
+            before.next_offset,
+            "nothing to do"
+        );
+        let after = c.fence_and_elect(&[1, 3]).unwrap();
+        assert!(after.brokers[&2].fenced);
+        assert_eq!(after.unfenced_brokers().count(), 2);
+        for (old, new) in before
+            .topic("t")
+            .unwrap()
+            .partitions
+            .iter()
+            .zip(&after.topic("t").unwrap().partitions)
+        {
+            if old.leader == 2 {
+                assert_eq!((new.leader, new.leader_epoch), (-1, old.leader_epoch + 1));
+                assert_eq!(new.isr, vec![2], "the ISR keeps the only replica");
+            } else {
+                assert_eq!(new, old);
+            }
+        }
+        // New topics avoid the fenced broker.
+        let image = c.create_topic(&spec("u", 4, 1), 1, 1, false).unwrap();
+        assert!(image
+            .topic("u")
+            .unwrap()
+            .partitions
+            .iter()
+            .all(|p| p.leader != 2));
+        let back = c.fence_and_elect(&[1, 2, 3]).unwrap();
+        assert!(!back.brokers[&2].fenced);
+        for p in &back.topic("t").unwrap().partitions {
+            assert!(p.leader > 0, "{p:?}");
+        }
+        assert_eq!(
+            c.fence_and_elect(&[1, 2, 3]).unwrap().next_offset,
+            back.next_offset
+        );
     }
 }

@@ -4,24 +4,31 @@
 //!
 //! - [`store`]: the durable Raft state under `__cluster_metadata-0/raft/`: the vote, the log of
 //!   record batches, and the state machine (the [`MetadataImage`](oxka_metadata::MetadataImage)
-//!   folded from applied batches, with snapshots).
-//! - [`network`]: Raft RPCs between voters over plain TCP, as length-prefixed JSON frames.
-//! - [`quorum`]: [`RaftQuorum`], which starts the Raft node, initialises a new cluster and maps
-//!   proposals onto `client_write`.
+//!   folded from applied batches, with snapshots; it skips a batch that is stale).
+//! - [`network`]: Raft RPCs and forwarded proposals between voters over plain TCP, as
+//!   length-prefixed JSON frames.
+//! - [`propose`]: the leader's side of a proposal: one at a time, checked against the image
+//!   once all that is committed is applied, then `client_write`.
+//! - [`quorum`]: [`RaftQuorum`], which starts the Raft node, initialises a new cluster, runs or
+//!   forwards proposals, and reports live voters; [`parse_voters`] for
+//!   `controller.quorum.voters`.
 //!
-//! One log entry is one proposal: a `Vec<MetadataRecord>` that is applied whole. The entry's
-//! response is the image's `next_offset` once it is applied.
+//! One log entry is one proposal: a [`Batch`] of records, applied whole, and only if the log
+//! still ends where the proposal was validated ([`Batch::based_on`]). The entry's response is
+//! an [`EntryOutcome`].
 
 use std::io;
 use std::path::PathBuf;
 
 pub mod network;
+pub mod propose;
 pub mod quorum;
 pub mod store;
 
-pub use quorum::{RaftConfig, RaftQuorum};
+pub use quorum::{parse_voters, RaftConfig, RaftQuorum};
 
 use oxka_metadata::MetadataRecord;
+use serde::{Deserialize, Serialize};
 
 /// A node's id in the quorum: Kafka's `node.id`, widened to openraft's `u64`.
 pub type NodeId = u64;
@@ -29,12 +36,32 @@ pub type NodeId = u64;
 openraft::declare_raft_types!(
     /// The openraft type configuration of the metadata quorum.
     pub TypeConfig:
-        D = Vec<MetadataRecord>,
-        R = u64,
+        D = Batch,
+        R = EntryOutcome,
         NodeId = NodeId,
         Node = openraft::BasicNode,
         SnapshotData = std::io::Cursor<Vec<u8>>,
 );
+
+/// The payload of a proposal's log entry.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Batch {
+    /// The `next_offset` of the image the records were validated against: the state machine
+    /// applies them only if its image still ends there.
+    pub based_on: u64,
+    pub records: Vec<MetadataRecord>,
+}
+
+/// What applying one log entry did: the state machine's response to openraft.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub enum EntryOutcome {
+    /// The entry's records (none, for a blank or membership entry) were applied; the image
+    /// ends at `next_offset` after them.
+    Applied { next_offset: u64 },
+    /// A batch whose `based_on` was not the image's `next_offset` (which stays as it was) was
+    /// skipped whole.
+    Stale { next_offset: u64 },
+}
 
 /// Everything that can fail in this crate outside openraft's own storage errors.
 #[derive(Debug, thiserror::Error)]

@@ -18,12 +18,24 @@
 //! requests to the local `Raft` one at a time. Aborting the `serve` task closes the listener
 //! and every connection it accepted.
 //!
+//! **Forwarded proposals** (`RaftRequest::Forward`): a voter that is not the leader sends
+//! `(based_on, records)` to the one it believes leads, on a connection of its own (one per
+//! peer, see [`PeerClient::forward`]); the leader runs [`Proposer::propose`] and answers with
+//! its [`ProposeOutcome`]. The request may take up to the proposal timeout, during which that
+//! connection carries nothing else.
+//!
+//! **Contact** ([`Contact`]): every answer a peer sends (to an openraft RPC or a forwarded
+//! proposal) records when this node last heard from it: the leader's heartbeats make that its
+//! view of which voters are alive.
+//!
 //! Snapshots travel as openraft's chunked `InstallSnapshot` requests (chunk size
 //! `snapshot_max_chunk_size`, 3 MiB by default, well under the frame limit).
 
+use std::collections::BTreeMap;
 use std::fmt;
 use std::io;
-use std::time::Duration;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
 
 use openraft::error::{
     InstallSnapshotError, NetworkError, RPCError, RemoteError, Timeout, Unreachable,
@@ -34,11 +46,14 @@ use openraft::raft::{
     VoteRequest, VoteResponse,
 };
 use openraft::{BasicNode, Raft};
+use oxka_metadata::MetadataRecord;
+use parking_lot::Mutex;
 use serde::{Deserialize, Serialize};
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt, BufReader, BufWriter};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::task::JoinSet;
 
+use crate::propose::{ProposeOutcome, Proposer};
 use crate::{NodeId, TypeConfig};
 
 /// The largest frame accepted: 64 MiB (snapshot chunks are 3 MiB by default; append-entries
@@ -57,6 +72,11 @@ pub enum RaftRequest {
     AppendEntries(AppendEntriesRequest<TypeConfig>),
     Vote(VoteRequest<NodeId>),
     InstallSnapshot(InstallSnapshotRequest<TypeConfig>),
+    /// A proposal from a follower, for the leader to run as its own.
+    Forward {
+        based_on: u64,
+        records: Vec<MetadataRecord>,
+    },
 }
 
 /// The answer to a [`RaftRequest`] of the same name: the local `Raft`'s result, error included.
@@ -65,6 +85,29 @@ pub enum RaftResponse {
     AppendEntries(Result<AppendEntriesResponse<NodeId>, RaftApiError>),
     Vote(Result<VoteResponse<NodeId>, RaftApiError>),
     InstallSnapshot(Result<InstallSnapshotResponse<NodeId>, RaftApiError<InstallSnapshotError>>),
+    Forward(ProposeOutcome),
+}
+
+/// When this node last heard from each peer (any answer to any request).
+#[derive(Debug, Clone, Default)]
+pub struct Contact {
+    heard: Arc<Mutex<BTreeMap<NodeId, Instant>>>,
+}
+
+impl Contact {
+    /// The peers heard from within the last `window`.
+    pub fn heard_within(&self, window: Duration) -> Vec<NodeId> {
+        self.heard
+            .lock()
+            .iter()
+            .filter(|(_, at)| at.elapsed() <= window)
+            .map(|(id, _)| *id)
+            .collect()
+    }
+
+    fn heard(&self, peer: NodeId) {
+        self.heard.lock().insert(peer, Instant::now());
+    }
 }
 
 /// Why a frame could not be read.
@@ -122,18 +165,20 @@ pub async fn write_frame<W: AsyncWrite + Unpin>(w: &mut W, payload: &[u8]) -> io
 pub struct NetworkFactory {
     /// This node's id, for timeout reports.
     pub node_id: NodeId,
+    /// Updated by every client this factory makes.
+    pub contact: Contact,
 }
 
 impl RaftNetworkFactory<TypeConfig> for NetworkFactory {
     type Network = PeerClient;
 
     async fn new_client(&mut self, target: NodeId, node: &BasicNode) -> PeerClient {
-        PeerClient {
-            node_id: self.node_id,
+        PeerClient::new(
+            self.node_id,
             target,
-            addr: node.addr.clone(),
-            conn: None,
-        }
+            node.addr.clone(),
+            self.contact.clone(),
+        )
     }
 }
 
@@ -143,6 +188,7 @@ pub struct PeerClient {
     target: NodeId,
     addr: String,
     conn: Option<Connection>,
+    contact: Contact,
 }
 
 struct Connection {
@@ -162,7 +208,7 @@ impl fmt::Debug for PeerClient {
 
 /// Why a call to a peer failed, before it is told to openraft.
 #[derive(Debug, thiserror::Error)]
-enum CallError {
+pub enum CallError {
     #[error("connecting to {addr}: {source}")]
     Connect {
         addr: String,
@@ -190,6 +236,38 @@ enum CallError {
 }
 
 impl PeerClient {
+    /// A client for peer `target` at `addr`; it connects on the first call.
+    pub fn new(node_id: NodeId, target: NodeId, addr: String, contact: Contact) -> PeerClient {
+        PeerClient {
+            node_id,
+            target,
+            addr,
+            conn: None,
+            contact,
+        }
+    }
+
+    /// Forwards a proposal to the peer (which should be the leader) and returns its outcome,
+    /// within `ttl`. On an error the proposal may or may not have been committed.
+    pub async fn forward(
+        &mut self,
+        based_on: u64,
+        records: Vec<MetadataRecord>,
+        ttl: Duration,
+    ) -> Result<ProposeOutcome, CallError> {
+        let request = RaftRequest::Forward { based_on, records };
+        match self.call(&request, ttl).await? {
+            RaftResponse::Forward(outcome) => Ok(outcome),
+            _ => {
+                self.conn = None;
+                Err(CallError::Protocol {
+                    addr: self.addr.clone(),
+                    reason: "expected a Forward response".into(),
+                })
+            }
+        }
+    }
+
     /// Sends `request` and reads its response within `ttl`; drops the connection on failure.
     async fn call(
         &mut self,
@@ -200,8 +278,9 @@ impl PeerClient {
             Ok(result) => result,
             Err(_) => Err(CallError::Timeout(ttl)),
         };
-        if result.is_err() {
-            self.conn = None;
+        match result {
+            Ok(_) => self.contact.heard(self.target),
+            Err(_) => self.conn = None,
         }
         result
     }
@@ -324,9 +403,9 @@ impl RaftNetwork<TypeConfig> for PeerClient {
 // Server
 // ---------------------------------------------------------------------------------------------
 
-/// Accepts peers on `listener` and hands their requests to `raft`, until the task is aborted
-/// (which also ends every connection it accepted).
-pub async fn serve(listener: TcpListener, raft: Raft<TypeConfig>) {
+/// Accepts peers on `listener` and hands their requests to `raft` (forwarded proposals to
+/// `proposer`), until the task is aborted (which also ends every connection it accepted).
+pub async fn serve(listener: TcpListener, raft: Raft<TypeConfig>, proposer: Proposer) {
     let mut connections = JoinSet::new();
     loop {
         let accepted = tokio::select! {
@@ -348,8 +427,9 @@ pub async fn serve(listener: TcpListener, raft: Raft<TypeConfig>) {
         }
         let _ = stream.set_nodelay(true);
         let raft = raft.clone();
+        let proposer = proposer.clone();
         connections.spawn(async move {
-            if let Err(e) = serve_connection(stream, &raft).await {
+            if let Err(e) = serve_connection(stream, &raft, &proposer).await {
                 tracing::info!(%peer, error = %e, "closing raft connection");
             }
         });
@@ -367,7 +447,11 @@ enum ServeError {
     Write(#[source] io::Error),
 }
 
-async fn serve_connection(stream: TcpStream, raft: &Raft<TypeConfig>) -> Result<(), ServeError> {
+async fn serve_connection(
+    stream: TcpStream,
+    raft: &Raft<TypeConfig>,
+    proposer: &Proposer,
+) -> Result<(), ServeError> {
     let (reader, writer) = stream.into_split();
     let mut reader = BufReader::new(reader);
     let mut writer = BufWriter::new(writer);
@@ -380,6 +464,9 @@ async fn serve_connection(stream: TcpStream, raft: &Raft<TypeConfig>) -> Result<
             RaftRequest::Vote(rpc) => RaftResponse::Vote(raft.vote(rpc).await),
             RaftRequest::InstallSnapshot(rpc) => {
                 RaftResponse::InstallSnapshot(raft.install_snapshot(rpc).await)
+            }
+            RaftRequest::Forward { based_on, records } => {
+                RaftResponse::Forward(proposer.propose(based_on, records).await)
             }
         };
         let payload = serde_json::to_vec(&response).expect("raft responses always serialize");

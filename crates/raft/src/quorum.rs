@@ -2,9 +2,24 @@
 //!
 //! A proposal is one openraft `client_write` of the record batch: the leader appends it,
 //! replicates it, and once a majority has it durable every node applies it to its image (the
-//! state machine in [`crate::store`]), calling its subscribers in log order. Only the leader
-//! (Kafka's active controller) accepts proposals; the others answer `NotController` with the
-//! leader they know of.
+//! state machine in [`crate::store`]), calling its subscribers in log order.
+//!
+//! **Proposals from any voter.** `propose(based_on, records)` on the leader (Kafka's active
+//! controller) runs [`Proposer::propose`]: serialised, checked against the image once
+//! everything committed is applied, then written (the module [`crate::propose`] says why that
+//! check is sound). Any other voter forwards `(based_on, records)` to the leader it knows of
+//! (`RaftRequest::Forward`, see [`crate::network`]) and, once the leader answers
+//! `Committed { next_offset }`, waits until its own image reaches `next_offset` and returns
+//! that image. While no leader is known (a cluster forming, an election) or the one it knew
+//! says it no longer leads or cannot reach a majority, it waits and tries again, until the
+//! propose timeout; then `Unavailable`. Trying again is safe even when an earlier attempt's
+//! answer was lost: if that attempt is committed, the log no longer ends at `based_on` and
+//! the retry is `Stale`, answered by the leader's early check or, if both reached the log, by
+//! the state machine, which applies at most one batch based on one offset.
+//! `NotController` is left for a leader this node has no address for.
+//!
+//! **Liveness.** On the leader, [`MetadataQuorum::live_nodes`] is itself plus the voters that
+//! answered any of its requests (heartbeats included) within the session timeout.
 //!
 //! A new cluster is formed by every voter calling openraft's `initialize` with the full voter
 //! set when it starts: the first to do so proposes the membership entry and asks for votes,
@@ -13,7 +28,8 @@
 //! log are on disk and `initialize` is refused the same way.
 //!
 //! Thread-safety: `RaftQuorum` is `Send + Sync`; its methods take `&self`. The Raft node and
-//! the peer server run as tasks on the tokio runtime `start` was called on.
+//! the peer server run as tasks on the tokio runtime `start` was called on; the blocking
+//! `propose` and `wait_for` block on that runtime, so they must not run on its worker threads.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::fmt;
@@ -22,14 +38,15 @@ use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
 
-use openraft::error::{ClientWriteError, InitializeError};
-use openraft::{BasicNode, Config, Raft, SnapshotPolicy};
+use openraft::error::InitializeError;
+use openraft::{BasicNode, Config, Raft, ServerState, SnapshotPolicy};
 use oxka_metadata::{ImageListener, MetadataImage, MetadataQuorum, MetadataRecord, QuorumError};
 use parking_lot::Mutex;
 use tokio::runtime::Handle;
 use tokio::task::JoinHandle;
 
-use crate::network::{serve, NetworkFactory};
+use crate::network::{serve, Contact, NetworkFactory, PeerClient};
+use crate::propose::{ProposeOutcome, Proposer};
 use crate::store::{self, Published};
 use crate::{NodeId, RaftError, TypeConfig};
 
@@ -49,8 +66,12 @@ pub struct RaftConfig {
     /// A follower that hears no leader for a random time in `[min, max)` starts an election.
     pub election_timeout_min: Duration,
     pub election_timeout_max: Duration,
-    /// How long `propose` waits for its records to be committed before `Unavailable`.
+    /// How long `propose` waits for its records to be committed before `Unavailable`, waiting
+    /// for a leader and forwarding included.
     pub propose_timeout: Duration,
+    /// A voter the leader has not heard from for this long is not live
+    /// ([`MetadataQuorum::live_nodes`]); Kafka's `broker.session.timeout.ms`.
+    pub session_timeout: Duration,
     /// A snapshot is taken after this many entries since the last one.
     pub snapshot_after_entries: u64,
     /// How many entries before the last snapshot are kept in the log (for lagging followers).
@@ -59,7 +80,8 @@ pub struct RaftConfig {
 
 impl RaftConfig {
     /// A configuration with Kafka-like timings: heartbeat 200 ms, election timeout 1–2 s,
-    /// proposals time out after 5 s; a snapshot every 5000 entries, keeping 1000.
+    /// proposals time out after 5 s, sessions after 9 s; a snapshot every 5000 entries, keeping
+    /// 1000.
     pub fn new(node_id: NodeId, voters: Vec<(NodeId, SocketAddr)>, dir: PathBuf) -> RaftConfig {
         RaftConfig {
             node_id,
@@ -70,10 +92,58 @@ impl RaftConfig {
             election_timeout_min: Duration::from_millis(1000),
             election_timeout_max: Duration::from_millis(2000),
             propose_timeout: Duration::from_secs(5),
+            session_timeout: Duration::from_secs(9),
             snapshot_after_entries: 5000,
             entries_kept_after_snapshot: 1000,
         }
     }
+}
+
+/// Parses Kafka's `controller.quorum.voters`: comma-separated `id@host:port` entries
+/// (`1@127.0.0.1:19093,2@localhost:19094`), host names resolved (the first address each
+/// resolves to). Whitespace around entries is ignored. Refuses an empty list, an entry
+/// without `@`, an id that is not a non-negative Kafka node id, a missing or bad port, a host
+/// that does not resolve, and an id listed twice, naming the entry.
+pub fn parse_voters(s: &str) -> Result<Vec<(NodeId, SocketAddr)>, RaftError> {
+    use std::net::ToSocketAddrs;
+
+    let bad = |entry: &str, why: String| {
+        RaftError::Config(format!(
+            "controller.quorum.voters entry {entry:?}: {why} (expected id@host:port)"
+        ))
+    };
+    let mut voters: Vec<(NodeId, SocketAddr)> = Vec::new();
+    for entry in s.split(',').map(str::trim) {
+        if entry.is_empty() {
+            return Err(bad(entry, "empty entry".into()));
+        }
+        let (id, address) = entry
+            .split_once('@')
+            .ok_or_else(|| bad(entry, "no '@'".into()))?;
+        let id: i32 = id
+            .trim()
+            .parse()
+            .map_err(|e| bad(entry, format!("node id {id:?}: {e}")))?;
+        let id = NodeId::try_from(id).map_err(|_| bad(entry, format!("negative node id {id}")))?;
+        let (host, port) = address
+            .rsplit_once(':')
+            .ok_or_else(|| bad(entry, "no port".into()))?;
+        if host.is_empty() {
+            return Err(bad(entry, "no host".into()));
+        }
+        port.parse::<u16>()
+            .map_err(|e| bad(entry, format!("port {port:?}: {e}")))?;
+        let addr = address
+            .to_socket_addrs()
+            .map_err(|e| bad(entry, format!("resolving {host:?}: {e}")))?
+            .next()
+            .ok_or_else(|| bad(entry, format!("{host:?} resolves to no address")))?;
+        if voters.iter().any(|(other, _)| *other == id) {
+            return Err(bad(entry, format!("node id {id} is listed twice")));
+        }
+        voters.push((id, addr));
+    }
+    Ok(voters)
 }
 
 /// One voter of the Raft metadata quorum.
@@ -83,6 +153,11 @@ pub struct RaftQuorum {
     published: Arc<Published>,
     runtime: Handle,
     propose_timeout: Duration,
+    session_timeout: Duration,
+    proposer: Proposer,
+    /// One connection per other voter for forwarded proposals, used one proposal at a time.
+    forwarders: BTreeMap<NodeId, tokio::sync::Mutex<PeerClient>>,
+    contact: Contact,
     local_addr: SocketAddr,
     server: Mutex<Option<JoinHandle<()>>>,
 }
@@ -106,8 +181,10 @@ impl RaftQuorum {
 
         let (log_store, state_machine) = store::open(&config.dir)?;
         let published = state_machine.published();
+        let contact = Contact::default();
         let network = NetworkFactory {
             node_id: config.node_id,
+            contact: contact.clone(),
         };
         let raft = Raft::new(
             config.node_id,
@@ -136,7 +213,17 @@ impl RaftQuorum {
             addr: own_addr,
             source,
         })?;
-        let server = tokio::spawn(serve(listener, raft.clone()));
+        let proposer = Proposer::new(raft.clone(), published.clone(), config.propose_timeout);
+        let server = tokio::spawn(serve(listener, raft.clone(), proposer.clone()));
+        let forwarders = members
+            .iter()
+            .filter(|(id, _)| **id != config.node_id)
+            .map(|(id, node)| {
+                let client =
+                    PeerClient::new(config.node_id, *id, node.addr.clone(), contact.clone());
+                (*id, tokio::sync::Mutex::new(client))
+            })
+            .collect();
 
         let quorum = Arc::new(RaftQuorum {
             node_id: config.node_id,
@@ -144,6 +231,10 @@ impl RaftQuorum {
             published,
             runtime: Handle::current(),
             propose_timeout: config.propose_timeout,
+            session_timeout: config.session_timeout,
+            proposer,
+            forwarders,
+            contact,
             local_addr,
             server: Mutex::new(Some(server)),
         });
@@ -173,30 +264,113 @@ impl RaftQuorum {
         self.local_addr
     }
 
-    /// [`MetadataQuorum::propose`] for async callers: commits `records` as one entry, or fails
-    /// after the propose timeout with `Unavailable` (the entry may still be committed later, as
-    /// with any timed-out write to a quorum). Returns the newest image, which includes them.
-    pub async fn write(
+    /// [`MetadataQuorum::propose`] for async callers: on the leader, runs the proposal; on
+    /// another voter, forwards it to the leader (waiting for one to be known) and then waits
+    /// until this node has applied it. Gives up after the propose timeout with `Unavailable`
+    /// (the records may still be committed later, as with any timed-out write to a quorum).
+    /// Returns an image that includes the records: the one right after them on the leader.
+    pub async fn propose_async(
         &self,
+        based_on: u64,
         records: Vec<MetadataRecord>,
     ) -> Result<Arc<MetadataImage>, QuorumError> {
-        let written = tokio::time::timeout(self.propose_timeout, self.raft.client_write(records));
-        match written.await {
-            Ok(Ok(response)) => {
-                let image = self.published.image();
-                debug_assert!(image.next_offset >= response.data);
-                Ok(image)
+        let deadline = tokio::time::Instant::now() + self.propose_timeout;
+        let unavailable = |why: &str| {
+            QuorumError::Unavailable(format!("{why}; gave up after {:?}", self.propose_timeout))
+        };
+        // Why the last attempt failed, for the answer at the deadline.
+        let mut last_failure = String::from("the proposal was not committed");
+        loop {
+            let remaining = deadline.saturating_duration_since(tokio::time::Instant::now());
+            if remaining.is_zero() {
+                return Err(unavailable(&last_failure));
             }
-            Ok(Err(openraft::error::RaftError::APIError(ClientWriteError::ForwardToLeader(
-                forward,
-            )))) => Err(QuorumError::NotController {
-                leader: forward.leader_id.and_then(kafka_id),
-            }),
-            Ok(Err(e)) => Err(QuorumError::Unavailable(e.to_string())),
-            Err(_) => Err(QuorumError::Unavailable(format!(
-                "records not committed within {:?}",
-                self.propose_timeout
-            ))),
+            let leader = self.raft.metrics().borrow().current_leader;
+            let outcome = match leader {
+                None => {
+                    let elected = self
+                        .raft
+                        .wait(Some(remaining))
+                        .metrics(|m| m.current_leader.is_some(), "a leader is known")
+                        .await;
+                    if elected.is_err() {
+                        return Err(unavailable("no leader was elected"));
+                    }
+                    continue;
+                }
+                Some(leader) if leader == self.node_id => {
+                    // The proposer has its own timeout; the deadline bounds the whole call.
+                    match tokio::time::timeout(
+                        remaining,
+                        self.proposer.propose(based_on, records.clone()),
+                    )
+                    .await
+                    {
+                        Ok(outcome) => outcome,
+                        Err(_) => return Err(unavailable("the proposal was not committed")),
+                    }
+                }
+                Some(leader) => {
+                    let Some(forwarder) = self.forwarders.get(&leader) else {
+                        return Err(QuorumError::NotController {
+                            leader: kafka_id(leader),
+                        });
+                    };
+                    // Waiting for this node's earlier proposal to free the connection counts
+                    // against the deadline too.
+                    let forwarded = tokio::time::timeout(remaining, async {
+                        let mut forwarder = forwarder.lock().await;
+                        let remaining =
+                            deadline.saturating_duration_since(tokio::time::Instant::now());
+                        forwarder
+                            .forward(based_on, records.clone(), remaining)
+                            .await
+                    });
+                    match forwarded.await {
+                        Ok(Ok(outcome)) => outcome,
+                        Ok(Err(e)) => {
+                            tracing::debug!(node_id = self.node_id, leader, error = %e,
+                                "forwarding a proposal failed; retrying");
+                            ProposeOutcome::Unavailable(format!(
+                                "forwarding to the leader {leader}: {e}"
+                            ))
+                        }
+                        Err(_) => return Err(unavailable("the proposal was not committed")),
+                    }
+                }
+            };
+            match outcome {
+                ProposeOutcome::Committed { next_offset } => {
+                    let remaining = deadline.saturating_duration_since(tokio::time::Instant::now());
+                    return self
+                        .published
+                        .wait_for(next_offset, remaining)
+                        .await
+                        .ok_or_else(|| {
+                            unavailable(&format!(
+                                "committed up to {next_offset} but not applied on this node"
+                            ))
+                        });
+                }
+                ProposeOutcome::Stale { next_offset } => {
+                    return Err(QuorumError::Stale { next_offset })
+                }
+                // Leadership is moving, the leader is unreachable or could not reach a majority
+                // yet: try again once this node has had time to hear of a change. Safe even if
+                // the failed attempt is committed after all: then this one is Stale.
+                ProposeOutcome::NotLeader { leader } => {
+                    last_failure = format!("the leader moved (to {leader:?})");
+                    let pause = RETRY_PAUSE
+                        .min(deadline.saturating_duration_since(tokio::time::Instant::now()));
+                    tokio::time::sleep(pause).await;
+                }
+                ProposeOutcome::Unavailable(why) => {
+                    last_failure = why;
+                    let pause = RETRY_PAUSE
+                        .min(deadline.saturating_duration_since(tokio::time::Instant::now()));
+                    tokio::time::sleep(pause).await;
+                }
+            }
         }
     }
 
@@ -244,15 +418,54 @@ impl MetadataQuorum for RaftQuorum {
             .and_then(kafka_id)
     }
 
-    /// Blocks the calling thread on [`RaftQuorum::write`] with the runtime `start` ran on.
-    /// Must not be called from a runtime worker thread (tokio panics: a runtime cannot block
-    /// on itself); call it from `spawn_blocking` or a plain thread.
-    fn propose(&self, records: Vec<MetadataRecord>) -> Result<Arc<MetadataImage>, QuorumError> {
-        self.runtime.block_on(self.write(records))
+    /// Blocks the calling thread on [`RaftQuorum::propose_async`] with the runtime `start`
+    /// ran on. Must not be called from a runtime worker thread (tokio panics: a runtime cannot
+    /// block on itself); call it from `spawn_blocking` or a plain thread.
+    fn propose(
+        &self,
+        based_on: u64,
+        records: Vec<MetadataRecord>,
+    ) -> Result<Arc<MetadataImage>, QuorumError> {
+        self.runtime.block_on(self.propose_async(based_on, records))
     }
 
     fn image(&self) -> Arc<MetadataImage> {
         self.published.image()
+    }
+
+    /// Blocking, like `propose`, and for the same reason not on a runtime worker thread.
+    fn wait_for(
+        &self,
+        next_offset: u64,
+        timeout: Duration,
+    ) -> Result<Arc<MetadataImage>, QuorumError> {
+        self.runtime
+            .block_on(self.published.wait_for(next_offset, timeout))
+            .ok_or_else(|| {
+                QuorumError::Unavailable(format!(
+                    "this node did not apply the metadata log up to {next_offset} within \
+                     {timeout:?} (it is at {})",
+                    self.published.image().next_offset
+                ))
+            })
+    }
+
+    fn live_nodes(&self) -> Option<Vec<i32>> {
+        let metrics = self.raft.metrics().borrow().clone();
+        if metrics.state != ServerState::Leader || metrics.current_leader != Some(self.node_id) {
+            return None;
+        }
+        let voters: BTreeSet<NodeId> = metrics.membership_config.membership().voter_ids().collect();
+        let mut live = vec![self.node_id];
+        live.extend(self.contact.heard_within(self.session_timeout));
+        let mut live: Vec<i32> = live
+            .into_iter()
+            .filter(|id| voters.contains(id))
+            .filter_map(kafka_id)
+            .collect();
+        live.sort_unstable();
+        live.dedup();
+        Some(live)
     }
 
     fn subscribe(&self, listener: ImageListener) {
@@ -288,10 +501,60 @@ fn voter_nodes(
     Ok(members)
 }
 
+/// How long a forwarding voter waits before trying again after the node it took for the
+/// leader said it was not, or could not be reached.
+const RETRY_PAUSE: Duration = Duration::from_millis(100);
+
 fn kafka_id(id: NodeId) -> Option<i32> {
     i32::try_from(id).ok()
 }
 
 fn millis(d: Duration) -> u64 {
     u64::try_from(d.as_millis()).unwrap_or(u64::MAX)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn parse_voters_reads_ids_addresses_and_host_names() {
+        let voters = parse_voters("1@127.0.0.1:19093, 2@localhost:19094,3@[::1]:19095").unwrap();
+        assert_eq!(voters[0], (1, "127.0.0.1:19093".parse().unwrap()));
+        assert_eq!(voters[1].0, 2);
+        assert!(
+            voters[1].1.ip().is_loopback(),
+            "localhost resolves to a loopback address"
+        );
+        assert_eq!(voters[1].1.port(), 19094);
+        assert_eq!(voters[2], (3, "[::1]:19095".parse().unwrap()));
+    }
+
+    #[test]
+    fn parse_voters_names_the_bad_entry() {
+        for (voters, expected) in [
+            ("", "empty entry"),
+            ("1@127.0.0.1:1,", "empty entry"),
+            ("127.0.0.1:19093", "no '@'"),
+            ("x@127.0.0.1:19093", "node id \"x\""),
+            ("-1@127.0.0.1:19093", "negative node id -1"),
+            ("4294967296@127.0.0.1:1", "node id \"4294967296\""),
+            ("1@127.0.0.1", "no port"),
+            ("1@:19093", "no host"),
+            ("1@127.0.0.1:99999", "port \"99999\""),
+            (
+                "1@no-such-host.invalid:19093",
+                "resolving \"no-such-host.invalid\"",
+            ),
+            ("1@127.0.0.1:1,1@127.0.0.1:2", "node id 1 is listed twice"),
+        ] {
+            match parse_voters(voters) {
+                Err(RaftError::Config(message)) => assert!(
+                    message.contains(expected),
+                    "{voters:?}: {message:?} should contain {expected:?}"
+                ),
+                other => panic!("{voters:?}: expected a Config error, got {other:?}"),
+            }
+        }
+    }
 }

@@ -1,7 +1,8 @@
 //! The Raft state on disk, under the node's `<metadata.log.dir>/__cluster_metadata-0/raft/`:
 //!
 //! - `log.jsonl`: the Raft log, one openraft `Entry` (log id + payload: blank, membership, or a
-//!   batch of `MetadataRecord`s) as JSON per line, indexes increasing (openraft appends them
+//!   [`Batch`](crate::Batch): `{"based_on": n, "records": [MetadataRecord, ..]}`) as JSON per
+//!   line, indexes increasing (openraft appends them
 //!   consecutively; the store only refuses an index that does not increase, because openraft's
 //!   conformance suite itself appends with gaps). Appends are fsynced
 //!   before openraft is told they are durable; `truncate` cuts the file at the first removed
@@ -18,9 +19,12 @@
 //!   (fsynced) when a snapshot is built or installed.
 //!
 //! **The state machine** is the [`MetadataImage`] folded by [`MetadataImage::apply`] from the
-//! records of every applied entry, plus the last applied log id and membership. It is not
-//! written on apply: it is rebuilt on open from the snapshot, and openraft re-applies the log
-//! after it up to `committed.json`.
+//! records of every applied batch whose `based_on` was the image's `next_offset` when it was
+//! applied, plus the last applied log id and membership. A batch based on another offset is
+//! skipped whole and answered [`EntryOutcome::Stale`]: this is the optimistic check of a
+//! proposal, made where nothing can race it (in log order, identically on every voter). It is
+//! not written on apply: it is rebuilt on open from the snapshot, and openraft re-applies the
+//! log after it up to `committed.json`.
 //!
 //! **A snapshot is the full list of applied records**, not a compaction of the image: the image
 //! has no serialised form and no way back to records, and replaying the list through the same
@@ -41,6 +45,7 @@ use std::io::{self, BufRead, BufReader, Cursor, Write};
 use std::ops::{Bound, RangeBounds};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
+use std::time::Duration;
 
 use openraft::storage::{LogFlushed, LogState, RaftLogStorage, RaftStateMachine, Snapshot};
 use openraft::{
@@ -51,7 +56,7 @@ use oxka_metadata::{ImageListener, MetadataImage, MetadataRecord};
 use parking_lot::{Mutex, RwLock};
 use serde::{Deserialize, Serialize};
 
-use crate::{NodeId, RaftError, TypeConfig};
+use crate::{EntryOutcome, NodeId, RaftError, TypeConfig};
 
 type StorageResult<T> = Result<T, StorageError<NodeId>>;
 
@@ -383,6 +388,8 @@ impl RaftLogStorage<TypeConfig> for LogStore {
 pub struct Published {
     image: RwLock<Arc<MetadataImage>>,
     listeners: Mutex<Vec<ImageListener>>,
+    /// The `next_offset` of `image`, sent after each publish, to wake [`Published::wait_for`].
+    applied: tokio::sync::watch::Sender<u64>,
 }
 
 impl Published {
@@ -396,10 +403,34 @@ impl Published {
         self.listeners.lock().push(listener);
     }
 
+    /// Waits until the newest image has applied the log up to `next_offset` and returns it
+    /// (that image or a newer one), or `None` after `timeout`.
+    pub async fn wait_for(
+        &self,
+        next_offset: u64,
+        timeout: Duration,
+    ) -> Option<Arc<MetadataImage>> {
+        // Subscribed before the image is read, so a publish in between is not missed.
+        let mut applied = self.applied.subscribe();
+        let deadline = tokio::time::Instant::now() + timeout;
+        loop {
+            let image = self.image();
+            if image.next_offset >= next_offset {
+                return Some(image);
+            }
+            match tokio::time::timeout_at(deadline, applied.changed()).await {
+                Ok(Ok(())) => {}
+                // Timed out (or the sender, which `self` owns, is gone).
+                Ok(Err(_)) | Err(_) => return None,
+            }
+        }
+    }
+
     /// Stores `image` as the newest and hands it to every listener. Called only from the
     /// state machine, whose calls openraft serialises: listeners see images in log order.
     fn publish(&self, image: Arc<MetadataImage>) {
         *self.image.write() = image.clone();
+        self.applied.send_replace(image.next_offset);
         for listener in self.listeners.lock().iter() {
             listener(&image);
         }
@@ -455,6 +486,7 @@ impl StateMachine {
             published: Arc::new(Published {
                 image: RwLock::new(Arc::new(MetadataImage::default())),
                 listeners: Mutex::new(Vec::new()),
+                applied: tokio::sync::watch::channel(0).0,
             }),
             snapshot: Arc::new(Mutex::new(None)),
             snapshot_seq: 0,
@@ -505,7 +537,7 @@ impl RaftStateMachine<TypeConfig> for StateMachine {
         Ok((self.last_applied, self.last_membership.clone()))
     }
 
-    async fn apply<I>(&mut self, entries: I) -> StorageResult<Vec<u64>>
+    async fn apply<I>(&mut self, entries: I) -> StorageResult<Vec<EntryOutcome>>
     where
         I: IntoIterator<Item = Entry<TypeConfig>> + OptionalSend,
         I::IntoIter: OptionalSend,
@@ -513,19 +545,28 @@ impl RaftStateMachine<TypeConfig> for StateMachine {
         let mut responses = Vec::new();
         for entry in entries {
             self.last_applied = Some(entry.log_id);
-            match entry.payload {
-                EntryPayload::Blank => {}
+            let next_offset = self.published.image().next_offset;
+            let outcome = match entry.payload {
+                EntryPayload::Blank => EntryOutcome::Applied { next_offset },
                 EntryPayload::Membership(membership) => {
                     self.last_membership = StoredMembership::new(Some(entry.log_id), membership);
+                    EntryOutcome::Applied { next_offset }
                 }
-                EntryPayload::Normal(records) => {
+                // Every voter applies the same entries to the same image, so every voter
+                // skips the same batches.
+                EntryPayload::Normal(batch) if batch.based_on != next_offset => {
+                    EntryOutcome::Stale { next_offset }
+                }
+                EntryPayload::Normal(batch) => {
                     let mut image = (*self.published.image()).clone();
-                    image.apply(&records);
-                    self.records.extend(records);
+                    image.apply(&batch.records);
+                    self.records.extend(batch.records);
+                    let next_offset = image.next_offset;
                     self.published.publish(Arc::new(image));
+                    EntryOutcome::Applied { next_offset }
                 }
-            }
-            responses.push(self.published.image().next_offset);
+            };
+            responses.push(outcome);
         }
         Ok(responses)
     }

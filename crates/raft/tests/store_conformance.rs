@@ -13,7 +13,7 @@ use openraft::{
 };
 use oxka_metadata::MetadataRecord;
 use oxka_raft::store::{self, LogStore, StateMachine};
-use oxka_raft::{NodeId, TypeConfig};
+use oxka_raft::{Batch, EntryOutcome, NodeId, TypeConfig};
 use tempfile::TempDir;
 
 struct DiskStoreBuilder;
@@ -35,10 +35,20 @@ fn log_id(term: u64, index: u64) -> LogId<NodeId> {
     LogId::new(CommittedLeaderId::new(term, 1), index)
 }
 
+/// A batch of one record per entry from index 1, so based on `index - 1`.
 fn batch(term: u64, index: u64, records: Vec<MetadataRecord>) -> Entry<TypeConfig> {
+    batch_at(term, index, index - 1, records)
+}
+
+fn batch_at(
+    term: u64,
+    index: u64,
+    based_on: u64,
+    records: Vec<MetadataRecord>,
+) -> Entry<TypeConfig> {
     Entry {
         log_id: log_id(term, index),
-        payload: EntryPayload::Normal(records),
+        payload: EntryPayload::Normal(Batch { based_on, records }),
     }
 }
 
@@ -104,4 +114,50 @@ async fn vote_log_and_snapshot_survive_a_reopen_and_a_torn_line_is_cut_off() {
         log.get_log_state().await.unwrap().last_log_id,
         Some(log_id(2, 4))
     );
+}
+
+#[tokio::test]
+async fn a_batch_based_on_an_offset_the_log_has_left_is_skipped_whole_and_answered_stale() {
+    let dir = tempfile::tempdir().unwrap();
+    let (_, mut sm) = store::open(dir.path()).unwrap();
+    let outcomes = sm
+        .apply(vec![
+            batch_at(1, 1, 0, vec![producer_ids(1000), producer_ids(2000)]),
+            // Validated against the empty image too: lost the race.
+            batch_at(1, 2, 0, vec![producer_ids(5000)]),
+            batch_at(1, 3, 2, vec![producer_ids(3000)]),
+            // Ahead of the log: cannot happen from a real proposal, and is refused the same way.
+            batch_at(1, 4, 9, vec![producer_ids(6000)]),
+        ])
+        .await
+        .unwrap();
+    assert_eq!(
+        outcomes,
+        vec![
+            EntryOutcome::Applied { next_offset: 2 },
+            EntryOutcome::Stale { next_offset: 2 },
+            EntryOutcome::Applied { next_offset: 3 },
+            EntryOutcome::Stale { next_offset: 3 },
+        ]
+    );
+    let image = sm.published().image();
+    assert_eq!(image.next_offset, 3);
+    assert_eq!(image.next_producer_id, 3000);
+    let (applied, _) = sm.applied_state().await.unwrap();
+    assert_eq!(
+        applied,
+        Some(log_id(1, 4)),
+        "skipped entries are applied all the same"
+    );
+
+    // A snapshot holds only the applied records: rebuilt from it, the image is the same.
+    sm.get_snapshot_builder()
+        .await
+        .build_snapshot()
+        .await
+        .unwrap();
+    drop(sm);
+    let (_, sm) = store::open(dir.path()).unwrap();
+    assert_eq!(sm.published().image().next_offset, 3);
+    assert_eq!(sm.published().image().next_producer_id, 3000);
 }

@@ -1,5 +1,5 @@
 //! Three `RaftQuorum` voters in one process, on 127.0.0.1 ephemeral ports with temp dirs:
-//! election, replication in log order, NotController on followers, fail-over, catch-up of a
+//! election, replication in log order, proposals forwarded from followers, fail-over, catch-up of a
 //! restarted voter (from the log, and through a snapshot), and Unavailable without a majority.
 //!
 //! Every wait is bounded: polled every 50 ms, given up after 10 s with a message that says what
@@ -11,13 +11,15 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use openraft::ServerState;
-use oxka_metadata::{MetadataQuorum, MetadataRecord, QuorumError};
+use oxka_metadata::{MetadataImage, MetadataQuorum, MetadataRecord, QuorumError};
 use oxka_raft::{RaftConfig, RaftQuorum};
 use parking_lot::Mutex;
 use tempfile::TempDir;
 
 const WAIT: Duration = Duration::from_secs(10);
 const PROPOSE_TIMEOUT: Duration = Duration::from_secs(2);
+/// Short, so a stopped voter drops out of `live_nodes` quickly (heartbeats are every 50 ms).
+const SESSION_TIMEOUT: Duration = Duration::from_millis(600);
 
 /// What one node's subscriber saw: `(next_offset, next_producer_id)` of each image.
 type Seen = Arc<Mutex<Vec<(u64, i64)>>>;
@@ -29,10 +31,16 @@ struct Cluster {
     seen: Vec<Seen>,
     /// Snapshot every this many entries, keeping none before it (0: the default policy).
     snapshot_after_entries: u64,
+    /// `RaftConfig::new`'s timings instead of the tests' fast ones.
+    default_timings: bool,
 }
 
 impl Cluster {
     async fn start(snapshot_after_entries: u64) -> Cluster {
+        Cluster::start_with(snapshot_after_entries, false).await
+    }
+
+    async fn start_with(snapshot_after_entries: u64, default_timings: bool) -> Cluster {
         let listeners: Vec<TcpListener> = (0..3)
             .map(|_| TcpListener::bind("127.0.0.1:0").unwrap())
             .collect();
@@ -47,6 +55,7 @@ impl Cluster {
             nodes: vec![None, None, None],
             seen: Vec::new(),
             snapshot_after_entries,
+            default_timings,
         };
         for (i, listener) in listeners.into_iter().enumerate() {
             cluster.start_node(i, Some(listener)).await;
@@ -61,10 +70,14 @@ impl Cluster {
             self.dirs[i].path().join("__cluster_metadata-0/raft"),
         );
         config.listener = listener;
+        if self.default_timings {
+            return config;
+        }
         config.heartbeat_interval = Duration::from_millis(50);
         config.election_timeout_min = Duration::from_millis(300);
         config.election_timeout_max = Duration::from_millis(600);
         config.propose_timeout = PROPOSE_TIMEOUT;
+        config.session_timeout = SESSION_TIMEOUT;
         if self.snapshot_after_entries > 0 {
             config.snapshot_after_entries = self.snapshot_after_entries;
             config.entries_kept_after_snapshot = 0;
@@ -170,15 +183,42 @@ async fn wait_until(what: &str, mut condition: impl FnMut() -> bool) {
     }
 }
 
-/// `MetadataQuorum::propose`, from a blocking thread as callers must.
+/// `MetadataQuorum::propose` based on the node's current image, from a blocking thread as
+/// callers must.
 async fn propose(
     node: &Arc<RaftQuorum>,
     records: Vec<MetadataRecord>,
-) -> Result<Arc<oxka_metadata::MetadataImage>, QuorumError> {
+) -> Result<Arc<MetadataImage>, QuorumError> {
+    let based_on = node.image().next_offset;
+    propose_at(node, based_on, records).await
+}
+
+/// `MetadataQuorum::propose` at `based_on`, from a blocking thread.
+async fn propose_at(
+    node: &Arc<RaftQuorum>,
+    based_on: u64,
+    records: Vec<MetadataRecord>,
+) -> Result<Arc<MetadataImage>, QuorumError> {
     let node = node.clone();
-    tokio::task::spawn_blocking(move || node.propose(records))
+    tokio::task::spawn_blocking(move || node.propose(based_on, records))
         .await
         .unwrap()
+}
+
+/// What a controller does with one change: propose it based on the node's image and, on
+/// `Stale`, wait for the newer image and propose again. Blocking.
+fn propose_until_committed(node: &RaftQuorum, record: MetadataRecord) -> Arc<MetadataImage> {
+    let mut based_on = node.image().next_offset;
+    for _ in 0..10 {
+        match node.propose(based_on, vec![record.clone()]) {
+            Ok(image) => return image,
+            Err(QuorumError::Stale { next_offset }) => {
+                based_on = node.wait_for(next_offset, WAIT).unwrap().next_offset;
+            }
+            Err(e) => panic!("node {} could not propose: {e}", node.node_id()),
+        }
+    }
+    panic!("node {} was Stale 10 times in a row", node.node_id());
 }
 
 fn producer_ids(start: i64) -> MetadataRecord {
@@ -213,19 +253,171 @@ async fn three_voters_elect_a_leader_and_apply_its_proposals_in_the_same_order_e
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_proposal_on_a_follower_answers_not_controller_with_the_leaders_id() {
+async fn a_proposal_on_a_follower_is_forwarded_to_the_leader_and_its_image_includes_it() {
     let cluster = Cluster::start(0).await;
     let leader = cluster.leader().await;
-    let leader_id = cluster.node(leader).node_id();
-    for (i, node) in cluster.running().filter(|(i, _)| *i != leader) {
-        match propose(node, vec![producer_ids(1)]).await {
-            Err(QuorumError::NotController { leader }) => {
-                assert_eq!(leader, Some(leader_id), "node {i} names the leader")
-            }
-            other => panic!("node {i}: expected NotController, got {other:?}"),
-        }
+    let follower = (leader + 1) % 3;
+    let image = propose_at(cluster.node(follower), 0, vec![producer_ids(4242)])
+        .await
+        .unwrap();
+    assert_eq!(image.next_offset, 1, "the follower's image has the batch");
+    assert_eq!(image.next_producer_id, 4242);
+    assert_eq!(cluster.node(follower).image().next_offset, 1);
+    cluster.all_applied(1).await;
+    assert_eq!(cluster.node(leader).image().next_producer_id, 4242);
+    cluster.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn two_followers_proposing_at_the_same_offset_commit_exactly_one_and_the_other_is_stale() {
+    let cluster = Cluster::start(0).await;
+    let leader = cluster.leader().await;
+    let followers: Vec<usize> = (0..3).filter(|i| *i != leader).collect();
+    let (a, b) = tokio::join!(
+        propose_at(cluster.node(followers[0]), 0, vec![producer_ids(1000)]),
+        propose_at(cluster.node(followers[1]), 0, vec![producer_ids(2000)]),
+    );
+    let winner = match (&a, &b) {
+        (Ok(image), Err(QuorumError::Stale { next_offset: 1 })) => image,
+        (Err(QuorumError::Stale { next_offset: 1 }), Ok(image)) => image,
+        other => panic!("expected one commit and one Stale at offset 1, got {other:?}"),
+    };
+    assert_eq!(winner.next_offset, 1);
+    cluster.all_applied(1).await;
+    let committed = cluster.node(leader).image().next_producer_id;
+    assert_eq!(
+        winner.next_producer_id, committed,
+        "the winner's batch is the one committed"
+    );
+    cluster.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_fresh_cluster_accepts_a_proposal_from_every_voter_and_all_images_agree() {
+    let cluster = Cluster::start(0).await;
+    let started = Instant::now();
+    // No waiting for a leader: each voter proposes as soon as it runs.
+    let proposals: Vec<_> = cluster
+        .running()
+        .map(|(i, node)| {
+            let node = node.clone();
+            tokio::task::spawn_blocking(move || {
+                propose_until_committed(&node, producer_ids(1000 * (i as i64 + 1)))
+            })
+        })
+        .collect();
+    for (i, proposal) in proposals.into_iter().enumerate() {
+        let image = proposal.await.unwrap();
+        assert!(image.next_offset >= 1, "node {i}'s image has its batch");
     }
-    assert_eq!(cluster.node(leader).image().next_offset, 0);
+    let took = started.elapsed();
+    assert!(took < Duration::from_secs(5), "the proposals took {took:?}");
+    cluster.all_applied(3).await;
+    // A subscriber is called just after the image is published.
+    wait_until("every subscriber sees three images", || {
+        cluster.seen.iter().all(|seen| seen.lock().len() == 3)
+    })
+    .await;
+    let seen0 = cluster.seen[0].lock().clone();
+    assert_eq!(seen0.len(), 3, "three batches, each one image: {seen0:?}");
+    // Three proposals answered Ok and three batches applied: each committed exactly once.
+    let offsets: Vec<u64> = seen0.iter().map(|(offset, _)| *offset).collect();
+    assert_eq!(offsets, vec![1, 2, 3]);
+    // The image keeps the highest block start.
+    assert_eq!(seen0[2].1, 3000);
+    for i in 1..3 {
+        assert_eq!(
+            *cluster.seen[i].lock(),
+            seen0,
+            "node {i} saw the same images"
+        );
+    }
+    cluster.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn with_default_timings_a_fresh_cluster_takes_a_follower_proposal_within_a_few_seconds() {
+    let cluster = Cluster::start_with(0, true).await;
+    let started = Instant::now();
+    // Node 3 proposes at once: it waits for a leader, and forwards unless it is elected.
+    let node = cluster.node(2).clone();
+    let image =
+        tokio::task::spawn_blocking(move || propose_until_committed(&node, producer_ids(7)))
+            .await
+            .unwrap();
+    let took = started.elapsed();
+    assert_eq!(image.next_offset, 1);
+    // An election timeout of 1–2 s, then a round trip or two.
+    assert!(took < Duration::from_secs(4), "the proposal took {took:?}");
+    cluster.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn live_nodes_on_the_leader_drops_a_stopped_voter_after_the_session_timeout() {
+    let mut cluster = Cluster::start(0).await;
+    let leader = cluster.leader().await;
+    let ids: Vec<i32> = cluster.running().map(|(_, n)| n.node_id()).collect();
+    wait_until("the leader hears from every voter", || {
+        cluster.node(leader).live_nodes().as_deref() == Some(&ids[..])
+    })
+    .await;
+    for (i, node) in cluster.running().filter(|(i, _)| *i != leader) {
+        assert_eq!(node.live_nodes(), None, "node {i} is a follower");
+    }
+    let stopped = (leader + 1) % 3;
+    let stopped_id = cluster.node(stopped).node_id();
+    cluster.stop_node(stopped).await;
+    let at = Instant::now();
+    wait_until("the stopped voter drops out of live_nodes", || {
+        cluster
+            .node(leader)
+            .live_nodes()
+            .is_some_and(|live| !live.contains(&stopped_id))
+    })
+    .await;
+    let took = at.elapsed();
+    // Heard from at most one heartbeat interval before it stopped.
+    assert!(
+        took + Duration::from_millis(100) >= SESSION_TIMEOUT,
+        "dropped after {took:?}, before the {SESSION_TIMEOUT:?} session timeout"
+    );
+    let live = cluster.node(leader).live_nodes().unwrap();
+    let expected: Vec<i32> = ids.iter().copied().filter(|id| *id != stopped_id).collect();
+    assert_eq!(live, expected);
+    cluster.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn wait_for_an_offset_never_reached_is_unavailable_after_its_timeout() {
+    let cluster = Cluster::start(0).await;
+    let leader = cluster.leader().await;
+    propose(cluster.node(leader), vec![producer_ids(1)])
+        .await
+        .unwrap();
+    cluster.all_applied(1).await;
+    for (i, node) in cluster.running() {
+        let node = node.clone();
+        let (reached, waited) = tokio::task::spawn_blocking(move || {
+            let started = Instant::now();
+            let reached = node
+                .wait_for(1, Duration::from_millis(300))
+                .map(|image| image.next_offset);
+            let result = node.wait_for(2, Duration::from_millis(300));
+            (reached, (result, started.elapsed()))
+        })
+        .await
+        .unwrap();
+        assert_eq!(reached.unwrap(), 1, "node {i} has applied offset 1");
+        let (result, took) = waited;
+        assert!(
+            matches!(result, Err(QuorumError::Unavailable(_))),
+            "node {i}: expected Unavailable, got {result:?}"
+        );
+        assert!(
+            took >= Duration::from_millis(300) && took < Duration::from_secs(2),
+            "node {i} answered after {took:?}"
+        );
+    }
     cluster.shutdown().await;
 }
 
@@ -305,11 +497,15 @@ async fn a_voter_behind_a_leader_that_purged_its_log_catches_up_through_a_snapsh
     assert_eq!(cluster.leader().await, third);
     cluster.all_applied(11).await;
     assert_eq!(cluster.node(first).image().next_producer_id, 210);
-    let snapshot = cluster.node(first).raft().metrics().borrow().snapshot;
-    assert!(
-        snapshot.is_some_and(|s| s.index > 3),
-        "the restarted voter installed a snapshot: {snapshot:?}"
-    );
+    // The image is published while the snapshot is installed, the metrics a moment later.
+    wait_until(
+        "the restarted voter's metrics show the snapshot it installed",
+        || {
+            let snapshot = cluster.node(first).raft().metrics().borrow().snapshot;
+            snapshot.is_some_and(|s| s.index > 3)
+        },
+    )
+    .await;
 
     propose(cluster.node(third), vec![producer_ids(300)])
         .await
