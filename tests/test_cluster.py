@@ -26,7 +26,9 @@ What Kafka does, as recorded by these tests (4.1.1, 3 nodes, loopback):
   that does not exist: a raw request (timeout_ms=5000) is answered REQUEST_TIMED_OUT (7) after
   about 60 s (Kafka's forwarding timeout, not the request's); confluent-kafka's admin call fails
   with its own _TIMED_OUT at request_timeout (10 s).  Metadata is still answered at once, stale.
-- SIGKILL of the active controller: the survivors' DescribeQuorum names a new leader ~3 s later.
+- SIGKILL of the active controller: the survivors' DescribeQuorum names a new leader ~3 s later;
+  their Metadata drops the dead broker ~9 s later (broker.session.timeout.ms), and until then may
+  name it as the controller, so an admin client's CreateTopics goes to the dead node.
   SIGSTOP of it: the other brokers answer DescribeQuorum (forwarded to the controller) with the
   new leader only after ~64 s, their forwarding connection waiting on the stopped node; after
   SIGCONT the stopped node follows the new leader.
@@ -121,13 +123,16 @@ def _oxka_only(request, impl):
 
 
 # ------------------------------------------------------------------ helpers
-def admin(c, *node_ids):
+def admin(c, *node_ids, fresh=False):
     """A confluent-kafka AdminClient bootstrapped at those nodes only, kept by the cluster: a
-    future must not outlive its client (it would fail with _DESTROY)."""
+    future must not outlive its client (it would fail with _DESTROY).  `fresh`: a new client,
+    for after a node died (librdkafka keeps waiting for a cached controller that is gone)."""
     cache = c.__dict__.setdefault("admins", {})
     key = c.bootstrap(*node_ids)
+    if fresh:
+        key += "#%d" % len(cache)
     if key not in cache:
-        cache[key] = AdminClient({"bootstrap.servers": key, "socket.timeout.ms": 10000,
+        cache[key] = AdminClient({"bootstrap.servers": key.split("#")[0], "socket.timeout.ms": 10000,
                                   "log.connection.close": False})
     return cache[key]
 
@@ -524,10 +529,21 @@ def test_sigkill_active_controller_survivors_elect_and_serve_and_it_catches_up(f
         for n in survivors:
             assert n.probe.metadata(topics=[])[1] == new
 
+    # the dead broker is fenced: the survivors list only themselves (Kafka after
+    # broker.session.timeout.ms, 9 s; until then its Metadata may even name the dead broker as
+    # the controller clients send CreateTopics to, and confluent-kafka's call times out)
+    live = {n.node_id: ("127.0.0.1", n.port) for n in survivors}
+    for n in survivors:
+        c.wait_until(lambda: n.probe.metadata(topics=[])[0] == live, 30,
+                     "survivor %d to list only brokers %s" % (n.node_id, sorted(live)))
+    fenced = time.monotonic() - t0
+    for n in survivors:
+        assert n.probe.metadata(topics=[])[1] in live
+
     # the survivors serve metadata changes: a topic and two config changes
     sids = [n.node_id for n in survivors]
     t = unique("after")
-    fs = admin(c, *sids).create_topics([NewTopic(t, 2, 1)], request_timeout=30)
+    fs = admin(c, *sids, fresh=True).create_topics([NewTopic(t, 2, 1)], request_timeout=30)
     try:
         assert fs[t].result(30) is None
     except KafkaException as e:
@@ -537,7 +553,7 @@ def test_sigkill_active_controller_survivors_elect_and_serve_and_it_catches_up(f
                      15, "survivor %d to list %s" % (n.node_id, t))
     res = ConfigResource(ResourceType.TOPIC, t, incremental_configs=[ConfigEntry(
         "retention.ms", "123456", incremental_operation=AlterConfigOpType.SET)])
-    fs = admin(c, sids[0]).incremental_alter_configs([res], request_timeout=30)
+    fs = admin(c, sids[0], fresh=True).incremental_alter_configs([res], request_timeout=30)
     try:
         list(fs.values())[0].result(30)
     except KafkaException as e:
@@ -567,7 +583,8 @@ def test_sigkill_active_controller_survivors_elect_and_serve_and_it_catches_up(f
     after = c.wait_until(lambda: (lambda d: d if len(set(d.values())) == 1 else None)(
         {n.node_id: active_controller(n) for n in c.nodes}), 20, "one controller after the restart")
     assert set(after.values()) <= set(c.ids), after
-    print("%s: new controller %d elected %.1fs after SIGKILL of %d" % (c.impl, new, elected, old))
+    print("%s: new controller %d elected %.1fs, dead broker %d fenced %.1fs after its SIGKILL"
+          % (c.impl, new, elected, old, fenced))
 
 
 # ------------------------------------------------------------------ 8. no quorum
