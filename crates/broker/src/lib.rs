@@ -103,6 +103,7 @@ impl Broker {
         let stored_cluster =
             log_dir::check_meta_properties(&dirs, config.node_id, config.cluster_id.as_deref())?;
         let cluster_id = config.cluster_id.clone().or_else(|| stored_cluster.clone());
+        let clustered = quorum.is_some();
         let controller = match quorum {
             Some(quorum) => Controller::with_quorum(quorum, cluster_id)?,
             None => Controller::open(
@@ -143,7 +144,15 @@ impl Broker {
         }
         config.set_dynamic(dynamic_configs(&image, config.node_id));
         let partitions = PartitionManager::new(config.node_id, config.log_dirs.clone());
-        partitions.remove_orphans(&image);
+        if !clustered {
+            partitions.remove_orphans(&image);
+        } else {
+            // This node's image may still lag the quorum's, and a partition created since is
+            // not an orphan: Kafka too only removes stray replicas once it has caught up.
+            tracing::info!(
+                "not removing unknown partition directories: the metadata image may lag the quorum"
+            );
+        }
         partitions.reconcile(&image, &config)?;
         let quorum = controller.quorum().clone();
         let broker = Arc::new(Broker {

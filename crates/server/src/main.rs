@@ -100,7 +100,8 @@ fn main() -> anyhow::Result<()> {
     }
 }
 
-/// Log level from `RUST_LOG`, else from the log4j-style `KAFKA_LOG4J_ROOT_LOGLEVEL`; lines to
+/// Log level from `RUST_LOG`, else from the log4j-style `KAFKA_LOG4J_ROOT_LOGLEVEL` (openraft
+/// at most WARN); lines to
 /// stderr as text (ANSI colour only when stderr is a terminal and NO_COLOR is unset) or JSON.
 fn init_tracing(format: LogFormat) {
     use std::io::IsTerminal;
@@ -116,7 +117,11 @@ fn init_tracing(format: LogFormat) {
                 _ => "info",
             })
             .unwrap_or("info");
-        EnvFilter::new(level)
+        // openraft reports every vote and election step at INFO; its warnings stay.
+        match level {
+            "trace" | "debug" | "info" => EnvFilter::new(format!("{level},openraft=warn")),
+            _ => EnvFilter::new(level),
+        }
     });
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)

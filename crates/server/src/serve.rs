@@ -9,7 +9,9 @@ use std::time::{Duration, Instant};
 
 use anyhow::Context;
 use oxka_broker::config::Listener;
-use oxka_broker::Broker;
+use oxka_broker::{Broker, BrokerConfig};
+use oxka_metadata::MetadataQuorum;
+use oxka_raft::{RaftConfig, RaftQuorum};
 use tokio::net::TcpListener;
 
 use crate::{connection, http, security, settings};
@@ -62,7 +64,14 @@ async fn run(properties: Option<PathBuf>, overrides: Vec<String>) -> anyhow::Res
     if let Some(addr) = &config.metrics_listen {
         http::start(http::parse_listen(addr)?, health.clone()).await?;
     }
-    let broker = tokio::task::spawn_blocking(move || Broker::open(config)).await??;
+    // A cluster's metadata comes from the Raft quorum of its voters, started first (its peer
+    // server on the controller listener) so that opening the broker can register through it.
+    let raft = match config.cluster_voters() {
+        Some(_) => Some(start_raft(&config).await?),
+        None => None,
+    };
+    let quorum = raft.clone().map(|q| q as Arc<dyn MetadataQuorum>);
+    let broker = tokio::task::spawn_blocking(move || Broker::open_with(config, quorum)).await??;
     health.opened(broker.clone());
     if !scram_users.is_empty() {
         let b = broker.clone();
@@ -73,6 +82,9 @@ async fn run(properties: Option<PathBuf>, overrides: Vec<String>) -> anyhow::Res
     // Client ports are bound only once the logs are open, as Kafka does.
     let mut listeners = Vec::new();
     for (l, security) in broker.config.listeners.iter().zip(securities) {
+        if raft.is_some() && Some(l) == broker.config.controller_listener() {
+            continue; // the Raft peer server holds it
+        }
         let host = if l.host.is_empty() {
             "0.0.0.0"
         } else {
@@ -110,11 +122,67 @@ async fn run(properties: Option<PathBuf>, overrides: Vec<String>) -> anyhow::Res
     tokio::spawn(log_maintenance(broker.clone()));
     tokio::spawn(scheduled_flushes(broker.clone()));
     tokio::spawn(log_cleaner(broker.clone()));
+    tokio::spawn(controller_ticks(broker.clone()));
     shutdown_signal().await;
     health.set_ready(false);
     tracing::info!("shutting down");
     tokio::task::spawn_blocking(move || broker.shutdown()).await?;
+    if let Some(raft) = raft {
+        raft.shutdown().await;
+    }
     Ok(())
+}
+
+/// Starts this node's voter of the Raft metadata quorum: the voters from
+/// `controller.quorum.voters`, the peer server on the controller listener, the state under
+/// `<metadata.log.dir>/__cluster_metadata-0/raft/`.
+async fn start_raft(config: &BrokerConfig) -> anyhow::Result<Arc<RaftQuorum>> {
+    let voters = oxka_raft::parse_voters(config.get("controller.quorum.voters").unwrap_or(""))
+        .context("controller.quorum.voters")?;
+    let listener = config
+        .controller_listener()
+        .context("controller.listener.names names no listener")?;
+    let host = if listener.host.is_empty() {
+        "0.0.0.0"
+    } else {
+        listener.host.as_str()
+    };
+    let socket = std::net::TcpListener::bind((host, listener.port))
+        .with_context(|| format!("binding controller listener {}", url(listener)))?;
+    let mut raft = RaftConfig::new(
+        u64::try_from(config.node_id).context("node.id must not be negative in a cluster")?,
+        voters,
+        config
+            .metadata_log_dir
+            .join("__cluster_metadata-0")
+            .join("raft"),
+    );
+    raft.listener = Some(socket);
+    if let Some(ms) = config
+        .get("broker.session.timeout.ms")
+        .and_then(|v| v.parse().ok())
+    {
+        raft.session_timeout = Duration::from_millis(ms);
+    }
+    let quorum = RaftQuorum::start(raft).await?;
+    tracing::info!(listener = %url(listener), "metadata quorum voter started");
+    Ok(quorum)
+}
+
+/// The active controller's fencing and leader election, once a second.
+async fn controller_ticks(broker: Arc<Broker>) {
+    let mut ticker = tokio::time::interval(Duration::from_secs(1));
+    ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        ticker.tick().await;
+        let b = broker.clone();
+        if tokio::task::spawn_blocking(move || b.controller_tick())
+            .await
+            .is_err()
+        {
+            return;
+        }
+    }
 }
 
 /// A listener as a URL, `NAME://host:port` (an empty host is every interface).
