@@ -1,7 +1,8 @@
 #!/usr/bin/env python3
 """Cluster figures for issue 8 (first milestone): 3 oxka nodes sharing metadata through Raft,
-replication factor 1. Each case starts its own 3-node cluster on free loopback ports in fresh
-temp dirs and kills every process it started at the end (also on error). Every wait is bounded.
+replication factor 1. Each round runs cases 1-3 on one fresh 3-node cluster and each case 4
+run, case 5 and case 6 on their own, all on free loopback ports in fresh temp dirs; every process
+started is killed at the end (also on error). Every wait is bounded.
 
 Cases (per round unless said otherwise):
   1. start to serving: spawn of all 3 nodes -> every node answers Metadata listing 3 brokers;
