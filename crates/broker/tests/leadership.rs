@@ -503,15 +503,20 @@ async fn transactional_ids_are_coordinated_by_the_leader_of_their_state_partitio
         let c = &response.coordinators[0];
         (c.error_code, c.node_id.0, c.host.to_string(), c.port)
     };
-    // The first FindCoordinator creates __transaction_state, led by node 1.
-    assert_eq!(find(remote.clone()).await, (0, 1, "localhost".into(), 9092));
+    // The first FindCoordinator creates __transaction_state, its partitions spread over the
+    // two registered brokers; the test then gives node 1 all of them.
+    assert_eq!(find(remote.clone()).await.0, 0);
     let state = broker
         .image()
         .topic("__transaction_state")
         .unwrap()
         .topic_id;
     broker
-        .propose_for_test(vec![partition_record(state, 1, 2, 1)])
+        .propose_for_test((0..3).map(|p| partition_record(state, p, 1, 1)).collect())
+        .unwrap();
+    assert_eq!(find(remote.clone()).await, (0, 1, "localhost".into(), 9092));
+    broker
+        .propose_for_test(vec![partition_record(state, 1, 2, 2)])
         .unwrap();
     assert_eq!(
         find(remote.clone()).await,
