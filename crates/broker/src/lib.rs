@@ -8,6 +8,7 @@ pub mod config;
 mod errors;
 pub mod group;
 mod handlers;
+pub mod leadership;
 pub mod log_dir;
 pub mod metrics;
 pub mod partition;
@@ -226,10 +227,11 @@ impl Broker {
     fn apply_image(&self, image: &Arc<MetadataImage>) {
         self.config
             .set_dynamic(dynamic_configs(image, self.config.node_id));
-        *self.image.write() = image.clone();
+        let previous = std::mem::replace(&mut *self.image.write(), image.clone());
         if let Err(e) = self.partitions.reconcile(image, &self.config) {
             tracing::error!(error = %e, "reconciling partitions with metadata failed");
         }
+        self.move_coordinators(&previous, image);
     }
 
     /// Creates the internal topic behind FindCoordinator `key_type` (0: `__consumer_offsets`,

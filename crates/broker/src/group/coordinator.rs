@@ -9,11 +9,14 @@
 //! that mutex is held, so the log order of a group's records is the order of its changes. No
 //! lock is held across an `.await`.
 //!
-//! Start-up: [`GroupCoordinator::load`] reads every partition of `__consumer_offsets` from its
-//! log start (later records win, tombstones delete). Until it has finished, every group
-//! request is answered with COORDINATOR_LOAD_IN_PROGRESS.
+//! Start-up: [`GroupCoordinator::load`] reads every partition of `__consumer_offsets` this node
+//! leads from its log start (later records win, tombstones delete). Until a partition is
+//! loaded, requests for its groups are answered with COORDINATOR_LOAD_IN_PROGRESS; requests for
+//! groups of a partition another node leads with NOT_COORDINATOR. Leadership changes in later
+//! images load ([`GroupCoordinator::load_partitions`]) and unload
+//! ([`GroupCoordinator::unload_partitions`]) partitions, as Kafka's onElection/onResignation.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Weak};
 use std::time::Duration;
@@ -406,7 +409,14 @@ pub struct Committer {
 pub struct GroupCoordinator {
     config: CoordinatorConfig,
     groups: RwLock<HashMap<String, Arc<Mutex<GroupEntry>>>>,
+    /// Set once the start-up load has run (ListGroups answers COORDINATOR_LOAD_IN_PROGRESS
+    /// before).
     loaded: AtomicBool,
+    /// The `__consumer_offsets` partitions whose groups are in memory: only their groups are
+    /// served. Written only with `load_lock` held.
+    loaded_partitions: RwLock<BTreeSet<i32>>,
+    /// Serialises loads and unloads, so a partition is never read twice into memory.
+    load_lock: Mutex<()>,
 }
 
 impl GroupCoordinator {
@@ -415,6 +425,8 @@ impl GroupCoordinator {
             config,
             groups: RwLock::new(HashMap::new()),
             loaded: AtomicBool::new(false),
+            loaded_partitions: RwLock::new(BTreeSet::new()),
+            load_lock: Mutex::new(()),
         }
     }
 
@@ -458,8 +470,32 @@ impl GroupCoordinator {
         });
     }
 
-    /// Reads every partition of `__consumer_offsets` and rebuilds groups and offsets. Blocking.
+    /// Start-up: loads every partition of `__consumer_offsets` this node leads. Blocking.
     pub fn load(&self, broker: &Broker) {
+        let led = crate::leadership::led_partitions(
+            &broker.image(),
+            broker.config.node_id,
+            OFFSETS_TOPIC,
+        );
+        self.load_partitions(broker, &led);
+        self.loaded.store(true, Ordering::Release);
+    }
+
+    /// Reads `partitions` of `__consumer_offsets` and rebuilds their groups and offsets; from
+    /// then on their groups are served. Partitions already loaded, or that this node no longer
+    /// leads, are skipped. Blocking.
+    pub fn load_partitions(&self, broker: &Broker, partitions: &BTreeSet<i32>) {
+        let _guard = self.load_lock.lock();
+        let image = broker.image();
+        let partitions: BTreeSet<i32> = partitions
+            .iter()
+            .copied()
+            .filter(|p| !self.loaded_partitions.read().contains(p))
+            .filter(|p| crate::leadership::leads(&image, broker.config.node_id, OFFSETS_TOPIC, *p))
+            .collect();
+        if partitions.is_empty() {
+            return;
+        }
         let started = std::time::Instant::now();
         let mut snapshots: HashMap<String, GroupSnapshot> = HashMap::new();
         let mut offsets: HashMap<String, BTreeMap<(String, i32), OffsetValue>> = HashMap::new();
@@ -470,7 +506,7 @@ impl GroupCoordinator {
         let mut classic_seq: HashMap<String, usize> = HashMap::new();
         // Offsets of transactions still open at the end of the log (transactions block).
         let mut open_txn_records: Vec<(i64, Bytes, Option<Bytes>)> = Vec::new();
-        for p in 0..offsets_partition_count(broker) {
+        for &p in &partitions {
             let Some(partition) = broker.partitions().get(OFFSETS_TOPIC, p) else {
                 continue;
             };
@@ -536,7 +572,7 @@ impl GroupCoordinator {
         }
         let now = now_ms();
         let mut groups = self.groups.write();
-        let image = broker.image();
+        let before = groups.len();
         let ids: Vec<String> = snapshots
             .keys()
             .chain(offsets.keys())
@@ -582,13 +618,58 @@ impl GroupCoordinator {
         }
         self.restore_open_txn_offsets(&mut groups, open_txn_records, now);
         tracing::info!(
-            groups = groups.len(),
+            groups = groups.len() - before.min(groups.len()),
             records,
+            ?partitions,
             elapsed_ms = started.elapsed().as_millis() as u64,
             "loaded {OFFSETS_TOPIC}"
         );
         drop(groups);
-        self.loaded.store(true, Ordering::Release);
+        self.loaded_partitions.write().extend(partitions);
+    }
+
+    /// Stops serving the groups of `partitions` of `__consumer_offsets` (this node no longer
+    /// leads them) and drops them from memory; parked JoinGroup and SyncGroup requests are
+    /// answered NOT_COORDINATOR, as Kafka's onResignation. Their state stays in the log for
+    /// the next leader.
+    pub fn unload_partitions(&self, broker: &Broker, partitions: &BTreeSet<i32>) {
+        let _guard = self.load_lock.lock();
+        self.loaded_partitions
+            .write()
+            .retain(|p| !partitions.contains(p));
+        let count = offsets_partition_count(broker);
+        let unloaded: Vec<Arc<Mutex<GroupEntry>>> = {
+            let mut groups = self.groups.write();
+            let ids: Vec<String> = groups
+                .keys()
+                // Without the topic every group goes (it was deleted).
+                .filter(|id| count == 0 || partitions.contains(&partition_for(id, count)))
+                .cloned()
+                .collect();
+            ids.iter().filter_map(|id| groups.remove(id)).collect()
+        };
+        for entry in &unloaded {
+            let mut e = entry.lock();
+            for (member_id, tx) in e.join_waiters.drain() {
+                let _ = tx.send(JoinResult {
+                    error: err::NOT_COORDINATOR,
+                    member_id,
+                    generation: -1,
+                    ..JoinResult::default()
+                });
+            }
+            for (_, tx) in e.sync_waiters.drain() {
+                let _ = tx.send(SyncResult {
+                    error: err::NOT_COORDINATOR,
+                    ..SyncResult::default()
+                });
+            }
+        }
+        tracing::info!(
+            groups = unloaded.len(),
+            ?partitions,
+            "unloaded {OFFSETS_TOPIC}"
+        );
     }
 
     /// The node coordinating `group_id`, or the error FindCoordinator answers with.
@@ -620,11 +701,14 @@ impl GroupCoordinator {
             return Err(code::COORDINATOR_NOT_AVAILABLE);
         }
         let p = partition_for(group_id, count);
+        if !crate::leadership::leads(&broker.image(), broker.config.node_id, OFFSETS_TOPIC, p) {
+            return Err(err::NOT_COORDINATOR);
+        }
         let partition = broker
             .partitions()
             .get(OFFSETS_TOPIC, p)
             .ok_or(err::NOT_COORDINATOR)?;
-        if !self.loaded.load(Ordering::Acquire) {
+        if !self.loaded_partitions.read().contains(&p) {
             return Err(err::COORDINATOR_LOAD_IN_PROGRESS);
         }
         Ok(partition)

@@ -345,20 +345,20 @@ pub(super) async fn delete_records(
             let mut r = DeleteRecordsPartitionResult::default();
             r.partition_index = p.partition_index;
             r.low_watermark = -1;
-            let found = authorized
-                .then(|| broker.partitions().get(&topic.name, p.partition_index))
-                .flatten();
+            // Only the leader deletes records (NOT_LEADER_OR_FOLLOWER elsewhere).
+            let found = if authorized {
+                broker.led_partition(&topic.name, p.partition_index)
+            } else {
+                Err(ResponseError::TopicAuthorizationFailed.code())
+            };
             match found {
-                None if !authorized => {
-                    r.error_code = ResponseError::TopicAuthorizationFailed.code()
-                }
-                None => r.error_code = ResponseError::UnknownTopicOrPartition.code(),
+                Err(code) => r.error_code = code,
                 // As Kafka's Partition.deleteRecordsOnLeader: a topic whose cleanup.policy
                 // lacks `delete` (compact only) refuses DeleteRecords.
-                Some(partition) if partition.rules().is_ok_and(|rules| !rules.delete) => {
+                Ok(partition) if partition.rules().is_ok_and(|rules| !rules.delete) => {
                     r.error_code = ResponseError::PolicyViolation.code();
                 }
-                Some(partition) => {
+                Ok(partition) => {
                     let offset = p.offset;
                     let outcome = tokio::task::spawn_blocking(move || {
                         partition.with_log(|log| {

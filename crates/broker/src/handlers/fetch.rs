@@ -14,9 +14,10 @@ use tokio::sync::futures::Notified;
 
 use kafka_protocol::error::ResponseError;
 use kafka_protocol::messages::fetch_response::{
-    AbortedTransaction, FetchableTopicResponse, PartitionData,
+    AbortedTransaction, FetchableTopicResponse, NodeEndpoint, PartitionData,
 };
-use kafka_protocol::messages::{FetchRequest, FetchResponse, ProducerId, TopicName};
+use kafka_protocol::messages::{BrokerId, FetchRequest, FetchResponse, ProducerId, TopicName};
+use kafka_protocol::protocol::StrBytes;
 use oxka_protocol::kafka_protocol;
 
 use oxka_log::batch::BatchHeader;
@@ -25,6 +26,7 @@ use oxka_metadata::acl::{AclOperation, ResourceType};
 
 use super::RequestContext;
 use crate::errors::partition_error_code;
+use crate::leadership::{broker_endpoint, leadership, Leadership, NOT_LEADER_OR_FOLLOWER};
 use crate::partition::{Partition, PartitionError};
 use crate::{metrics, Broker};
 
@@ -83,6 +85,9 @@ pub(super) async fn handle(
             }
             denied.extend(topics);
             response.responses = denied;
+            if version >= 16 {
+                fill_current_leaders(broker, &ctx.listener_name, &mut response);
+            }
             return response;
         }
         if !registered {
@@ -143,7 +148,7 @@ fn authorize_fetch(
                     data.high_watermark = -1;
                     data.last_stable_offset = -1;
                     data.log_start_offset = -1;
-                    data.preferred_read_replica = kafka_protocol::messages::BrokerId(-1);
+                    data.preferred_read_replica = BrokerId(-1);
                     data
                 })
                 .collect();
@@ -185,7 +190,7 @@ fn watched_partitions(
             topic
                 .partitions
                 .iter()
-                .filter_map(|p| broker.partitions().get(&name, p.partition)),
+                .filter_map(|p| broker.led_partition(&name, p.partition).ok()),
         );
     }
     out
@@ -214,19 +219,20 @@ fn read_once(
             data.high_watermark = -1;
             data.last_stable_offset = -1;
             data.log_start_offset = -1;
-            data.preferred_read_replica = kafka_protocol::messages::BrokerId(-1);
-            let partition = name
-                .as_ref()
-                .and_then(|n| broker.partitions().get(n, p.partition));
-            let Some(partition) = partition else {
-                data.error_code = if version >= 13 && name.is_none() {
-                    ResponseError::UnknownTopicId.code()
-                } else {
-                    ResponseError::UnknownTopicOrPartition.code()
-                };
-                any_error = true;
-                topic_response.partitions.push(data);
-                continue;
+            data.preferred_read_replica = BrokerId(-1);
+            let partition = match &name {
+                Some(n) => broker.led_partition(n, p.partition),
+                None if version >= 13 => Err(ResponseError::UnknownTopicId.code()),
+                None => Err(ResponseError::UnknownTopicOrPartition.code()),
+            };
+            let partition = match partition {
+                Ok(partition) => partition,
+                Err(code) => {
+                    data.error_code = code;
+                    any_error = true;
+                    topic_response.partitions.push(data);
+                    continue;
+                }
             };
             let max_bytes = (p.partition_max_bytes.max(0) as usize).min(remaining);
             // KIP-74: the first partition with data may exceed the limits by one batch so that
@@ -300,6 +306,42 @@ fn read_once(
 }
 
 /// Whether any batch in `records` is zstd-compressed (attributes bits 0-2 = 4).
+/// KIP-951 (Fetch v16+): each NOT_LEADER_OR_FOLLOWER partition carries the leader and leader
+/// epoch the image knows, and the response the leaders' endpoints for the request's listener,
+/// so the consumer moves without a Metadata round trip (Kafka's handleFetchRequest).
+fn fill_current_leaders(broker: &Broker, listener: &str, response: &mut FetchResponse) {
+    let image = broker.image();
+    let mut endpoints = std::collections::BTreeMap::new();
+    for t in &mut response.responses {
+        let name = if t.topic.is_empty() {
+            image
+                .topic_by_id(&t.topic_id)
+                .map(|topic| topic.name.clone())
+        } else {
+            Some(t.topic.to_string())
+        };
+        for p in &mut t.partitions {
+            if p.error_code != NOT_LEADER_OR_FOLLOWER {
+                continue;
+            }
+            let leader = name.as_deref().map_or(Leadership::Unknown, |n| {
+                leadership(&image, broker.config.node_id, n, p.partition_index)
+            });
+            let (id, epoch) = leader.leader_and_epoch(broker.config.node_id);
+            p.current_leader.leader_id = BrokerId(id);
+            p.current_leader.leader_epoch = epoch;
+            if let Some(e) = broker_endpoint(&image, id, listener) {
+                let mut node = NodeEndpoint::default();
+                node.node_id = BrokerId(id);
+                node.host = StrBytes::from_string(e.host.clone());
+                node.port = i32::from(e.port);
+                endpoints.insert(id, node);
+            }
+        }
+    }
+    response.node_endpoints = endpoints.into_values().collect();
+}
+
 fn contains_zstd(mut records: &[u8]) -> bool {
     while let Some(h) = BatchHeader::parse(records) {
         if h.attributes & 0x7 == 4 {

@@ -36,6 +36,7 @@ use oxka_protocol::kafka_protocol;
 use super::RequestContext;
 use crate::group::coordinator::{Committer, OffsetCommit};
 use crate::group::state::{code, JoinRequest};
+use crate::leadership::{broker_endpoint, Leadership};
 use crate::Broker;
 
 const INVALID_REQUEST: i16 = 42;
@@ -72,7 +73,7 @@ pub(super) fn find_coordinator(
     } else {
         vec![request.key.to_string()]
     };
-    let listener = broker.config.advertised_for(&ctx.listener_name);
+    let image = broker.image();
     let answers: Vec<Coordinator> = keys
         .into_iter()
         .map(|key| {
@@ -94,16 +95,34 @@ pub(super) fn find_coordinator(
                 1 => broker.txns.coordinator_for(broker, &key),
                 _ => Err(INVALID_REQUEST),
             };
+            // The coordinator is the leader of the key's partition, reached at its registered
+            // endpoint for this listener (this node's is its advertised listener). A leader
+            // that is not registered, or fenced, is not available (Kafka's
+            // getAliveBrokerNode).
+            let endpoint = found.map(|node| {
+                (
+                    node,
+                    if node == broker.config.node_id {
+                        broker
+                            .config
+                            .advertised_for(&ctx.listener_name)
+                            .map(|l| (l.host.clone(), l.port))
+                    } else {
+                        broker_endpoint(&image, node, &ctx.listener_name)
+                            .map(|e| (e.host.clone(), e.port))
+                    },
+                )
+            });
             let mut c = Coordinator::default();
             c.key = s(&key);
-            match (found, listener) {
-                (Ok(node), Some(l)) => {
+            match endpoint {
+                Ok((node, Some((host, port)))) => {
                     c.node_id = node.into();
-                    c.host = s(&l.host);
-                    c.port = i32::from(l.port);
+                    c.host = s(&host);
+                    c.port = i32::from(port);
                     c.error_message = None;
                 }
-                (result, _) => {
+                result => {
                     let error = result.err().unwrap_or(code::COORDINATOR_NOT_AVAILABLE);
                     c.error_code = error;
                     c.node_id = (-1).into();
@@ -347,14 +366,12 @@ pub(super) fn offset_commit(
                 None
             };
             t.partitions.iter().map(move |p| {
+                // Known to the cluster, wherever it is led (in a cluster most partitions
+                // a group commits are led by other brokers).
                 topic_code.or_else(|| {
-                    broker
-                        .partitions()
-                        .get(&t.name, p.partition_index)
-                        .is_none()
-                        .then(|| {
-                            kafka_protocol::error::ResponseError::UnknownTopicOrPartition.code()
-                        })
+                    (broker.leadership(&t.name, p.partition_index) == Leadership::Unknown).then(
+                        || kafka_protocol::error::ResponseError::UnknownTopicOrPartition.code(),
+                    )
                 })
             })
         })

@@ -4,6 +4,8 @@
 //! local (KIP-405), -5 latest tiered (no tiered storage: -1), otherwise the first record with
 //! a timestamp at or after the target (offset -1 when there is none).
 
+use std::sync::Arc;
+
 use kafka_protocol::error::ResponseError;
 use kafka_protocol::messages::list_offsets_response::{
     ListOffsetsPartitionResponse, ListOffsetsTopicResponse,
@@ -51,12 +53,9 @@ pub(super) fn handle(
             r.timestamp = -1;
             r.offset = -1;
             r.leader_epoch = -1;
-            let found = authorized
-                .then(|| broker.partitions().get(&topic.name, p.partition_index))
-                .flatten();
-            match found {
-                None => r.error_code = not_found(authorized),
-                Some(partition) => {
+            match led(broker, authorized, &topic.name, p.partition_index) {
+                Err(code) => r.error_code = code,
+                Ok(partition) => {
                     if let Some(code) = check_leader_epoch(&partition, p.current_leader_epoch) {
                         r.error_code = code;
                     } else {
@@ -116,14 +115,20 @@ fn check_leader_epoch(partition: &Partition, current: i32) -> Option<i16> {
     }
 }
 
-/// TOPIC_AUTHORIZATION_FAILED when the topic is not authorized (its existence is not
-/// disclosed), else UNKNOWN_TOPIC_OR_PARTITION.
-fn not_found(authorized: bool) -> i16 {
-    if authorized {
-        ResponseError::UnknownTopicOrPartition.code()
-    } else {
-        ResponseError::TopicAuthorizationFailed.code()
+/// The partition to answer from: TOPIC_AUTHORIZATION_FAILED when the topic is not authorized
+/// (its existence is not disclosed), else [`Broker::led_partition`]'s answer
+/// (UNKNOWN_TOPIC_OR_PARTITION, or NOT_LEADER_OR_FOLLOWER when another node leads it, as
+/// Kafka's ListOffsets and OffsetsForLeaderEpoch answer from the leader only).
+fn led(
+    broker: &Broker,
+    authorized: bool,
+    topic: &str,
+    partition: i32,
+) -> Result<Arc<Partition>, i16> {
+    if !authorized {
+        return Err(ResponseError::TopicAuthorizationFailed.code());
     }
+    broker.led_partition(topic, partition)
 }
 
 /// OffsetForLeaderEpoch: CLUSTER_ACTION on the cluster (followers) or DESCRIBE on each topic
@@ -149,12 +154,9 @@ pub(super) fn offset_for_leader_epoch(
             r.partition = p.partition;
             r.leader_epoch = -1;
             r.end_offset = -1;
-            let found = authorized
-                .then(|| broker.partitions().get(&topic.topic, p.partition))
-                .flatten();
-            match found {
-                None => r.error_code = not_found(authorized),
-                Some(partition) => {
+            match led(broker, authorized, &topic.topic, p.partition) {
+                Err(code) => r.error_code = code,
+                Ok(partition) => {
                     if let Some(code) = check_leader_epoch(&partition, p.current_leader_epoch) {
                         r.error_code = code;
                     } else {

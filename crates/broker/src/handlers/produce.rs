@@ -8,9 +8,10 @@ use std::sync::Arc;
 use bytes::BytesMut;
 use kafka_protocol::error::ResponseError;
 use kafka_protocol::messages::produce_response::{
-    BatchIndexAndErrorMessage, PartitionProduceResponse, TopicProduceResponse,
+    BatchIndexAndErrorMessage, NodeEndpoint, PartitionProduceResponse, TopicProduceResponse,
 };
-use kafka_protocol::messages::{ProduceRequest, ProduceResponse, ResponseKind};
+use kafka_protocol::messages::{BrokerId, ProduceRequest, ProduceResponse, ResponseKind};
+use kafka_protocol::protocol::StrBytes;
 use oxka_protocol::kafka_protocol;
 
 use oxka_log::batch::BatchHeader;
@@ -18,6 +19,7 @@ use oxka_metadata::acl::{AclOperation, ResourceType};
 
 use super::{Reply, RequestContext};
 use crate::errors::partition_error_code;
+use crate::leadership::{broker_endpoint, leadership, NOT_LEADER_OR_FOLLOWER};
 use crate::partition::PartitionError;
 use crate::{metrics, Broker};
 
@@ -80,13 +82,13 @@ pub(super) async fn handle(
             p.base_offset = -1;
             p.log_append_time_ms = -1;
             p.log_start_offset = -1;
-            let partition = broker.partitions().get(&name, data.index);
+            let partition = broker.led_partition(&name, data.index);
             match (topic_error, partition, data.records) {
                 (Some(code), _, _) => p.error_code = code,
-                (None, None, _) => p.error_code = ResponseError::UnknownTopicOrPartition.code(),
+                (None, Err(code), _) => p.error_code = code,
                 // Kafka's Partition.appendRecordsToLeader: acks=all needs an ISR of at least
                 // min.insync.replicas, and the ISR here is the leader alone.
-                (None, Some(_), _) if acks == -1 && min_insync_replicas(broker, &name) > 1 => {
+                (None, Ok(_), _) if acks == -1 && min_insync_replicas(broker, &name) > 1 => {
                     p.error_code = ResponseError::NotEnoughReplicas.code();
                     if version >= 8 {
                         p.error_message = Some(
@@ -100,8 +102,8 @@ pub(super) async fn handle(
                         );
                     }
                 }
-                (None, Some(_), None) => p.error_code = ResponseError::InvalidRecord.code(),
-                (None, Some(partition), Some(records)) => {
+                (None, Ok(_), None) => p.error_code = ResponseError::InvalidRecord.code(),
+                (None, Ok(partition), Some(records)) => {
                     let mut records = BytesMut::from(&records[..]);
                     let txn_header = BatchHeader::parse(&records)
                         .filter(|h| h.attributes & TRANSACTIONAL_BIT != 0);
@@ -174,7 +176,38 @@ pub(super) async fn handle(
         topic_response.name = name;
         response.responses.push(topic_response);
     }
+    if version >= 10 {
+        fill_current_leaders(broker, &ctx.listener_name, &mut response);
+    }
     reply(response, acks)
+}
+
+/// KIP-951 (Produce v10+): each NOT_LEADER_OR_FOLLOWER partition carries the leader and leader
+/// epoch the image knows, and the response the leaders' endpoints for the request's listener,
+/// so the producer moves without a Metadata round trip (Kafka's handleProduceRequest).
+fn fill_current_leaders(broker: &Broker, listener: &str, response: &mut ProduceResponse) {
+    let image = broker.image();
+    let node_id = broker.config.node_id;
+    let mut endpoints = std::collections::BTreeMap::new();
+    for t in &mut response.responses {
+        for p in &mut t.partition_responses {
+            if p.error_code != NOT_LEADER_OR_FOLLOWER {
+                continue;
+            }
+            let (id, epoch) =
+                leadership(&image, node_id, &t.name, p.index).leader_and_epoch(node_id);
+            p.current_leader.leader_id = BrokerId(id);
+            p.current_leader.leader_epoch = epoch;
+            if let Some(e) = broker_endpoint(&image, id, listener) {
+                let mut node = NodeEndpoint::default();
+                node.node_id = BrokerId(id);
+                node.host = StrBytes::from_string(e.host.clone());
+                node.port = i32::from(e.port);
+                endpoints.insert(id, node);
+            }
+        }
+    }
+    response.node_endpoints = endpoints.into_values().collect();
 }
 
 /// The response for `acks`: sent, or for acks=0 nothing unless something failed.

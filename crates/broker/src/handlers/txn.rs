@@ -196,7 +196,7 @@ pub(super) fn describe_transactions(
             ResourceType::TransactionalId,
             &id,
         ) {
-            broker.txns.describe(id.as_str())
+            broker.txns.describe(broker, id.as_str())
         } else {
             Err(ResponseError::TransactionalIdAuthorizationFailed.code())
         };
@@ -318,12 +318,10 @@ pub(super) fn describe_producers(
                 tr.partitions.push(pr);
                 continue;
             }
-            match broker
-                .partitions()
-                .get(&t.name, index)
-                .map(|p| p.producers())
-            {
-                Some(Ok(mut producers)) => {
+            // Kafka's Partition.activeProducerState answers from the leader only.
+            match broker.led_partition(&t.name, index).map(|p| p.producers()) {
+                Err(code) => pr.error_code = code,
+                Ok(Ok(mut producers)) => {
                     producers.sort_by_key(|p| p.0);
                     for (pid, epoch, last_seq, last_ts, txn_first) in producers {
                         let mut s = describe_producers_response::ProducerState::default();
@@ -336,7 +334,7 @@ pub(super) fn describe_producers(
                         pr.active_producers.push(s);
                     }
                 }
-                _ => {
+                Ok(Err(_)) => {
                     pr.error_code = ResponseError::UnknownTopicOrPartition.code();
                 }
             }

@@ -13,11 +13,21 @@
 //! CompleteCommit/CompleteAbort, all before EndTxn is answered: on one node the markers are
 //! local appends. A crash in between leaves a Prepare state in the log; loading finishes it.
 //!
-//! Start-up: [`TxnCoordinator::load`] reads every partition of `__transaction_state` (later
-//! records win, tombstones delete) and completes transactions left in a Prepare state. Until
-//! then every transactional request gets COORDINATOR_LOAD_IN_PROGRESS.
+//! Start-up: [`TxnCoordinator::load`] reads every partition of `__transaction_state` this node
+//! leads (later records win, tombstones delete) and completes transactions left in a Prepare
+//! state. Until a partition is loaded its transactional ids get COORDINATOR_LOAD_IN_PROGRESS;
+//! ids of a partition another node leads get NOT_COORDINATOR. Leadership changes in later
+//! images load ([`TxnCoordinator::load_partitions`]) and unload
+//! ([`TxnCoordinator::unload_partitions`]) partitions.
+//!
+//! Not supported yet: transactions across brokers. Markers are written only to partitions
+//! this node leads (a marker for a partition led elsewhere would need a WriteTxnMarkers
+//! client, which does not exist: it is skipped with a warning and that partition's
+//! transaction stays open there), and a transactional produce is verified against this
+//! node's transactions only (KIP-890), so producing to a broker that is not the
+//! transaction's coordinator fails. Single-node transactions are unaffected.
 
-use std::collections::HashMap;
+use std::collections::{BTreeSet, HashMap};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Weak};
 use std::time::Duration;
@@ -154,7 +164,14 @@ pub type TxnSnapshot = TxnMetadata;
 pub struct TxnCoordinator {
     config: TxnConfig,
     txns: RwLock<HashMap<String, Arc<Mutex<TxnMetadata>>>>,
+    /// Set once the start-up load has run (ListTransactions answers
+    /// COORDINATOR_LOAD_IN_PROGRESS before).
     loaded: AtomicBool,
+    /// The `__transaction_state` partitions whose transactions are in memory: only their
+    /// transactional ids are served. Written only with `load_lock` held.
+    loaded_partitions: RwLock<BTreeSet<i32>>,
+    /// Serialises loads and unloads, so a partition is never read twice into memory.
+    load_lock: Mutex<()>,
 }
 
 impl TxnCoordinator {
@@ -163,6 +180,8 @@ impl TxnCoordinator {
             config,
             txns: RwLock::new(HashMap::new()),
             loaded: AtomicBool::new(false),
+            loaded_partitions: RwLock::new(BTreeSet::new()),
+            load_lock: Mutex::new(()),
         }
     }
 
@@ -230,10 +249,31 @@ impl TxnCoordinator {
     /// Prepare state (their markers are written again; markers are idempotent for readers).
     /// Blocking.
     pub fn load(&self, broker: &Broker) {
+        let led =
+            crate::leadership::led_partitions(&broker.image(), broker.config.node_id, TXN_TOPIC);
+        self.load_partitions(broker, &led);
+        self.loaded.store(true, Ordering::Release);
+    }
+
+    /// Reads `partitions` of `__transaction_state` and serves their transactional ids from
+    /// then on, finishing transactions left in a Prepare state. Partitions already loaded, or
+    /// that this node no longer leads, are skipped. Blocking.
+    pub fn load_partitions(&self, broker: &Broker, partitions: &BTreeSet<i32>) {
+        let _guard = self.load_lock.lock();
+        let image = broker.image();
+        let partitions: BTreeSet<i32> = partitions
+            .iter()
+            .copied()
+            .filter(|p| !self.loaded_partitions.read().contains(p))
+            .filter(|p| crate::leadership::leads(&image, broker.config.node_id, TXN_TOPIC, *p))
+            .collect();
+        if partitions.is_empty() {
+            return;
+        }
         let started = std::time::Instant::now();
         let mut txns: HashMap<String, TxnMetadata> = HashMap::new();
         let mut records = 0usize;
-        for p in 0..partition_count(broker, TXN_TOPIC) {
+        for &p in &partitions {
             let Some(partition) = broker.partitions().get(TXN_TOPIC, p) else {
                 continue;
             };
@@ -260,11 +300,18 @@ impl TxnCoordinator {
             }
         }
         let count = txns.len();
-        *self.txns.write() = txns
-            .into_iter()
-            .map(|(id, t)| (id, Arc::new(Mutex::new(t))))
-            .collect();
-        for entry in self.entries() {
+        let loaded: Vec<Arc<Mutex<TxnMetadata>>> = {
+            let mut all = self.txns.write();
+            txns.into_iter()
+                .map(|(id, t)| {
+                    let entry = Arc::new(Mutex::new(t));
+                    all.insert(id, entry.clone());
+                    entry
+                })
+                .collect()
+        };
+        self.loaded_partitions.write().extend(&partitions);
+        for entry in loaded {
             let mut txn = entry.lock();
             if let Some(markers) = txn.pending_markers() {
                 tracing::info!(transactional_id = %txn.transactional_id, state = txn.state.name(), "completing a transaction left in a prepare state");
@@ -274,10 +321,29 @@ impl TxnCoordinator {
         tracing::info!(
             transactions = count,
             records,
+            ?partitions,
             elapsed_ms = started.elapsed().as_millis() as u64,
             "loaded {TXN_TOPIC}"
         );
-        self.loaded.store(true, Ordering::Release);
+    }
+
+    /// Stops serving the transactional ids of `partitions` of `__transaction_state` (this node
+    /// no longer leads them) and drops their transactions from memory; their state stays in
+    /// the log for the next leader, which finishes what was left in a Prepare state.
+    pub fn unload_partitions(&self, broker: &Broker, partitions: &BTreeSet<i32>) {
+        let _guard = self.load_lock.lock();
+        self.loaded_partitions
+            .write()
+            .retain(|p| !partitions.contains(p));
+        let count = partition_count(broker, TXN_TOPIC);
+        let mut txns = self.txns.write();
+        let before = txns.len();
+        txns.retain(|id, _| count != 0 && !partitions.contains(&partition_for(id, count)));
+        tracing::info!(
+            transactions = before - txns.len(),
+            ?partitions,
+            "unloaded {TXN_TOPIC}"
+        );
     }
 
     /// The node coordinating `transactional_id`, or the error FindCoordinator answers with.
@@ -493,10 +559,8 @@ impl TxnCoordinator {
     }
 
     /// One transaction (DescribeTransactions).
-    pub fn describe(&self, transactional_id: &str) -> Result<TxnSnapshot, i16> {
-        if !self.loaded.load(Ordering::Acquire) {
-            return Err(err::COORDINATOR_LOAD_IN_PROGRESS);
-        }
+    pub fn describe(&self, broker: &Broker, transactional_id: &str) -> Result<TxnSnapshot, i16> {
+        self.partition_of(broker, transactional_id)?;
         self.entry(transactional_id)
             .map(|e| e.lock().clone())
             .ok_or(err::TRANSACTIONAL_ID_NOT_FOUND)
@@ -597,8 +661,16 @@ impl TxnCoordinator {
         let log = self.partition_of_unchecked(broker, &txn.transactional_id)?;
         for (topic, index) in &partitions {
             // A partition deleted since it joined the transaction needs no marker.
-            let Some(p) = broker.partitions().get(topic, *index) else {
-                continue;
+            let p = match broker.led_partition(topic, *index) {
+                Ok(p) => p,
+                Err(crate::leadership::NOT_LEADER_OR_FOLLOWER) => {
+                    // Transactions across brokers are not supported yet: the marker would go
+                    // to the leader through WriteTxnMarkers, which this broker does not send.
+                    // The partition's transaction stays open there until it times out.
+                    tracing::warn!(%topic, partition = index, "transaction marker for a partition led by another broker not written (transactions across brokers are unsupported)");
+                    continue;
+                }
+                Err(_) => continue,
             };
             match p.write_txn_marker(producer_id, producer_epoch, commit, log.leader_epoch) {
                 Ok(_) | Err(PartitionError::Deleted) => {}
@@ -627,7 +699,12 @@ impl TxnCoordinator {
     /// and has loaded it; else the error every transactional request answers with.
     fn partition_of(&self, broker: &Broker, transactional_id: &str) -> Result<Arc<Partition>, i16> {
         let partition = self.partition_of_unchecked(broker, transactional_id)?;
-        if !self.loaded.load(Ordering::Acquire) {
+        let count = partition_count(broker, TXN_TOPIC);
+        if !self
+            .loaded_partitions
+            .read()
+            .contains(&partition_for(transactional_id, count))
+        {
             return Err(err::COORDINATOR_LOAD_IN_PROGRESS);
         }
         Ok(partition)
@@ -645,6 +722,9 @@ impl TxnCoordinator {
             return Err(err::COORDINATOR_NOT_AVAILABLE);
         }
         let p = partition_for(transactional_id, count);
+        if !crate::leadership::leads(&broker.image(), broker.config.node_id, TXN_TOPIC, p) {
+            return Err(err::NOT_COORDINATOR);
+        }
         broker
             .partitions()
             .get(TXN_TOPIC, p)
