@@ -296,7 +296,8 @@ class OxkaNode(Node):
 
     def start(self):
         env = {k: v for k, v in os.environ.items() if not k.startswith("KAFKA_")}
-        env.setdefault("RUST_LOG", "info")
+        # openraft's INFO lines (every vote and heartbeat) would bury the broker's in a log tail
+        env.setdefault("RUST_LOG", "info,openraft=warn")
         env.setdefault("NO_COLOR", "1")
         self.starts += 1
         logf = open(self.log_path, "ab")

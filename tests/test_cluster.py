@@ -583,6 +583,20 @@ def test_sigkill_active_controller_survivors_elect_and_serve_and_it_catches_up(f
     after = c.wait_until(lambda: (lambda d: d if len(set(d.values())) == 1 else None)(
         {n.node_id: active_controller(n) for n in c.nodes}), 20, "one controller after the restart")
     assert set(after.values()) <= set(c.ids), after
+
+    # a controlled shutdown (SIGTERM) of a node that is not the controller: it exits, the others
+    # drop it from Metadata, and it comes back with the same dir and ports
+    ctl_now = list(after.values())[0]
+    term = [n for n in c.nodes if n.node_id != ctl_now][0]
+    term.term(timeout=30)
+    assert not term.alive(), c.report("node %d still running 30 s after SIGTERM" % term.node_id)
+    rest = [n for n in c.nodes if n is not term]
+    live = {n.node_id: ("127.0.0.1", n.port) for n in rest}
+    for n in rest:
+        c.wait_until(lambda: n.probe.metadata(topics=[])[0] == live, 30,
+                     "node %d to drop SIGTERMed node %d" % (n.node_id, term.node_id))
+    term.start()
+    c.wait_ready()
     print("%s: new controller %d elected %.1fs, dead broker %d fenced %.1fs after its SIGKILL"
           % (c.impl, new, elected, old, fenced))
 
