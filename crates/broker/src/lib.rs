@@ -73,6 +73,8 @@ pub struct Broker {
     /// lock (the active controller's id).
     quorum: Arc<dyn MetadataQuorum>,
     image: RwLock<Arc<MetadataImage>>,
+    /// Held while an image is installed, so installs never interleave (see `apply_image`).
+    applying: Mutex<()>,
     partitions: PartitionManager,
     /// The unused part of this broker's current block of producer ids: `next..end`.
     producer_ids: Mutex<(i64, i64)>,
@@ -161,6 +163,7 @@ impl Broker {
             controller: Mutex::new(controller),
             quorum,
             image: RwLock::new(image),
+            applying: Mutex::new(()),
             partitions,
             producer_ids: Mutex::new((0, 0)),
             groups: group::GroupCoordinator::new(groups_config),
@@ -175,6 +178,8 @@ impl Broker {
                 broker.apply_image(image);
             }
         }));
+        // What the quorum applied between the image read above and the subscription.
+        broker.apply_image(&broker.quorum.image());
         group::GroupCoordinator::start(&broker);
         txn::TxnCoordinator::start(&broker);
         Ok(broker)
@@ -224,10 +229,20 @@ impl Broker {
 
     /// Makes `image` the broker's: dynamic configs, the image requests read, and the hosted
     /// partitions (created, deleted, re-epoched). Called by the metadata quorum, in log order.
+    /// Images arrive in log order from the listener, but the one start-up call may race with
+    /// it: installs are serialised and an image not newer than the installed one is ignored,
+    /// so the partitions are never reconciled back to an older image.
     fn apply_image(&self, image: &Arc<MetadataImage>) {
+        let _applying = self.applying.lock();
+        let previous = {
+            let mut current = self.image.write();
+            if image.next_offset <= current.next_offset {
+                return;
+            }
+            std::mem::replace(&mut *current, image.clone())
+        };
         self.config
             .set_dynamic(dynamic_configs(image, self.config.node_id));
-        let previous = std::mem::replace(&mut *self.image.write(), image.clone());
         if let Err(e) = self.partitions.reconcile(image, &self.config) {
             tracing::error!(error = %e, "reconciling partitions with metadata failed");
         }
