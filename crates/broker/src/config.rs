@@ -390,25 +390,24 @@ impl BrokerConfig {
         }
     }
 
-    /// The voters of `controller.quorum.voters` as (node id, `host:port`) when they make a
-    /// cluster (a voter other than this node); `None` for a single node, whose metadata log
-    /// is its own. Entries that do not parse are kept with id -1, so the check refuses them.
-    pub fn cluster_voters(&self) -> Option<Vec<(i32, String)>> {
-        let voters: Vec<(i32, String)> = self
+    /// The node ids of `controller.quorum.voters` when they make a cluster (a voter other
+    /// than this node); `None` for a single node, whose metadata log is its own. An entry
+    /// whose id does not parse counts as id -1 (so this check refuses it); the addresses are
+    /// parsed and resolved where the Raft quorum starts (`oxka_raft::parse_voters`).
+    pub fn cluster_voters(&self) -> Option<Vec<i32>> {
+        let ids: Vec<i32> = self
             .get("controller.quorum.voters")
             .unwrap_or_default()
             .split(',')
             .map(str::trim)
             .filter(|v| !v.is_empty())
-            .map(|v| match v.split_once('@') {
-                Some((id, addr)) => (id.trim().parse().unwrap_or(-1), addr.trim().to_owned()),
-                None => (-1, v.to_owned()),
+            .map(|v| {
+                v.split_once('@')
+                    .and_then(|(id, _)| id.trim().parse().ok())
+                    .unwrap_or(-1)
             })
             .collect();
-        voters
-            .iter()
-            .any(|(id, _)| *id != self.node_id)
-            .then_some(voters)
+        ids.iter().any(|id| *id != self.node_id).then_some(ids)
     }
 
     /// The first listener named in `controller.listener.names`: in a cluster, where this
@@ -492,7 +491,7 @@ fn check_roles_and_quorum(config: &BrokerConfig) -> Result<(), ConfigError> {
         ));
     }
     if let Some(voters) = config.cluster_voters() {
-        if !voters.iter().any(|(id, _)| *id == config.node_id) {
+        if !voters.contains(&config.node_id) {
             return Err(refuse(
                 "controller.quorum.voters",
                 format!(

@@ -9,7 +9,7 @@
 //! new image arrives. These are plain functions of the image so they are tested without a
 //! broker.
 
-use std::collections::BTreeSet;
+use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
 
 use oxka_metadata::{BrokerEndpoint, MetadataImage};
@@ -134,6 +134,45 @@ pub fn broker_endpoint<'a>(
         .get(&node_id)
         .filter(|b| !b.fenced)
         .and_then(|b| b.endpoint(listener).or_else(|| b.endpoints.first()))
+}
+
+/// KIP-951: the `current_leader` (leader id, leader epoch) a partition answered
+/// NOT_LEADER_OR_FOLLOWER carries (`topic` `None`: a topic id the image does not know), and
+/// that leader's endpoint for `listener` added to `endpoints`, the response's node endpoints
+/// (Kafka's `getCurrentLeader` in handleProduceRequest / handleFetchRequest).
+pub(crate) fn current_leader<'a>(
+    image: &'a MetadataImage,
+    node_id: i32,
+    topic: Option<&str>,
+    partition: i32,
+    listener: &str,
+    endpoints: &mut BTreeMap<i32, &'a BrokerEndpoint>,
+) -> (i32, i32) {
+    let (id, epoch) = topic
+        .map_or(Leadership::Unknown, |t| {
+            leadership(image, node_id, t, partition)
+        })
+        .leader_and_epoch(node_id);
+    if let Some(e) = broker_endpoint(image, id, listener) {
+        endpoints.insert(id, e);
+    }
+    (id, epoch)
+}
+
+/// Of `partitions` of a coordinator topic, those to read into memory now: this node leads
+/// them in `image` and they are not `loaded` already.
+pub(crate) fn to_load(
+    image: &MetadataImage,
+    node_id: i32,
+    topic: &str,
+    partitions: &BTreeSet<i32>,
+    loaded: &BTreeSet<i32>,
+) -> BTreeSet<i32> {
+    partitions
+        .iter()
+        .copied()
+        .filter(|p| !loaded.contains(p) && leads(image, node_id, topic, *p))
+        .collect()
 }
 
 impl Broker {

@@ -122,7 +122,10 @@ async fn run(properties: Option<PathBuf>, overrides: Vec<String>) -> anyhow::Res
     tokio::spawn(log_maintenance(broker.clone()));
     tokio::spawn(scheduled_flushes(broker.clone()));
     tokio::spawn(log_cleaner(broker.clone()));
-    tokio::spawn(controller_ticks(broker.clone()));
+    if raft.is_some() {
+        // A single node is always live and leads everything: nothing to fence or elect.
+        tokio::spawn(controller_ticks(broker.clone()));
+    }
     shutdown_signal().await;
     health.set_ready(false);
     tracing::info!("shutting down");

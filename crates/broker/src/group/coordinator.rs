@@ -487,12 +487,13 @@ impl GroupCoordinator {
     pub fn load_partitions(&self, broker: &Broker, partitions: &BTreeSet<i32>) {
         let _guard = self.load_lock.lock();
         let image = broker.image();
-        let partitions: BTreeSet<i32> = partitions
-            .iter()
-            .copied()
-            .filter(|p| !self.loaded_partitions.read().contains(p))
-            .filter(|p| crate::leadership::leads(&image, broker.config.node_id, OFFSETS_TOPIC, *p))
-            .collect();
+        let partitions = crate::leadership::to_load(
+            &image,
+            broker.config.node_id,
+            OFFSETS_TOPIC,
+            partitions,
+            &self.loaded_partitions.read(),
+        );
         if partitions.is_empty() {
             return;
         }

@@ -26,7 +26,7 @@ use oxka_metadata::acl::{AclOperation, ResourceType};
 
 use super::RequestContext;
 use crate::errors::partition_error_code;
-use crate::leadership::{broker_endpoint, leadership, Leadership, NOT_LEADER_OR_FOLLOWER};
+use crate::leadership::{current_leader, NOT_LEADER_OR_FOLLOWER};
 use crate::partition::{Partition, PartitionError};
 use crate::{metrics, Broker};
 
@@ -305,7 +305,6 @@ fn read_once(
     (out, total, any_error)
 }
 
-/// Whether any batch in `records` is zstd-compressed (attributes bits 0-2 = 4).
 /// KIP-951 (Fetch v16+): each NOT_LEADER_OR_FOLLOWER partition carries the leader and leader
 /// epoch the image knows, and the response the leaders' endpoints for the request's listener,
 /// so the consumer moves without a Metadata round trip (Kafka's handleFetchRequest).
@@ -313,6 +312,7 @@ fn fill_current_leaders(broker: &Broker, listener: &str, response: &mut FetchRes
     let image = broker.image();
     let mut endpoints = std::collections::BTreeMap::new();
     for t in &mut response.responses {
+        // Fetch v13+ names topics by id only.
         let name = if t.topic.is_empty() {
             image
                 .topic_by_id(&t.topic_id)
@@ -321,27 +321,33 @@ fn fill_current_leaders(broker: &Broker, listener: &str, response: &mut FetchRes
             Some(t.topic.to_string())
         };
         for p in &mut t.partitions {
-            if p.error_code != NOT_LEADER_OR_FOLLOWER {
-                continue;
-            }
-            let leader = name.as_deref().map_or(Leadership::Unknown, |n| {
-                leadership(&image, broker.config.node_id, n, p.partition_index)
-            });
-            let (id, epoch) = leader.leader_and_epoch(broker.config.node_id);
-            p.current_leader.leader_id = BrokerId(id);
-            p.current_leader.leader_epoch = epoch;
-            if let Some(e) = broker_endpoint(&image, id, listener) {
-                let mut node = NodeEndpoint::default();
-                node.node_id = BrokerId(id);
-                node.host = StrBytes::from_string(e.host.clone());
-                node.port = i32::from(e.port);
-                endpoints.insert(id, node);
+            if p.error_code == NOT_LEADER_OR_FOLLOWER {
+                let (id, epoch) = current_leader(
+                    &image,
+                    broker.config.node_id,
+                    name.as_deref(),
+                    p.partition_index,
+                    listener,
+                    &mut endpoints,
+                );
+                p.current_leader.leader_id = BrokerId(id);
+                p.current_leader.leader_epoch = epoch;
             }
         }
     }
-    response.node_endpoints = endpoints.into_values().collect();
+    response.node_endpoints = endpoints
+        .into_iter()
+        .map(|(id, e)| {
+            let mut node = NodeEndpoint::default();
+            node.node_id = BrokerId(id);
+            node.host = StrBytes::from_string(e.host.clone());
+            node.port = i32::from(e.port);
+            node
+        })
+        .collect();
 }
 
+/// Whether any batch in `records` is zstd-compressed (attributes bits 0-2 = 4).
 fn contains_zstd(mut records: &[u8]) -> bool {
     while let Some(h) = BatchHeader::parse(records) {
         if h.attributes & 0x7 == 4 {

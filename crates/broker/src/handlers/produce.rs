@@ -3,6 +3,7 @@
 //! acks=all are the same on a single node (the leader is the whole ISR), except that acks=all
 //! to a partition whose min.insync.replicas is above 1 answers NOT_ENOUGH_REPLICAS, as Kafka.
 
+use std::collections::BTreeMap;
 use std::sync::Arc;
 
 use bytes::BytesMut;
@@ -19,7 +20,7 @@ use oxka_metadata::acl::{AclOperation, ResourceType};
 
 use super::{Reply, RequestContext};
 use crate::errors::partition_error_code;
-use crate::leadership::{broker_endpoint, leadership, NOT_LEADER_OR_FOLLOWER};
+use crate::leadership::{current_leader, NOT_LEADER_OR_FOLLOWER};
 use crate::partition::PartitionError;
 use crate::{metrics, Broker};
 
@@ -187,27 +188,33 @@ pub(super) async fn handle(
 /// so the producer moves without a Metadata round trip (Kafka's handleProduceRequest).
 fn fill_current_leaders(broker: &Broker, listener: &str, response: &mut ProduceResponse) {
     let image = broker.image();
-    let node_id = broker.config.node_id;
-    let mut endpoints = std::collections::BTreeMap::new();
+    let mut endpoints = BTreeMap::new();
     for t in &mut response.responses {
         for p in &mut t.partition_responses {
-            if p.error_code != NOT_LEADER_OR_FOLLOWER {
-                continue;
-            }
-            let (id, epoch) =
-                leadership(&image, node_id, &t.name, p.index).leader_and_epoch(node_id);
-            p.current_leader.leader_id = BrokerId(id);
-            p.current_leader.leader_epoch = epoch;
-            if let Some(e) = broker_endpoint(&image, id, listener) {
-                let mut node = NodeEndpoint::default();
-                node.node_id = BrokerId(id);
-                node.host = StrBytes::from_string(e.host.clone());
-                node.port = i32::from(e.port);
-                endpoints.insert(id, node);
+            if p.error_code == NOT_LEADER_OR_FOLLOWER {
+                let (id, epoch) = current_leader(
+                    &image,
+                    broker.config.node_id,
+                    Some(&t.name),
+                    p.index,
+                    listener,
+                    &mut endpoints,
+                );
+                p.current_leader.leader_id = BrokerId(id);
+                p.current_leader.leader_epoch = epoch;
             }
         }
     }
-    response.node_endpoints = endpoints.into_values().collect();
+    response.node_endpoints = endpoints
+        .into_iter()
+        .map(|(id, e)| {
+            let mut node = NodeEndpoint::default();
+            node.node_id = BrokerId(id);
+            node.host = StrBytes::from_string(e.host.clone());
+            node.port = i32::from(e.port);
+            node
+        })
+        .collect();
 }
 
 /// The response for `acks`: sent, or for acks=0 nothing unless something failed.

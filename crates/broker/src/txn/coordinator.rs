@@ -261,12 +261,13 @@ impl TxnCoordinator {
     pub fn load_partitions(&self, broker: &Broker, partitions: &BTreeSet<i32>) {
         let _guard = self.load_lock.lock();
         let image = broker.image();
-        let partitions: BTreeSet<i32> = partitions
-            .iter()
-            .copied()
-            .filter(|p| !self.loaded_partitions.read().contains(p))
-            .filter(|p| crate::leadership::leads(&image, broker.config.node_id, TXN_TOPIC, *p))
-            .collect();
+        let partitions = crate::leadership::to_load(
+            &image,
+            broker.config.node_id,
+            TXN_TOPIC,
+            partitions,
+            &self.loaded_partitions.read(),
+        );
         if partitions.is_empty() {
             return;
         }
