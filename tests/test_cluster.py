@@ -1,9 +1,9 @@
 """Issue 8, first cluster milestone: three combined broker+controller nodes driven by real clients
 (confluent-kafka, kafka-python) and by raw requests to one chosen node (tests/cluster.py).
 
-The milestone: metadata is shared through Raft, partitions have replication factor 1 and are
-spread over the brokers, each broker serves only the partitions (and coordinator partitions) it
-leads.  The assertions are Apache Kafka 4.1.1's behaviour, checked by running the same tests
+Metadata is shared through Raft, partitions are spread over the brokers (and replicated:
+tests/test_replication.py covers what replication promises), each broker serves only the
+partitions (and coordinator partitions) it leads.  The assertions are Apache Kafka 4.1.1's behaviour, checked by running the same tests
 against a 3-node KRaft Kafka (tests/kafkaref.py):
 
     bash tests/setup.d/20-java.sh                   # once: the Kafka jars
@@ -42,6 +42,8 @@ import pytest
 from confluent_kafka import Consumer, KafkaError, KafkaException, Producer, TopicPartition
 from confluent_kafka.admin import (AdminClient, AlterConfigOpType, ConfigEntry, ConfigResource,
                                    NewTopic, ResourceType)
+
+from kafka.admin import NewTopic as KpNewTopic
 
 import cluster as clu
 import kwire
@@ -366,25 +368,32 @@ def test_replication_factor_above_broker_count_is_refused(shared):
         assert n.probe.metadata([t])[3] == {t: UNKNOWN_TOPIC_OR_PARTITION}
 
 
-@oxka_only
-def test_replication_factor_3_is_refused_until_replication_exists(shared):
-    """The milestone's honest refusal (Kafka would create it on 3 brokers): RF 3 →
-    INVALID_REPLICATION_FACTOR from confluent-kafka and kafka-python, and no topic appears."""
+def test_replication_factor_3_topic_has_three_replicas_in_sync_on_every_node(shared):
+    """RF 3 on 3 brokers (confluent-kafka via node 2, kafka-python via node 1): every partition
+    lists all three brokers as replicas, and the ISR is all three, as each node reports it."""
     c = shared
-    t = unique("rf3")
-    fs = admin(c, 2).create_topics([NewTopic(t, 3, 3)], request_timeout=15)
-    with pytest.raises(KafkaException) as e:
-        fs[t].result(15)
-    assert e.value.args[0].code() == KafkaError.INVALID_REPLICATION_FACTOR, c.report(repr(e.value))
-    from kafka.errors import InvalidReplicationFactorError
+    t, u = unique("rf3"), unique("rf3kp")
+    admin(c, 2).create_topics([NewTopic(t, 3, 3)], request_timeout=15)[t].result(15)
     ka = kp_admin(c, 1)
     try:
-        with pytest.raises(InvalidReplicationFactorError):
-            ka.create_topics({t: {"num_partitions": 3, "replication_factor": 3}})
+        ka.create_topics([KpNewTopic(u, 2, 3)])
     finally:
         ka.close()
+
+    def replicated(topic, partitions):
+        md = admin(c, 3).list_topics(topic, timeout=10).topics[topic]
+        if md.error is not None or len(md.partitions) != partitions:
+            return None
+        parts = md.partitions.values()
+        if all(sorted(p.replicas) == [1, 2, 3] and sorted(p.isrs) == [1, 2, 3] for p in parts):
+            return {p.id: p.leader for p in parts}
+        return None
+
+    leaders_t = c.wait_until(lambda: replicated(t, 3), 20, "RF 3 topic with ISR 3")
+    c.wait_until(lambda: replicated(u, 2), 20, "RF 3 topic (kafka-python) with ISR 3")
+    assert sorted(leaders_t.values()) == [1, 2, 3], leaders_t  # one leader per broker
     for n in c.nodes:
-        assert n.probe.metadata([t])[3] == {t: UNKNOWN_TOPIC_OR_PARTITION}
+        assert n.probe.metadata([t])[3] == {t: 0}
 
 
 # ------------------------------------------------------------------ 5. not the leader

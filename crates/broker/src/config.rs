@@ -439,7 +439,9 @@ impl BrokerConfig {
 }
 
 /// Keys about replication between brokers. On one node there is nothing for them to act on,
-/// so setting one is warned about (it is not an error: many single-node files carry them).
+/// so setting one is warned about (it is not an error: many single-node files carry them); in
+/// a cluster those in [`REPLICATION_HONOURED_KEYS`] take effect and the others are warned
+/// about as not honoured yet.
 pub const REPLICATION_ONLY_KEYS: &[&str] = &[
     "auto.leader.rebalance.enable",
     "broker.rack",
@@ -456,6 +458,16 @@ pub const REPLICATION_ONLY_KEYS: &[&str] = &[
     "replica.socket.receive.buffer.bytes",
     "replica.socket.timeout.ms",
     "zookeeper.connect",
+];
+
+/// The replication keys a cluster's replica fetchers and leaders honour.
+pub const REPLICATION_HONOURED_KEYS: &[&str] = &[
+    "replica.fetch.max.bytes",
+    "replica.fetch.min.bytes",
+    "replica.fetch.wait.max.ms",
+    "replica.high.watermark.checkpoint.interval.ms",
+    "replica.lag.time.max.ms",
+    "replica.socket.timeout.ms",
 ];
 
 /// Refuses configurations Oxka cannot serve as asked. A cluster is every node a combined
@@ -548,17 +560,29 @@ impl BrokerConfig {
                 .filter(|(_, s)| *s != ConfigSource::Default)
                 .map(|(v, _)| v.trim())
         };
-        // Every partition has one replica: on a single node because it is the only broker,
-        // in a cluster because replication between brokers is not built yet.
-        let why = if self.cluster_voters().is_some() {
-            "Oxka does not replicate partitions between brokers yet (each has one replica)"
+        let clustered = self.cluster_voters().is_some();
+        let why = if clustered {
+            "Oxka's replication does not honour it yet"
         } else {
             "this node is a cluster of one and has no replicas"
         };
         for key in REPLICATION_ONLY_KEYS {
+            if clustered && REPLICATION_HONOURED_KEYS.contains(key) {
+                continue;
+            }
             if let Some(v) = set(key) {
                 out.push(format!("{key}={v} has no effect: {why}"));
             }
+        }
+        if let Some(v) = set("unclean.leader.election.enable") {
+            if v.eq_ignore_ascii_case("true") {
+                out.push(format!(
+                    "unclean.leader.election.enable=true has no effect: {why}"
+                ));
+            }
+        }
+        if clustered {
+            return out;
         }
         let number = |key: &str| set(key).and_then(|v| v.parse::<i64>().ok());
         if let Some(n) = number("min.insync.replicas").filter(|n| *n > 1) {
@@ -573,13 +597,6 @@ impl BrokerConfig {
                  the default replication factor (auto-created ones too) fail with \
                  INVALID_REPLICATION_FACTOR"
             ));
-        }
-        if let Some(v) = set("unclean.leader.election.enable") {
-            if v.eq_ignore_ascii_case("true") {
-                out.push(format!(
-                    "unclean.leader.election.enable=true has no effect: {why}"
-                ));
-            }
         }
         out
     }

@@ -21,6 +21,9 @@ pub(crate) fn controller_error_code(e: &ControllerError) -> i16 {
         ControllerError::UnknownTopicOrPartition => ResponseError::UnknownTopicOrPartition,
         ControllerError::Store(_) => ResponseError::KafkaStorageError,
         ControllerError::NotController { .. } => ResponseError::NotController,
+        ControllerError::FencedLeaderEpoch => ResponseError::FencedLeaderEpoch,
+        ControllerError::InvalidUpdateVersion => ResponseError::InvalidUpdateVersion,
+        ControllerError::IneligibleReplica(_) => ResponseError::IneligibleReplica,
         // Stale is retried by Broker::change_metadata; after its last attempt the change timed out.
         ControllerError::QuorumUnavailable(_) | ControllerError::Stale { .. } => {
             ResponseError::RequestTimedOut
@@ -35,6 +38,10 @@ pub(crate) fn partition_error_code(e: &PartitionError) -> i16 {
         PartitionError::InvalidRecord(_) => ResponseError::InvalidRecord,
         PartitionError::CorruptMessage(_) => ResponseError::CorruptMessage,
         PartitionError::UnsupportedCompressionType => ResponseError::UnsupportedCompressionType,
+        PartitionError::NotLeader => ResponseError::NotLeaderOrFollower,
+        PartitionError::NotEnoughReplicas { .. } => ResponseError::NotEnoughReplicas,
+        PartitionError::FencedLeaderEpoch => ResponseError::FencedLeaderEpoch,
+        PartitionError::UnknownLeaderEpoch => ResponseError::UnknownLeaderEpoch,
         PartitionError::RecordErrors {
             timestamp: true, ..
         } => ResponseError::InvalidTimestamp,

@@ -14,6 +14,8 @@ pub mod metrics;
 pub mod partition;
 mod principal;
 pub mod producer_state;
+mod replica_fetcher;
+mod replication;
 pub mod sasl;
 pub mod txn;
 
@@ -82,6 +84,8 @@ pub struct Broker {
     pub groups: group::GroupCoordinator,
     /// The transaction coordinator (transactional ids, `__transaction_state`, markers).
     pub txns: txn::TxnCoordinator,
+    /// The follower side of replication: fetches what this broker follows from its leaders.
+    fetchers: replica_fetcher::ReplicaFetchers,
     /// This process's `.lock` on every log dir, released when the broker is dropped.
     _dir_locks: log_dir::LogDirLocks,
 }
@@ -168,8 +172,10 @@ impl Broker {
             producer_ids: Mutex::new((0, 0)),
             groups: group::GroupCoordinator::new(groups_config),
             txns: txn::TxnCoordinator::new(txn_config),
+            fetchers: replica_fetcher::ReplicaFetchers::default(),
             _dir_locks: dir_locks,
         });
+        broker.install_roles(&broker.image());
         // Every image the quorum applies from now on (this node's proposals and, in a
         // cluster, records committed by another controller) reaches the broker here.
         let weak = Arc::downgrade(&broker);
@@ -182,6 +188,7 @@ impl Broker {
         broker.apply_image(&broker.quorum.image());
         group::GroupCoordinator::start(&broker);
         txn::TxnCoordinator::start(&broker);
+        replica_fetcher::ReplicaFetchers::start(&broker);
         Ok(broker)
     }
 
@@ -246,6 +253,7 @@ impl Broker {
         if let Err(e) = self.partitions.reconcile(image, &self.config) {
             tracing::error!(error = %e, "reconciling partitions with metadata failed");
         }
+        self.install_roles(image);
         self.move_coordinators(&previous, image);
     }
 
@@ -376,6 +384,7 @@ impl Broker {
 
     /// Flushes and closes every log (clean shutdown). Blocking.
     pub fn shutdown(&self) {
+        self.checkpoint_high_watermarks();
         for partition in self.partitions.all() {
             if let Err(e) = partition.with_log(|log| Ok(log.flush()?)) {
                 tracing::warn!(topic = %partition.topic, partition = partition.index, error = %e, "flush on shutdown failed");

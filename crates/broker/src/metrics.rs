@@ -55,19 +55,22 @@ pub fn describe() {
         "kafka_server_replicamanager_leadercount",
         "Partitions this broker leads."
     );
-    describe_gauge!("kafka_server_replicamanager_underreplicatedpartitions", "Led partitions whose ISR is smaller than their replica set (always 0: every partition has one replica).");
-    describe_gauge!("kafka_server_replicamanager_underminisrpartitioncount", "Led partitions whose ISR (1) is below min.insync.replicas: acks=all produce to them fails with NOT_ENOUGH_REPLICAS.");
+    describe_gauge!(
+        "kafka_server_replicamanager_underreplicatedpartitions",
+        "Led partitions whose ISR is smaller than their replica set ."
+    );
+    describe_gauge!("kafka_server_replicamanager_underminisrpartitioncount", "Led partitions whose ISR is below min.insync.replicas: acks=all produce to them fails with NOT_ENOUGH_REPLICAS.");
     describe_gauge!(
         "kafka_server_replicamanager_atminisrpartitioncount",
         "Led partitions whose ISR size equals min.insync.replicas."
     );
     describe_gauge!(
         "kafka_controller_kafkacontroller_activecontrollercount",
-        "1 on the active controller (this node is its own controller)."
+        "1 on the active controller."
     );
     describe_gauge!(
         "kafka_controller_kafkacontroller_offlinepartitionscount",
-        "Partitions without a leader (always 0 on a single node that is up)."
+        "Partitions without a leader (reported by the active controller)."
     );
     describe_gauge!(
         "kafka_log_logmanager_offlinelogdirectorycount",
@@ -149,7 +152,7 @@ pub fn record_broker_state(broker: &Broker) {
         .iter()
         .filter_map(|d| filesystem_bytes(d).map(|c| (d.as_path(), c)))
         .collect();
-    let offline = log_dirs
+    let offline_dirs = log_dirs
         .iter()
         .filter(|d| std::fs::read_dir(d).is_err())
         .count();
@@ -160,6 +163,8 @@ pub fn record_broker_state(broker: &Broker) {
     }
     let mut under_min_isr = 0usize;
     let mut at_min_isr = 0usize;
+    let mut led = 0usize;
+    let mut under_replicated = 0usize;
     let mut high_watermarks: HashMap<(&str, i32), i64> = HashMap::new();
     for p in &partitions {
         let overrides = image.topic_overrides(&p.topic);
@@ -171,11 +176,12 @@ pub fn record_broker_state(broker: &Broker) {
                 .parse::<i64>()
                 .ok()
         };
-        // One replica, always in sync: ISR size 1.
-        match number("min.insync.replicas").unwrap_or(1) {
-            n if n > 1 => under_min_isr += 1,
-            1 => at_min_isr += 1,
-            _ => {}
+        if let Some((isr, replicas)) = p.isr_len() {
+            led += 1;
+            under_replicated += usize::from(isr < replicas);
+            let min = number("min.insync.replicas").unwrap_or(1).max(1) as usize;
+            under_min_isr += usize::from(isr < min);
+            at_min_isr += usize::from(isr == min);
         }
         let labels = [
             ("topic", p.topic.clone()),
@@ -215,14 +221,27 @@ pub fn record_broker_state(broker: &Broker) {
     }
     let count = partitions.len() as f64;
     metrics::gauge!("kafka_server_replicamanager_partitioncount").set(count);
-    metrics::gauge!("kafka_server_replicamanager_leadercount").set(count);
-    metrics::gauge!("kafka_server_replicamanager_underreplicatedpartitions").set(0.0);
+    metrics::gauge!("kafka_server_replicamanager_leadercount").set(led as f64);
+    metrics::gauge!("kafka_server_replicamanager_underreplicatedpartitions")
+        .set(under_replicated as f64);
     metrics::gauge!("kafka_server_replicamanager_underminisrpartitioncount")
         .set(under_min_isr as f64);
     metrics::gauge!("kafka_server_replicamanager_atminisrpartitioncount").set(at_min_isr as f64);
-    metrics::gauge!("kafka_controller_kafkacontroller_activecontrollercount").set(1.0);
-    metrics::gauge!("kafka_controller_kafkacontroller_offlinepartitionscount").set(0.0);
-    metrics::gauge!("kafka_log_logmanager_offlinelogdirectorycount").set(offline as f64);
+    let active = broker.controller_id() == broker.config.node_id;
+    let offline = if active {
+        image
+            .topics
+            .values()
+            .flat_map(|t| &t.partitions)
+            .filter(|p| p.leader < 0)
+            .count()
+    } else {
+        0
+    };
+    metrics::gauge!("kafka_controller_kafkacontroller_activecontrollercount")
+        .set(f64::from(u8::from(active)));
+    metrics::gauge!("kafka_controller_kafkacontroller_offlinepartitionscount").set(offline as f64);
+    metrics::gauge!("kafka_log_logmanager_offlinelogdirectorycount").set(offline_dirs as f64);
 
     let mut lag_sums: HashMap<(String, String), i64> = HashMap::new();
     for (group, topic, partition, offset) in broker.groups.committed_offsets() {

@@ -2,8 +2,11 @@
 //! metadata image.
 //!
 //! A [`Partition`] owns its [`Log`] behind a mutex (appends and reads of one partition are
-//! serialised; different partitions never contend). On a single node the high watermark is the
-//! log end offset: every acknowledged write is on the only replica.
+//! serialised; different partitions never contend), and this replica's [`Role`] in it: the
+//! leader, with the ISR and high watermark of `oxka_replication::LeaderState` (fed by appends
+//! and by its followers' fetches), or a follower of another broker, whose high watermark is
+//! the leader's as last fetched. Consumers read below the high watermark only. On a single
+//! node every partition's ISR is the leader alone, so the high watermark is the log end offset.
 //!
 //! The [`PartitionManager`] maps topic → partitions. `reconcile` opens logs for partitions the
 //! image assigns to this node, applies config changes, and deletes logs of removed topics. It
@@ -16,7 +19,11 @@ use std::sync::Arc;
 use oxka_log::batch::BatchHeader;
 use oxka_log::RecordBatch;
 use oxka_log::{AppendInfo, Log, LogError, ReadInfo};
-use oxka_metadata::MetadataImage;
+use oxka_metadata::{MetadataImage, PartitionImage};
+use oxka_replication::{
+    AckStatus, Action, BrokerId, LeaderAndIsr, LeaderConfig, LeaderEpoch, LeaderState, Offset,
+    PartitionEpoch,
+};
 use parking_lot::{Mutex, RwLock};
 use uuid::Uuid;
 
@@ -37,15 +44,48 @@ pub struct Partition {
     pub topic: String,
     pub topic_id: Uuid,
     pub index: i32,
-    pub leader_epoch: i32,
     /// `None` once the partition has been deleted; requests still holding it get
     /// UNKNOWN_TOPIC_OR_PARTITION.
     inner: Mutex<Option<Inner>>,
-    /// Woken after every append to this partition (records or a transaction marker), so that
-    /// fetches long-polling on it re-check. Per partition, as Kafka's delayed-fetch purgatory is
-    /// keyed: an append wakes only the fetches that asked for this partition.
+    /// Woken after every append to this partition (records or a transaction marker), every
+    /// advance of its high watermark and every change of role, so that fetches long-polling on
+    /// it and acks=all produces waiting for it re-check. Per partition, as Kafka's delayed
+    /// operations are keyed: an append wakes only what waits on this partition.
     appended: tokio::sync::Notify,
 }
+
+/// This replica's part in its partition, from the metadata image.
+#[derive(Debug)]
+enum Role {
+    /// The image names this broker leader: ISR, followers' progress, high watermark.
+    Leader(LeaderState),
+    /// Another broker leads (`leader` -1: none does) at `leader_epoch`; this replica fetches
+    /// from it.
+    Follower { leader: i32, leader_epoch: i32 },
+}
+
+/// An ISR change the leader proposes to the controller (Kafka's AlterPartition).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct IsrProposal {
+    pub new_isr: Vec<i32>,
+    pub leader_epoch: i32,
+    pub partition_epoch: i32,
+}
+
+/// Where an acks=all produce waiting for its followers stands.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum AckWait {
+    Done,
+    Pending,
+    /// Replicated, but the ISR shrank below min.insync.replicas (NOT_ENOUGH_REPLICAS_AFTER_APPEND).
+    NotEnoughReplicasAfterAppend,
+    /// This broker no longer leads the epoch the batch was appended in (NOT_LEADER_OR_FOLLOWER).
+    NotLeader,
+}
+
+/// The partitions this broker follows, by leader: what the replica fetchers fetch. A fetcher
+/// truncates a partition again whenever its leader epoch here changes.
+pub type FollowerSet = BTreeMap<i32, Vec<(Arc<Partition>, i32)>>;
 
 /// The log and the producer state that must change together with it.
 #[derive(Debug)]
@@ -56,6 +96,66 @@ struct Inner {
     /// Records appended since the last fsync, and when that was.
     unflushed_records: u64,
     last_flush_ms: i64,
+    role: Role,
+    /// Every record below it is on every ISR member: what consumers may read.
+    high_watermark: i64,
+}
+
+impl Inner {
+    /// The leader epoch this replica leads or follows in (-1 before the image named one).
+    fn leader_epoch(&self) -> i32 {
+        match &self.role {
+            Role::Leader(state) => state.leader_epoch().0,
+            Role::Follower { leader_epoch, .. } => *leader_epoch,
+        }
+    }
+
+    fn leader(&mut self) -> Option<&mut LeaderState> {
+        match &mut self.role {
+            Role::Leader(state) => Some(state),
+            Role::Follower { .. } => None,
+        }
+    }
+
+    /// Carries out what the leader state decided: a new high watermark is exposed, ISR changes
+    /// are returned for the broker to propose. Whether anything waiting must be woken.
+    fn apply(&mut self, actions: Vec<Action>, proposals: &mut Vec<IsrProposal>) -> bool {
+        let mut wake = false;
+        for action in actions {
+            match action {
+                Action::HighWatermark(hw) => {
+                    self.high_watermark = hw.0;
+                    wake = true;
+                }
+                Action::AlterIsr {
+                    new_isr,
+                    leader_epoch,
+                    partition_epoch,
+                } => proposals.push(IsrProposal {
+                    new_isr: new_isr.into_iter().map(|b| b.0).collect(),
+                    leader_epoch: leader_epoch.0,
+                    partition_epoch: partition_epoch.0,
+                }),
+            }
+        }
+        wake
+    }
+
+    fn offsets(&self) -> PartitionOffsets {
+        PartitionOffsets {
+            log_start_offset: self.log.log_start_offset(),
+            high_watermark: self.high_watermark.min(self.log.log_end_offset()),
+        }
+    }
+
+    /// The last stable offset: the first offset of the earliest open transaction, else the
+    /// high watermark.
+    fn last_stable_offset(&self) -> i64 {
+        let hw = self.offsets().high_watermark;
+        self.producers
+            .first_unstable_offset()
+            .map_or(hw, |f| f.min(hw))
+    }
 }
 
 /// The topic configs the partition enforces itself (the log enforces its own).
@@ -73,6 +173,8 @@ pub struct TopicRules {
     /// `flush.messages` / `flush.ms`: fsync after this many records / this long.
     pub flush_messages: u64,
     pub flush_ms: i64,
+    /// `min.insync.replicas`: the ISR an acks=all produce needs.
+    pub min_insync_replicas: usize,
 }
 
 impl TopicRules {
@@ -90,6 +192,8 @@ impl TopicRules {
             timestamp_after_ms: number("message.timestamp.after.max.ms"),
             flush_messages: number("flush.messages").max(1) as u64,
             flush_ms: number("flush.ms"),
+            min_insync_replicas: number("min.insync.replicas").clamp(1, i64::from(i16::MAX))
+                as usize,
         }
     }
 }
@@ -116,6 +220,22 @@ pub enum PartitionError {
     CorruptMessage(String),
     #[error("zstd compression needs Produce v7 / Fetch v10 or later")]
     UnsupportedCompressionType,
+    /// This broker does not lead the partition (any more).
+    #[error("This server is not the leader for that topic-partition.")]
+    NotLeader,
+    /// acks=all with an ISR smaller than min.insync.replicas (Kafka's message).
+    #[error("The size of the current ISR {isr} is insufficient to satisfy the min.isr requirement of {min} for partition {partition}")]
+    NotEnoughReplicas {
+        isr: usize,
+        min: usize,
+        partition: String,
+    },
+    /// A request's current leader epoch is older than this replica's (FENCED_LEADER_EPOCH).
+    #[error("The leader epoch in the request is older than the epoch on the broker.")]
+    FencedLeaderEpoch,
+    /// A request's current leader epoch is newer than this replica's (UNKNOWN_LEADER_EPOCH).
+    #[error("The leader epoch in the request is newer than the epoch on the broker.")]
+    UnknownLeaderEpoch,
     /// Records of the batch that Kafka's LogValidator refuses one by one (no key on a compacted
     /// topic, timestamp out of range): the whole batch is refused, and Produce v8+ names each
     /// offending record by its index in the batch (KIP-467) so a client fails only those and
@@ -157,6 +277,10 @@ pub struct Appended {
     pub duplicate: bool,
     /// `flush.messages` was reached: the caller must `flush` before acknowledging.
     pub needs_flush: bool,
+    /// The batch's last offset and the leader epoch it was appended in: an acks=all produce
+    /// waits until the high watermark passes it ([`Partition::ack_status`]).
+    pub last_offset: i64,
+    pub leader_epoch: i32,
 }
 
 impl Partition {
@@ -169,13 +293,27 @@ impl Partition {
     /// Appends a produce request's batches (offsets assigned here, in place). A batch from an
     /// idempotent producer is first checked against that producer's sequences: a retry of a
     /// batch already written is answered with its original offsets and not written again.
+    ///
+    /// `acks_all` (acks=-1) first needs an ISR of at least min.insync.replicas (Kafka's
+    /// Partition.appendRecordsToLeader); the caller then waits on [`Partition::ack_status`].
     pub fn append_as_leader(
         &self,
         records: &mut [u8],
         allow_zstd: bool,
+        acks_all: bool,
     ) -> Result<Appended, PartitionError> {
         let mut inner = self.inner.lock();
         let inner = inner.as_mut().ok_or(PartitionError::Deleted)?;
+        let min_insync = inner.policy.min_insync_replicas;
+        let leader = inner.leader().ok_or(PartitionError::NotLeader)?;
+        if acks_all && leader.isr().len() < min_insync {
+            return Err(PartitionError::NotEnoughReplicas {
+                isr: leader.isr().len(),
+                min: min_insync,
+                partition: format!("{}-{}", self.topic, self.index),
+            });
+        }
+        let leader_epoch = leader.leader_epoch().0;
         self.validate_records(records, allow_zstd, &inner.policy)?;
         let producer = BatchHeader::parse(records).filter(|h| h.producer_id >= 0);
         if BatchHeader::parse(records).is_some_and(|h| h.attributes & CONTROL_BIT != 0) {
@@ -207,13 +345,15 @@ impl Partition {
                     bytes: 0,
                     duplicate: true,
                     needs_flush: false,
+                    last_offset: meta.last_offset,
+                    leader_epoch,
                 });
             }
         }
         let base_before = inner.log.active_base_offset();
         let info: AppendInfo = inner
             .log
-            .append_as_leader(records, self.leader_epoch, now_ms())?;
+            .append_as_leader(records, leader_epoch, now_ms())?;
         snapshot_if_rolled(inner, base_before);
         if let Some(h) = producer {
             inner.producers.record(
@@ -230,7 +370,7 @@ impl Partition {
             );
         }
         inner.unflushed_records += info.num_records;
-        self.appended.notify_waiters();
+        self.leader_appended(inner);
         Ok(Appended {
             first_offset: info.first_offset,
             log_append_time_ms: info.log_append_time_ms,
@@ -238,6 +378,321 @@ impl Partition {
             bytes: info.bytes,
             duplicate: false,
             needs_flush: inner.unflushed_records >= inner.policy.flush_messages,
+            last_offset: info.last_offset,
+            leader_epoch,
+        })
+    }
+
+    /// After a leader append: the leader state learns the new log end (on a single replica the
+    /// high watermark follows it at once), and waiters wake.
+    fn leader_appended(&self, inner: &mut Inner) {
+        let end = Offset(inner.log.log_end_offset());
+        if let Some(leader) = inner.leader() {
+            let actions = leader.on_append(end);
+            // on_append never proposes an ISR change.
+            inner.apply(actions, &mut Vec::new());
+        }
+        self.appended.notify_waiters();
+    }
+
+    /// Where an acks=all produce of a batch ending at `last_offset`, appended in
+    /// `leader_epoch`, stands.
+    pub fn ack_status(&self, leader_epoch: i32, last_offset: i64) -> AckWait {
+        let mut inner = self.inner.lock();
+        let Some(leader) = inner.as_mut().and_then(|i| i.leader()) else {
+            return AckWait::NotLeader;
+        };
+        if leader.leader_epoch().0 != leader_epoch {
+            return AckWait::NotLeader;
+        }
+        match leader.check_ack(Offset(last_offset)) {
+            AckStatus::Done => AckWait::Done,
+            AckStatus::Pending => AckWait::Pending,
+            AckStatus::NotEnoughReplicasAfterAppend => AckWait::NotEnoughReplicasAfterAppend,
+        }
+    }
+
+    /// The leader epoch this replica leads or follows in.
+    pub fn leader_epoch(&self) -> i32 {
+        self.inner.lock().as_ref().map_or(-1, Inner::leader_epoch)
+    }
+
+    /// KIP-320's check of a request's `current_leader_epoch` (-1: none) against this replica's.
+    pub fn check_leader_epoch(&self, current_leader_epoch: i32) -> Result<(), PartitionError> {
+        let ours = self.leader_epoch();
+        match current_leader_epoch {
+            -1 => Ok(()),
+            e if e > ours => Err(PartitionError::UnknownLeaderEpoch),
+            e if e < ours => Err(PartitionError::FencedLeaderEpoch),
+            _ => Ok(()),
+        }
+    }
+
+    /// Brings this replica's role in line with `p`, its registration in the image, on broker
+    /// `local` (Kafka's makeLeader / makeFollower, and an ISR change within a leader epoch).
+    pub fn sync_role(
+        &self,
+        p: &PartitionImage,
+        local: i32,
+        replica_lag_time_max_ms: u64,
+        now_ms: u64,
+    ) -> Result<(), PartitionError> {
+        let mut guard = self.inner.lock();
+        let inner = guard.as_mut().ok_or(PartitionError::Deleted)?;
+        let config = LeaderConfig {
+            replica_lag_time_max_ms,
+            min_insync_replicas: inner.policy.min_insync_replicas,
+        };
+        let ids = |v: &[i32]| v.iter().map(|&b| BrokerId(b)).collect::<Vec<_>>();
+        let mut wake = false;
+        if p.leader == local {
+            if let Role::Leader(state) = &mut inner.role {
+                if state.leader_epoch().0 == p.leader_epoch {
+                    state.set_config(config);
+                    let actions = state.on_isr_committed(
+                        LeaderEpoch(p.leader_epoch),
+                        ids(&p.isr),
+                        PartitionEpoch(p.partition_epoch),
+                    );
+                    wake = inner.apply(actions, &mut Vec::new());
+                    if wake {
+                        self.appended.notify_waiters();
+                    }
+                    return Ok(());
+                }
+            }
+            // Kafka's makeLeader: the new epoch starts at the log end offset.
+            inner.log.assign_leader_epoch(p.leader_epoch)?;
+            let registration = LeaderAndIsr {
+                leader_epoch: LeaderEpoch(p.leader_epoch),
+                partition_epoch: PartitionEpoch(p.partition_epoch),
+                replicas: ids(&p.replicas),
+                isr: ids(&p.isr),
+            };
+            let end = Offset(inner.log.log_end_offset());
+            match LeaderState::become_leader(
+                BrokerId(local),
+                registration,
+                end,
+                Offset(inner.high_watermark),
+                now_ms,
+                config,
+            ) {
+                Ok((state, actions)) => {
+                    tracing::info!(topic = %self.topic, partition = self.index, leader_epoch = p.leader_epoch, isr = ?p.isr, log_end_offset = end.0, high_watermark = inner.high_watermark, "leading");
+                    inner.role = Role::Leader(state);
+                    inner.apply(actions, &mut Vec::new());
+                }
+                Err(e) => {
+                    tracing::error!(topic = %self.topic, partition = self.index, error = %e, "cannot lead");
+                    inner.role = Role::Follower {
+                        leader: -1,
+                        leader_epoch: p.leader_epoch,
+                    };
+                }
+            }
+            wake = true;
+        } else {
+            let same = matches!(inner.role, Role::Follower { leader, leader_epoch }
+                if leader == p.leader && leader_epoch == p.leader_epoch);
+            if !same {
+                tracing::info!(topic = %self.topic, partition = self.index, leader = p.leader, leader_epoch = p.leader_epoch, "following");
+                inner.role = Role::Follower {
+                    leader: p.leader,
+                    leader_epoch: p.leader_epoch,
+                };
+                wake = true;
+            }
+        }
+        if wake {
+            self.appended.notify_waiters();
+        }
+        Ok(())
+    }
+
+    /// The leader's side of a follower's fetch: `replica` fetches from `fetch_offset` (its log
+    /// end offset) in `current_leader_epoch`. Updates its progress (which may advance the high
+    /// watermark and propose adding it to the ISR, returned), then reads whole batches from
+    /// there up to the log end, not the high watermark.
+    pub fn read_for_follower(
+        &self,
+        replica: i32,
+        current_leader_epoch: i32,
+        fetch_offset: i64,
+        max_bytes: usize,
+        min_one_batch: bool,
+    ) -> Result<(ReadInfo, PartitionOffsets, Vec<IsrProposal>), PartitionError> {
+        self.check_leader_epoch(current_leader_epoch)?;
+        let mut guard = self.inner.lock();
+        let inner = guard.as_mut().ok_or(PartitionError::Deleted)?;
+        let now = u64::try_from(now_ms()).unwrap_or(0);
+        let leader = inner.leader().ok_or(PartitionError::NotLeader)?;
+        let mut proposals = Vec::new();
+        match leader.on_follower_fetch(BrokerId(replica), Offset(fetch_offset), now) {
+            Ok(actions) => {
+                if inner.apply(actions, &mut proposals) {
+                    self.appended.notify_waiters();
+                }
+            }
+            Err(oxka_replication::ReplicationError::NotAReplica { .. }) => {
+                return Err(PartitionError::NotLeader);
+            }
+            // Out of range: the log's own check below answers OFFSET_OUT_OF_RANGE.
+            Err(_) => {}
+        }
+        let end = inner.log.log_end_offset();
+        let info = inner
+            .log
+            .read(fetch_offset, max_bytes, end, min_one_batch)?;
+        Ok((info, inner.offsets(), proposals))
+    }
+
+    /// The leader's periodic ISR check (Kafka's isr-expiration task): the ISR shrink to
+    /// propose, if a follower fell behind for longer than replica.lag.time.max.ms.
+    pub fn isr_tick(&self, now_ms: u64) -> Vec<IsrProposal> {
+        let mut guard = self.inner.lock();
+        let Some(inner) = guard.as_mut() else {
+            return Vec::new();
+        };
+        let Some(leader) = inner.leader() else {
+            return Vec::new();
+        };
+        let actions = leader.on_tick(now_ms);
+        let mut proposals = Vec::new();
+        inner.apply(actions, &mut proposals);
+        proposals
+    }
+
+    /// The controller refused an ISR change that was based on `partition_epoch` without
+    /// applying it: the next event may propose again.
+    pub fn isr_rejected(&self, partition_epoch: i32) {
+        let mut guard = self.inner.lock();
+        if let Some(inner) = guard.as_mut() {
+            if let Some(leader) = inner.leader() {
+                let actions = leader.on_isr_rejected(PartitionEpoch(partition_epoch));
+                if inner.apply(actions, &mut Vec::new()) {
+                    self.appended.notify_waiters();
+                }
+            }
+        }
+    }
+
+    /// The ISR as this leader knows it, `None` on a follower (for the under-replicated count).
+    pub fn isr_len(&self) -> Option<(usize, usize)> {
+        let mut guard = self.inner.lock();
+        let leader = guard.as_mut()?.leader()?;
+        Some((leader.isr().len(), leader.replicas().len()))
+    }
+
+    /// Which broker this replica follows and in which epoch; `None` when it leads.
+    pub fn following(&self) -> Option<(i32, i32)> {
+        let guard = self.inner.lock();
+        match &guard.as_ref()?.role {
+            Role::Follower {
+                leader,
+                leader_epoch,
+            } => Some((*leader, *leader_epoch)),
+            Role::Leader(_) => None,
+        }
+    }
+
+    /// A follower's append of batches fetched from its leader, with the leader's high
+    /// watermark and log start offset from the same response: the batches keep their offsets
+    /// and epochs, producer state and the transaction index learn them as on the leader, and
+    /// the high watermark becomes the leader's (bounded by this log's end). The log end offset.
+    pub fn append_as_follower(
+        &self,
+        records: &[u8],
+        leader_high_watermark: i64,
+        leader_log_start_offset: i64,
+    ) -> Result<i64, PartitionError> {
+        let mut guard = self.inner.lock();
+        let inner = guard.as_mut().ok_or(PartitionError::Deleted)?;
+        if matches!(inner.role, Role::Leader(_)) {
+            return Err(PartitionError::NotLeader);
+        }
+        if !records.is_empty() {
+            let base_before = inner.log.active_base_offset();
+            let info = inner.log.append_as_follower(records, now_ms())?;
+            snapshot_if_rolled(inner, base_before);
+            track_batches(inner, records)?;
+            inner.unflushed_records += info.num_records;
+        }
+        let end = inner.log.log_end_offset();
+        if leader_log_start_offset > inner.log.log_start_offset() && leader_log_start_offset <= end
+        {
+            inner.log.delete_records_before(leader_log_start_offset)?;
+        }
+        let hw = leader_high_watermark.min(end);
+        if hw != inner.high_watermark || !records.is_empty() {
+            inner.high_watermark = hw;
+            self.appended.notify_waiters();
+        }
+        Ok(end)
+    }
+
+    /// A follower's truncation (KIP-101/279): removes every offset from `offset` on and
+    /// rebuilds the producer state from what is left. The new log end offset.
+    pub fn truncate_to(&self, offset: i64) -> Result<i64, PartitionError> {
+        let mut guard = self.inner.lock();
+        let inner = guard.as_mut().ok_or(PartitionError::Deleted)?;
+        let before = inner.log.log_end_offset();
+        inner.log.truncate_to(offset)?;
+        let end = inner.log.log_end_offset();
+        if end != before {
+            tracing::info!(topic = %self.topic, partition = self.index, from = before, to = end, "truncated");
+            inner.producers = rebuild_producer_state(&mut inner.log)?;
+        }
+        inner.high_watermark = inner.high_watermark.min(end);
+        Ok(end)
+    }
+
+    /// A follower whose log ends before the leader's log start: empties it and starts at
+    /// `offset`.
+    pub fn truncate_fully_and_start_at(&self, offset: i64) -> Result<(), PartitionError> {
+        let mut guard = self.inner.lock();
+        let inner = guard.as_mut().ok_or(PartitionError::Deleted)?;
+        tracing::info!(topic = %self.topic, partition = self.index, offset, "truncating fully: the leader's log starts after this replica's end");
+        inner.log.truncate_fully_and_start_at(offset)?;
+        inner.producers = ProducerStateManager::default();
+        inner.high_watermark = offset;
+        Ok(())
+    }
+
+    /// The follower's view for its truncation exchange: (latest epoch in its cache, log end
+    /// offset, high watermark, the epoch cache).
+    pub fn follower_truncation_view(
+        &self,
+    ) -> Result<(oxka_replication::LeaderEpochCache, i64, i64), PartitionError> {
+        let guard = self.inner.lock();
+        let inner = guard.as_ref().ok_or(PartitionError::Deleted)?;
+        let mut cache = oxka_replication::LeaderEpochCache::new();
+        for e in inner.log.epoch_entries() {
+            cache.assign(LeaderEpoch(e.epoch), Offset(e.start_offset));
+        }
+        Ok((
+            cache,
+            inner.log.log_end_offset(),
+            inner.high_watermark.min(inner.log.log_end_offset()),
+        ))
+    }
+
+    /// The log end offset and start offset (for a follower's next fetch).
+    pub fn log_end_and_start(&self) -> Result<(i64, i64), PartitionError> {
+        self.with_log(|log| Ok((log.log_end_offset(), log.log_start_offset())))
+    }
+
+    /// Reads whole batches up to the log end, not the high watermark: for a coordinator loading
+    /// its partition on becoming leader (records above the high watermark are this leader's and
+    /// will be committed; Kafka's coordinator loader reads to the log end too).
+    pub fn read_to_end(
+        &self,
+        offset: i64,
+        max_bytes: usize,
+    ) -> Result<(ReadInfo, i64), PartitionError> {
+        self.with_log(|log| {
+            let end = log.log_end_offset();
+            Ok((log.read(offset, max_bytes, end, true)?, end))
         })
     }
 
@@ -253,28 +708,27 @@ impl Partition {
     ) -> Result<i64, PartitionError> {
         let mut inner = self.inner.lock();
         let inner = inner.as_mut().ok_or(PartitionError::Deleted)?;
+        let leader_epoch = inner
+            .leader()
+            .ok_or(PartitionError::NotLeader)?
+            .leader_epoch()
+            .0;
         let now = now_ms();
         let mut batch =
             crate::txn::marker::encode(producer_id, producer_epoch, commit, coordinator_epoch, now);
         let base_before = inner.log.active_base_offset();
-        let info = inner
-            .log
-            .append_as_leader(&mut batch, self.leader_epoch, now)?;
+        let info = inner.log.append_as_leader(&mut batch, leader_epoch, now)?;
         snapshot_if_rolled(inner, base_before);
-        let lso = inner.producers.first_unstable_offset();
-        inner
-            .producers
-            .complete_txn(producer_id, producer_epoch, info.first_offset, commit, now);
-        if let Some(a) = inner.producers.aborted_at(producer_id, info.first_offset) {
-            inner.log.append_aborted_txn(&oxka_log::AbortedTxnEntry {
-                producer_id,
-                first_offset: a.first_offset,
-                last_offset: a.last_offset,
-                last_stable_offset: lso.unwrap_or(info.first_offset).min(info.first_offset),
-            })?;
-        }
+        complete_txn(
+            inner,
+            producer_id,
+            producer_epoch,
+            info.first_offset,
+            commit,
+            now,
+        )?;
         inner.unflushed_records += info.num_records;
-        self.appended.notify_waiters();
+        self.leader_appended(inner);
         Ok(info.first_offset)
     }
 
@@ -282,12 +736,10 @@ impl Partition {
     /// high watermark.
     pub fn last_stable_offset(&self) -> Result<i64, PartitionError> {
         let inner = self.inner.lock();
-        let inner = inner.as_ref().ok_or(PartitionError::Deleted)?;
-        let hw = inner.log.log_end_offset();
         Ok(inner
-            .producers
-            .first_unstable_offset()
-            .map_or(hw, |f| f.min(hw)))
+            .as_ref()
+            .ok_or(PartitionError::Deleted)?
+            .last_stable_offset())
     }
 
     /// A read_committed read: whole batches from `offset` bounded by the last stable offset,
@@ -300,11 +752,8 @@ impl Partition {
     ) -> Result<(ReadInfo, PartitionOffsets, i64, Vec<AbortedTxn>), PartitionError> {
         let mut inner = self.inner.lock();
         let inner = inner.as_mut().ok_or(PartitionError::Deleted)?;
-        let offsets = offsets_of(&inner.log);
-        let lso = inner
-            .producers
-            .first_unstable_offset()
-            .map_or(offsets.high_watermark, |f| f.min(offsets.high_watermark));
+        let offsets = inner.offsets();
+        let lso = inner.last_stable_offset();
         let info = inner.log.read(offset, max_bytes, lso, min_one_batch)?;
         let mut end = offset;
         let mut buf = &info.records[..];
@@ -496,7 +945,7 @@ impl Partition {
             if !inner.policy.compact {
                 return Ok(None);
             }
-            let high_watermark = offsets_of(&inner.log).high_watermark;
+            let high_watermark = inner.offsets().high_watermark;
             match inner
                 .log
                 .prepare_compaction(now_ms, high_watermark, cleaner)?
@@ -526,15 +975,18 @@ impl Partition {
         max_bytes: usize,
         min_one_batch: bool,
     ) -> Result<(ReadInfo, PartitionOffsets), PartitionError> {
-        self.with_log(|log| {
-            let offsets = offsets_of(log);
-            let info = log.read(offset, max_bytes, offsets.high_watermark, min_one_batch)?;
-            Ok((info, offsets))
-        })
+        let mut inner = self.inner.lock();
+        let inner = inner.as_mut().ok_or(PartitionError::Deleted)?;
+        let offsets = inner.offsets();
+        let info = inner
+            .log
+            .read(offset, max_bytes, offsets.high_watermark, min_one_batch)?;
+        Ok((info, offsets))
     }
 
     pub fn offsets(&self) -> Result<PartitionOffsets, PartitionError> {
-        self.with_log(|log| Ok(offsets_of(log)))
+        let inner = self.inner.lock();
+        Ok(inner.as_ref().ok_or(PartitionError::Deleted)?.offsets())
     }
 
     pub fn size_bytes(&self) -> Result<u64, PartitionError> {
@@ -561,11 +1013,69 @@ impl Partition {
     }
 }
 
-fn offsets_of(log: &Log) -> PartitionOffsets {
-    PartitionOffsets {
-        log_start_offset: log.log_start_offset(),
-        high_watermark: log.log_end_offset(),
+/// Closes `producer_id`'s transaction at the marker at `marker_offset` (leader and follower
+/// alike): an aborted one goes to the transaction index, so read_committed fetches skip it.
+fn complete_txn(
+    inner: &mut Inner,
+    producer_id: i64,
+    producer_epoch: i16,
+    marker_offset: i64,
+    commit: bool,
+    timestamp: i64,
+) -> Result<(), LogError> {
+    let lso = inner.producers.first_unstable_offset();
+    inner.producers.complete_txn(
+        producer_id,
+        producer_epoch,
+        marker_offset,
+        commit,
+        timestamp,
+    );
+    if let Some(a) = inner.producers.aborted_at(producer_id, marker_offset) {
+        inner.log.append_aborted_txn(&oxka_log::AbortedTxnEntry {
+            producer_id,
+            first_offset: a.first_offset,
+            last_offset: a.last_offset,
+            last_stable_offset: lso.unwrap_or(marker_offset).min(marker_offset),
+        })?;
     }
+    Ok(())
+}
+
+/// A follower's producer state learns the batches it appended, as the leader's did.
+fn track_batches(inner: &mut Inner, mut records: &[u8]) -> Result<(), LogError> {
+    while let Some(h) = BatchHeader::parse(records) {
+        let Some(size) = h.size_in_bytes().filter(|s| *s <= records.len()) else {
+            break;
+        };
+        if h.producer_id >= 0 && h.attributes & CONTROL_BIT != 0 {
+            if let Some(commit) = crate::txn::marker::decode_commit(&records[..size]) {
+                complete_txn(
+                    inner,
+                    h.producer_id,
+                    h.producer_epoch,
+                    h.base_offset,
+                    commit,
+                    h.max_timestamp,
+                )?;
+            }
+        } else if h.producer_id >= 0 {
+            inner.producers.record(
+                h.producer_id,
+                h.producer_epoch,
+                BatchMeta {
+                    first_seq: h.base_sequence,
+                    last_seq: producer_state::last_seq(h.base_sequence, h.last_offset_delta),
+                    first_offset: h.base_offset,
+                    last_offset: h.last_offset(),
+                    timestamp: h.max_timestamp,
+                },
+                h.attributes & TRANSACTIONAL_BIT != 0,
+            );
+        }
+        records = &records[size..];
+    }
+    Ok(())
 }
 
 #[derive(Debug, Default)]
@@ -582,16 +1092,109 @@ pub struct PartitionManager {
     topics: RwLock<HashMap<String, HostedTopic>>,
     /// Serialises reconciliations so that two never open the same log.
     reconcile_lock: Mutex<()>,
+    /// The high watermarks of the last run (`replication-offset-checkpoint` in each log dir),
+    /// where a partition's opens: its leader must not expose less than it did.
+    high_watermarks: Mutex<HashMap<(String, i32), i64>>,
 }
+
+/// Kafka's per-log-dir checkpoint of high watermarks.
+pub const HIGH_WATERMARK_CHECKPOINT: &str = "replication-offset-checkpoint";
 
 impl PartitionManager {
     pub fn new(node_id: i32, log_dirs: Vec<PathBuf>) -> PartitionManager {
+        let mut high_watermarks = HashMap::new();
+        for dir in &log_dirs {
+            let path = dir.join(HIGH_WATERMARK_CHECKPOINT);
+            match std::fs::read_to_string(&path) {
+                Ok(text) => match parse_high_watermarks(&text) {
+                    Some(entries) => high_watermarks.extend(entries),
+                    None => {
+                        tracing::warn!(path = %path.display(), "ignoring a malformed high watermark checkpoint")
+                    }
+                },
+                Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+                Err(e) => {
+                    tracing::warn!(path = %path.display(), error = %e, "cannot read the high watermark checkpoint")
+                }
+            }
+        }
         PartitionManager {
             node_id,
             log_dirs,
             topics: RwLock::new(HashMap::new()),
             reconcile_lock: Mutex::new(()),
+            high_watermarks: Mutex::new(high_watermarks),
         }
+    }
+
+    /// Writes every hosted partition's high watermark to `replication-offset-checkpoint` in its
+    /// log dir (Kafka's format: version 0, a count, then `topic partition offset` lines),
+    /// atomically. Blocking; run every few seconds and at shutdown.
+    pub fn checkpoint_high_watermarks(&self) -> std::io::Result<()> {
+        let mut by_dir: HashMap<PathBuf, Vec<(String, i32, i64)>> = HashMap::new();
+        for p in self.all() {
+            let Some((dir, hw)) = p
+                .with_log(|log| {
+                    Ok((
+                        log.dir().parent().map(Path::to_path_buf),
+                        log.log_end_offset(),
+                    ))
+                })
+                .ok()
+                .and_then(|(dir, end)| Some((dir?, p.offsets().ok()?.high_watermark.min(end))))
+            else {
+                continue;
+            };
+            by_dir
+                .entry(dir)
+                .or_default()
+                .push((p.topic.clone(), p.index, hw));
+        }
+        let mut saved = self.high_watermarks.lock();
+        for dir in &self.log_dirs {
+            let entries = by_dir.remove(dir).unwrap_or_default();
+            let mut text = format!("0\n{}\n", entries.len());
+            for (topic, partition, hw) in &entries {
+                text.push_str(&format!("{topic} {partition} {hw}\n"));
+                saved.insert((topic.clone(), *partition), *hw);
+            }
+            let tmp = dir.join(format!("{HIGH_WATERMARK_CHECKPOINT}.tmp"));
+            std::fs::write(&tmp, text)?;
+            std::fs::File::open(&tmp)?.sync_all()?;
+            std::fs::rename(&tmp, dir.join(HIGH_WATERMARK_CHECKPOINT))?;
+        }
+        Ok(())
+    }
+
+    /// Brings every hosted partition's role in line with `image` (leader, follower, ISR
+    /// changes) and returns what this broker follows, by leader. Run after `reconcile`.
+    pub fn sync_roles(&self, image: &MetadataImage, replica_lag_time_max_ms: u64) -> FollowerSet {
+        let now = u64::try_from(now_ms()).unwrap_or(0);
+        let mut followed = FollowerSet::new();
+        for (name, topic) in &image.topics {
+            for p in &topic.partitions {
+                if !p.replicas.contains(&self.node_id) {
+                    continue;
+                }
+                let Some(partition) = self.get(name, p.partition) else {
+                    continue;
+                };
+                if partition.topic_id != topic.topic_id {
+                    continue;
+                }
+                if let Err(e) = partition.sync_role(p, self.node_id, replica_lag_time_max_ms, now) {
+                    tracing::error!(topic = %name, partition = p.partition, error = %e, "changing the replica's role failed");
+                    continue;
+                }
+                if p.leader != self.node_id && p.leader >= 0 {
+                    followed
+                        .entry(p.leader)
+                        .or_default()
+                        .push((partition, p.leader_epoch));
+                }
+            }
+        }
+        followed
     }
 
     pub fn get(&self, topic: &str, partition: i32) -> Option<Arc<Partition>> {
@@ -674,12 +1277,6 @@ impl PartitionManager {
                 let dir = self.dir_for(name, p.partition);
                 let log_started = std::time::Instant::now();
                 let mut log = Log::open(&dir, log_config.clone(), now_ms())?;
-                if p.leader == self.node_id {
-                    // As Kafka's makeLeader: the leader epoch is in the checkpoint before the
-                    // first append, which then writes no file (a fsync per partition on the
-                    // produce path otherwise).
-                    log.assign_leader_epoch(p.leader_epoch)?;
-                }
                 let producers = rebuild_producer_state(&mut log)?;
                 opened += 1;
                 tracing::info!(
@@ -696,13 +1293,23 @@ impl PartitionManager {
                     topic: name.clone(),
                     topic_id: topic.topic_id,
                     index: p.partition,
-                    leader_epoch: p.leader_epoch,
                     inner: Mutex::new(Some(Inner {
+                        high_watermark: self
+                            .high_watermarks
+                            .lock()
+                            .get(&(name.clone(), p.partition))
+                            .copied()
+                            .unwrap_or(log.log_start_offset()),
                         log,
                         producers,
                         policy,
                         unflushed_records: 0,
                         last_flush_ms: now_ms(),
+                        // The role comes from the image right after (`sync_roles`).
+                        role: Role::Follower {
+                            leader: -1,
+                            leader_epoch: -1,
+                        },
                     })),
                     appended: tokio::sync::Notify::new(),
                 });
@@ -903,4 +1510,22 @@ fn replay(
 /// `<topic>-<partition>`, Kafka's partition directory name.
 pub fn partition_dir_name(topic: &str, partition: i32) -> String {
     format!("{topic}-{partition}")
+}
+
+/// The entries of a `replication-offset-checkpoint` file, `None` when malformed.
+fn parse_high_watermarks(text: &str) -> Option<Vec<((String, i32), i64)>> {
+    let mut lines = text.lines();
+    if lines.next()?.trim() != "0" {
+        return None;
+    }
+    let count: usize = lines.next()?.trim().parse().ok()?;
+    let mut out = Vec::with_capacity(count);
+    for line in lines.take(count) {
+        let mut parts = line.split_whitespace();
+        let topic = parts.next()?.to_owned();
+        let partition = parts.next()?.parse().ok()?;
+        let offset = parts.next()?.parse().ok()?;
+        out.push(((topic, partition), offset));
+    }
+    (out.len() == count).then_some(out)
 }

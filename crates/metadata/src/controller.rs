@@ -47,6 +47,15 @@ pub enum ControllerError {
     /// broker validates it again against the newer image (never reaches a client).
     #[error("the metadata log moved on to offset {next_offset}")]
     Stale { next_offset: u64 },
+    /// An ISR change from a leader whose epoch is not the registration's (FENCED_LEADER_EPOCH).
+    #[error("The leader epoch in the request is older than the epoch on the broker.")]
+    FencedLeaderEpoch,
+    /// An ISR change based on an older partition epoch (INVALID_UPDATE_VERSION).
+    #[error("The given version of the partition registration is stale.")]
+    InvalidUpdateVersion,
+    /// An ISR change adding a replica that may not join it (INELIGIBLE_REPLICA).
+    #[error("{0}")]
+    IneligibleReplica(String),
 }
 
 impl From<QuorumError> for ControllerError {
@@ -59,10 +68,6 @@ impl From<QuorumError> for ControllerError {
         }
     }
 }
-
-/// Why a replication factor above 1 is refused, in both places it can be asked for.
-const NO_REPLICATION: &str =
-    "Oxka does not replicate partitions yet: every partition has exactly one replica";
 
 /// What a CreateTopics entry asks for. `-1` means the broker default.
 #[derive(Debug, Clone, Default)]
@@ -434,14 +439,18 @@ impl Controller {
         )
     }
 
-    /// Brings registrations and partition leaders in line with `live`, the brokers the active
-    /// controller has heard from within the broker session timeout (Kafka's heartbeat
+    /// Brings registrations, ISRs and partition leaders in line with `live`, the brokers the
+    /// active controller has heard from within the broker session timeout (Kafka's heartbeat
     /// fencing): a registered broker not in `live` is fenced and one back in it unfenced
-    /// (BrokerRegistrationChange); every partition whose leader is not live gets a new leader
-    /// elected from its ISR among the live, registered brokers, or none (-1, NO_LEADER), and
-    /// a leaderless partition gets one as soon as an ISR member is live again; each leader
-    /// change bumps the leader epoch. Writes nothing when everything already agrees, so the
-    /// active controller can call it on every tick. Returns the image.
+    /// (BrokerRegistrationChange); a fenced broker leaves every ISR it is in, unless it is the
+    /// last member (Kafka keeps the last one, so that it, and no replica that may lack
+    /// committed records, leads again); every partition whose leader is not live gets a new
+    /// leader elected from its ISR among the live, registered brokers, or none (-1, NO_LEADER),
+    /// and a leaderless partition gets one as soon as an ISR member is live again; each leader
+    /// change bumps the leader epoch. A broker back from fencing rejoins ISRs through its
+    /// leaders once it has caught up ([`Controller::alter_partition`]). Writes nothing when
+    /// everything already agrees, so the active controller can call it on every tick. Returns
+    /// the image.
     pub fn fence_and_elect(&self, live: &[i32]) -> Result<Arc<MetadataImage>, ControllerError> {
         use oxka_replication::{election::elect_leader, BrokerId};
         let image = self.image();
@@ -455,23 +464,28 @@ impl Controller {
                 });
             }
         }
-        let is_live = |b: BrokerId| live.contains(&b.0) && image.brokers.contains_key(&b.0);
+        let is_live = |b: i32| live.contains(&b) && image.brokers.contains_key(&b);
         let ids = |v: &[i32]| v.iter().map(|&b| BrokerId(b)).collect::<Vec<_>>();
         for topic in image.topics.values() {
             for p in &topic.partitions {
-                if p.leader >= 0 && is_live(BrokerId(p.leader)) {
-                    continue;
+                let mut isr: Vec<i32> = p.isr.iter().copied().filter(|&b| is_live(b)).collect();
+                if isr.is_empty() {
+                    isr = p.isr.clone();
                 }
-                let leader = elect_leader(&ids(&p.replicas), &ids(&p.isr), is_live, false)
-                    .map_or(-1, |b| b.0);
-                if leader != p.leader {
+                let leader = if p.leader >= 0 && is_live(p.leader) {
+                    p.leader
+                } else {
+                    elect_leader(&ids(&p.replicas), &ids(&isr), |b| is_live(b.0), false)
+                        .map_or(-1, |b| b.0)
+                };
+                if leader != p.leader || isr != p.isr {
                     records.push(MetadataRecord::Partition {
                         topic_id: topic.topic_id,
                         partition: p.partition,
                         replicas: p.replicas.clone(),
-                        isr: p.isr.clone(),
+                        isr,
                         leader,
-                        leader_epoch: p.leader_epoch + 1,
+                        leader_epoch: p.leader_epoch + i32::from(leader != p.leader),
                     });
                 }
             }
@@ -480,6 +494,64 @@ impl Controller {
             return Ok(image);
         }
         self.commit(&image, records)
+    }
+
+    /// A partition leader's ISR change (Kafka's AlterPartition): `leader` leading at
+    /// `leader_epoch` proposes `new_isr`, based on the registration at `partition_epoch`.
+    /// Refused with FENCED_LEADER_EPOCH when the leader or its epoch is not the
+    /// registration's, INVALID_UPDATE_VERSION when the registration changed since, and
+    /// INELIGIBLE_REPLICA when the ISR would name a non-replica, drop the leader, or add a
+    /// fenced broker. Returns the image with the change applied.
+    pub fn alter_partition(
+        &self,
+        topic_id: Uuid,
+        partition: i32,
+        leader: i32,
+        leader_epoch: i32,
+        partition_epoch: i32,
+        new_isr: &[i32],
+    ) -> Result<Arc<MetadataImage>, ControllerError> {
+        let image = self.image();
+        let current = image
+            .topic_by_id(&topic_id)
+            .and_then(|t| t.partitions.iter().find(|p| p.partition == partition))
+            .ok_or(ControllerError::UnknownTopicOrPartition)?;
+        if current.leader != leader || current.leader_epoch != leader_epoch {
+            return Err(ControllerError::FencedLeaderEpoch);
+        }
+        if current.partition_epoch != partition_epoch {
+            return Err(ControllerError::InvalidUpdateVersion);
+        }
+        if !new_isr.contains(&leader) {
+            return Err(ControllerError::IneligibleReplica(format!(
+                "The proposed ISR {new_isr:?} does not include the leader {leader}."
+            )));
+        }
+        if let Some(b) = new_isr.iter().find(|b| !current.replicas.contains(b)) {
+            return Err(ControllerError::IneligibleReplica(format!(
+                "Broker {b} is not a replica of the partition."
+            )));
+        }
+        if let Some(b) = new_isr
+            .iter()
+            .find(|b| !current.isr.contains(b) && image.brokers.get(b).is_none_or(|r| r.fenced))
+        {
+            return Err(ControllerError::IneligibleReplica(format!(
+                "Broker {b} is fenced and cannot join the ISR."
+            )));
+        }
+        if new_isr == current.isr.as_slice() {
+            return Ok(image);
+        }
+        let record = MetadataRecord::Partition {
+            topic_id,
+            partition,
+            replicas: current.replicas.clone(),
+            isr: new_isr.to_vec(),
+            leader,
+            leader_epoch,
+        };
+        self.commit(&image, vec![record])
     }
 
     /// Reserves `count` producer ids that no one else will ever get (they survive restarts
@@ -538,11 +610,6 @@ impl Controller {
                 "Unable to replicate the partition {rf} time(s): The target replication factor of {rf} cannot be reached because only {brokers} broker(s) are registered."
             )));
         }
-        if rf > 1 {
-            return Err(ControllerError::InvalidReplicationFactor(format!(
-                "{NO_REPLICATION} (requested replication factor {rf})"
-            )));
-        }
         // Round robin carries on from the partitions that exist, so leaders spread across topics.
         let start: usize = image.topics.values().map(|t| t.partitions.len()).sum();
         Ok((0..partitions as usize)
@@ -576,12 +643,6 @@ impl Controller {
         if let Some(b) = replicas.iter().find(|b| !live.contains(b)) {
             return Err(ControllerError::InvalidReplicaAssignment(format!(
                 "The manual partition assignment includes broker {b}, but no such broker is registered."
-            )));
-        }
-        if replicas.len() > 1 {
-            return Err(ControllerError::InvalidReplicaAssignment(format!(
-                "{NO_REPLICATION} (an assignment lists {} replicas)",
-                replicas.len()
             )));
         }
         Ok(())
@@ -685,7 +746,7 @@ mod tests {
     }
 
     #[test]
-    fn partitions_spread_over_registered_brokers_and_rf_above_one_is_refused() {
+    fn partitions_spread_over_registered_brokers_with_up_to_as_many_replicas() {
         let (_dir, c) = three_brokers();
         let image = c.create_topic(&spec("t", 6, 1), 1, 1, false).unwrap();
         let leaders: Vec<i32> = image
@@ -702,11 +763,17 @@ mod tests {
                 "{leaders:?}"
             );
         }
-        let err = c.create_topic(&spec("r3", 1, 3), 1, 1, false).unwrap_err();
-        assert!(
-            matches!(err, ControllerError::InvalidReplicationFactor(ref m) if m.contains("does not replicate")),
-            "{err}"
-        );
+        let image = c.create_topic(&spec("r3", 3, 3), 1, 1, false).unwrap();
+        for p in &image.topic("r3").unwrap().partitions {
+            let mut sorted = p.replicas.clone();
+            sorted.sort_unstable();
+            assert_eq!(sorted, vec![1, 2, 3], "{p:?}");
+            assert_eq!(
+                (p.isr.clone(), p.leader),
+                (p.replicas.clone(), p.replicas[0])
+            );
+            assert_eq!(p.partition_epoch, 0);
+        }
         let err = c.create_topic(&spec("r4", 1, 4), 1, 1, false).unwrap_err();
         assert!(
             matches!(err, ControllerError::InvalidReplicationFactor(ref m) if m.contains("only 3 broker(s)")),
@@ -719,10 +786,58 @@ mod tests {
             assignments: vec![vec![1, 2]],
             ..Default::default()
         };
+        let image = c.create_topic(&explicit, 1, 1, false).unwrap();
+        assert_eq!(
+            image.topic("two").unwrap().partitions[0].replicas,
+            vec![1, 2]
+        );
+    }
+
+    #[test]
+    fn a_fenced_follower_leaves_the_isr_a_dead_leader_is_replaced_from_it_and_the_leader_alters_it()
+    {
+        let (_dir, c) = three_brokers();
+        let image = c.create_topic(&spec("t", 1, 3), 1, 1, false).unwrap();
+        let tid = image.topic("t").unwrap().topic_id;
+        let p = |image: &MetadataImage| image.topic("t").unwrap().partitions[0].clone();
+        let before = p(&image);
+        let leader = before.leader;
+        let follower = before.replicas[1];
+        // The follower is fenced: it leaves the ISR, the leader and its epoch stay.
+        let live: Vec<i32> = (1..=3).filter(|&b| b != follower).collect();
+        let after = p(&c.fence_and_elect(&live).unwrap());
+        assert_eq!(after.leader, leader);
+        assert_eq!(after.leader_epoch, before.leader_epoch);
+        assert!(!after.isr.contains(&follower), "{after:?}");
+        assert_eq!(after.partition_epoch, 1);
+        // Back: it does not rejoin the ISR by itself (its leader adds it once caught up) ...
+        let back = p(&c.fence_and_elect(&[1, 2, 3]).unwrap());
+        assert_eq!(back.isr, after.isr);
+        // ... and the leader's change must name the current epochs.
+        let mut full = after.isr.clone();
+        full.push(follower);
         assert!(matches!(
-            c.create_topic(&explicit, 1, 1, false),
-            Err(ControllerError::InvalidReplicaAssignment(_))
+            c.alter_partition(tid, 0, leader, before.leader_epoch, 0, &full),
+            Err(ControllerError::InvalidUpdateVersion)
         ));
+        assert!(matches!(
+            c.alter_partition(tid, 0, follower, before.leader_epoch, 1, &full),
+            Err(ControllerError::FencedLeaderEpoch)
+        ));
+        assert!(matches!(
+            c.alter_partition(tid, 0, leader, before.leader_epoch, 1, &[follower]),
+            Err(ControllerError::IneligibleReplica(_))
+        ));
+        let altered = p(&c
+            .alter_partition(tid, 0, leader, before.leader_epoch, 1, &full)
+            .unwrap());
+        assert_eq!((altered.isr.len(), altered.partition_epoch), (3, 2));
+        // The leader dies: a new one from the ISR, with the next leader epoch.
+        let live: Vec<i32> = (1..=3).filter(|&b| b != leader).collect();
+        let failed_over = p(&c.fence_and_elect(&live).unwrap());
+        assert!(live.contains(&failed_over.leader), "{failed_over:?}");
+        assert_eq!(failed_over.leader_epoch, before.leader_epoch + 1);
+        assert!(!failed_over.isr.contains(&leader));
     }
 
     #[test]

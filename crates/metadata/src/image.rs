@@ -63,6 +63,10 @@ pub struct PartitionImage {
     pub isr: Vec<i32>,
     pub leader: i32,
     pub leader_epoch: i32,
+    /// KRaft's partition epoch: the version of this registration, 0 when created and one more
+    /// with every later Partition record for it (an ISR change, a new leader). A leader's ISR
+    /// change names the epoch it was based on, so one based on an older registration is refused.
+    pub partition_epoch: i32,
 }
 
 impl MetadataImage {
@@ -132,18 +136,22 @@ impl MetadataImage {
                     return;
                 };
                 let topic = Arc::make_mut(topic);
-                let image = PartitionImage {
+                let mut image = PartitionImage {
                     partition: *partition,
                     replicas: replicas.clone(),
                     isr: isr.clone(),
                     leader: *leader,
                     leader_epoch: *leader_epoch,
+                    partition_epoch: 0,
                 };
                 match topic
                     .partitions
                     .binary_search_by_key(partition, |p| p.partition)
                 {
-                    Ok(i) => topic.partitions[i] = image,
+                    Ok(i) => {
+                        image.partition_epoch = topic.partitions[i].partition_epoch + 1;
+                        topic.partitions[i] = image;
+                    }
                     Err(i) => topic.partitions.insert(i, image),
                 }
             }

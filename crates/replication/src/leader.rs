@@ -357,6 +357,12 @@ impl LeaderState {
         }
     }
 
+    /// New `min.insync.replicas` / `replica.lag.time.max.ms` (a config change within the leader
+    /// epoch); applies from the next event on.
+    pub fn set_config(&mut self, config: LeaderConfig) {
+        self.config = config;
+    }
+
     /// The high watermark.
     pub fn high_watermark(&self) -> Offset {
         self.high_watermark

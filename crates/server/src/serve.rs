@@ -125,6 +125,7 @@ async fn run(properties: Option<PathBuf>, overrides: Vec<String>) -> anyhow::Res
     if raft.is_some() {
         // A single node is always live and leads everything: nothing to fence or elect.
         tokio::spawn(controller_ticks(broker.clone()));
+        tokio::spawn(replication_ticks(broker.clone()));
     }
     shutdown_signal().await;
     health.set_ready(false);
@@ -184,6 +185,33 @@ async fn controller_ticks(broker: Arc<Broker>) {
             .is_err()
         {
             return;
+        }
+    }
+}
+
+/// The leaders' ISR check once a second, and the high watermark checkpoint every 5 seconds
+/// (Kafka's `replica.high.watermark.checkpoint.interval.ms`).
+async fn replication_ticks(broker: Arc<Broker>) {
+    let mut ticker = tokio::time::interval(Duration::from_secs(1));
+    ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    let checkpoint_ms: u64 = broker
+        .config
+        .get("replica.high.watermark.checkpoint.interval.ms")
+        .and_then(|v| v.trim().parse().ok())
+        .unwrap_or(5000);
+    let mut last_checkpoint = std::time::Instant::now();
+    loop {
+        ticker.tick().await;
+        broker.replication_tick();
+        if last_checkpoint.elapsed() >= Duration::from_millis(checkpoint_ms) {
+            last_checkpoint = std::time::Instant::now();
+            let b = broker.clone();
+            if tokio::task::spawn_blocking(move || b.checkpoint_high_watermarks())
+                .await
+                .is_err()
+            {
+                return;
+            }
         }
     }
 }

@@ -1505,7 +1505,7 @@ impl GroupCoordinator {
             .map_err(|_| err::UNKNOWN_SERVER_ERROR)?;
         buf[oxka_log::batch::CRC_OFFSET..oxka_log::batch::CRC_OFFSET + 4]
             .copy_from_slice(&crc.to_be_bytes());
-        if let Err(error) = partition.append_as_leader(&mut buf, true) {
+        if let Err(error) = partition.append_as_leader(&mut buf, true, false) {
             tracing::error!(group = group_id, %error, "writing transactional offsets failed");
             return Err(err::UNKNOWN_SERVER_ERROR);
         }
@@ -1908,7 +1908,10 @@ fn append(
     };
     RecordBatchEncoder::encode(&mut buf, &records, &options)
         .expect("encoding an uncompressed batch into memory cannot fail");
-    if partition.append_as_leader(&mut buf, true)?.needs_flush {
+    if partition
+        .append_as_leader(&mut buf, true, false)?
+        .needs_flush
+    {
         // `flush.messages` (e.g. the broker's log.flush.interval.messages) asks for an fsync
         // before the change is acknowledged.
         partition.flush()?;
@@ -1916,8 +1919,8 @@ fn append(
     Ok(())
 }
 
-/// Calls `f(key, value)` for every record of the partition, from its log start to its high
-/// watermark. Records of a transaction (TxnOffsetCommit) are passed on only when its commit
+/// Calls `f(key, value)` for every record of the partition, from its log start to its log end
+/// (a new leader's records above the high watermark are its own and get committed). Records of a transaction (TxnOffsetCommit) are passed on only when its commit
 /// marker is read, dropped at its abort marker, and left in `open_txn` (with their producer
 /// id) if the log ends before either. Blocking.
 fn for_each_record(
@@ -1928,8 +1931,8 @@ fn for_each_record(
     let mut offset = partition.offsets()?.log_start_offset;
     let mut pending: HashMap<i64, Vec<(Bytes, Option<Bytes>)>> = HashMap::new();
     loop {
-        let (info, offsets) = partition.read(offset, 1 << 20, true)?;
-        if info.records.is_empty() || offset >= offsets.high_watermark {
+        let (info, end) = partition.read_to_end(offset, 1 << 20)?;
+        if info.records.is_empty() || offset >= end {
             for (pid, recs) in pending {
                 open_txn.extend(recs.into_iter().map(|(k, v)| (pid, k, v)));
             }

@@ -42,6 +42,7 @@ pub(super) async fn handle(
         return response;
     }
     let (request, mut denied) = authorize_fetch(broker, ctx, request);
+    let replica_id = replica_id(version, &request);
     if request.topics.is_empty() && !denied.is_empty() {
         response.responses = denied;
         return response;
@@ -65,11 +66,12 @@ pub(super) async fn handle(
         for w in &mut waits {
             w.as_mut().enable();
         }
-        let (topics, bytes, errors) = read_once(broker, version, &request);
+        let (topics, bytes, errors) = read_once(broker, version, &request, replica_id);
         let now = Instant::now();
         if bytes >= min_bytes || errors || now >= deadline {
             let image = broker.image();
-            for t in &topics {
+            // Kafka counts a follower's fetches apart (ReplicationBytesOutPerSec).
+            for t in topics.iter().filter(|_| replica_id < 0) {
                 let sent: usize = t
                     .partitions
                     .iter()
@@ -106,6 +108,15 @@ pub(super) async fn handle(
     }
 }
 
+/// The fetching replica's broker id (a follower), or -1 for a consumer.
+fn replica_id(version: i16, request: &FetchRequest) -> i32 {
+    if version >= 15 {
+        request.replica_state.replica_id.0
+    } else {
+        request.replica_id.0
+    }
+}
+
 /// Splits off the partitions the principal may not fetch, answered TOPIC_AUTHORIZATION_FAILED
 /// as Kafka does: a follower (replica id >= 0) needs CLUSTER_ACTION on the cluster for all of
 /// them, a consumer READ on each topic. Topic ids the image does not know stay in the request
@@ -118,11 +129,7 @@ fn authorize_fetch(
     if !broker.authorizer_enabled() {
         return (request, Vec::new());
     }
-    let replica_id = if ctx.api_version >= 15 {
-        request.replica_state.replica_id.0
-    } else {
-        request.replica_id.0
-    };
+    let replica_id = replica_id(ctx.api_version, &request);
     let follower_allowed =
         replica_id < 0 || broker.authorize_cluster(ctx, AclOperation::ClusterAction);
     let image = broker.image();
@@ -197,11 +204,14 @@ fn watched_partitions(
 }
 
 /// One pass over the requested partitions: the responses, bytes returned, and whether any
-/// partition had an error (which makes Kafka answer at once).
+/// partition had an error (which makes Kafka answer at once). A follower (`replica_id` >= 0)
+/// reads up to the log end and its fetch offsets are its progress for the leader's ISR and
+/// high watermark; a consumer reads up to the high watermark (or last stable offset).
 fn read_once(
-    broker: &Broker,
+    broker: &Arc<Broker>,
     version: i16,
     request: &FetchRequest,
+    replica_id: i32,
 ) -> (Vec<FetchableTopicResponse>, usize, bool) {
     let image = broker.image();
     let mut remaining = request.max_bytes.max(0) as usize;
@@ -240,7 +250,24 @@ fn read_once(
             let min_one = total == 0;
             // read_committed (isolation level 1) stops at the last stable offset and lists
             // the aborted transactions in what it returns.
-            let read = if request.isolation_level == 1 {
+            let read = if replica_id >= 0 {
+                partition
+                    .read_for_follower(
+                        replica_id,
+                        p.current_leader_epoch,
+                        p.fetch_offset,
+                        max_bytes,
+                        min_one,
+                    )
+                    .map(|(info, offsets, proposals)| {
+                        for proposal in proposals {
+                            broker.propose_isr(partition.clone(), proposal);
+                        }
+                        (info, offsets, offsets.high_watermark, None)
+                    })
+            } else if let Err(e) = partition.check_leader_epoch(p.current_leader_epoch) {
+                Err(e)
+            } else if request.isolation_level == 1 {
                 partition
                     .read_committed(p.fetch_offset, max_bytes, min_one)
                     .map(|(info, offsets, lso, aborted)| (info, offsets, lso, Some(aborted)))

@@ -70,7 +70,7 @@ pub(super) fn handle(
                                 r.offset = offset;
                                 r.timestamp = timestamp;
                                 if version >= 4 {
-                                    r.leader_epoch = partition.leader_epoch;
+                                    r.leader_epoch = partition.leader_epoch();
                                 }
                             }
                             Ok(None) => {}
@@ -92,9 +92,12 @@ fn lookup(
     timestamp: i64,
     version: i16,
 ) -> Result<Option<(i64, i64)>, PartitionError> {
+    if timestamp == LATEST {
+        // What consumers may read: the high watermark, not the log end.
+        return Ok(Some((partition.offsets()?.high_watermark, -1)));
+    }
     partition.with_log(|log| {
         Ok(match timestamp {
-            LATEST => Some((log.log_end_offset(), -1)),
             EARLIEST | EARLIEST_LOCAL => Some((log.log_start_offset(), -1)),
             MAX_TIMESTAMP if version >= 7 => log.max_timestamp_offset()?,
             LATEST_TIERED if version >= 9 => None,
@@ -107,12 +110,10 @@ fn lookup(
 /// Kafka's leader-epoch fencing: a client's epoch newer than ours is UNKNOWN_LEADER_EPOCH,
 /// an older one FENCED_LEADER_EPOCH; -1 skips the check.
 fn check_leader_epoch(partition: &Partition, current: i32) -> Option<i16> {
-    match current {
-        -1 => None,
-        e if e > partition.leader_epoch => Some(ResponseError::UnknownLeaderEpoch.code()),
-        e if e < partition.leader_epoch => Some(ResponseError::FencedLeaderEpoch.code()),
-        _ => None,
-    }
+    partition
+        .check_leader_epoch(current)
+        .err()
+        .map(|e| partition_error_code(&e))
 }
 
 /// The partition to answer from: TOPIC_AUTHORIZATION_FAILED when the topic is not authorized

@@ -18,6 +18,7 @@ mod txn;
 
 use std::sync::Arc;
 
+use kafka_protocol::error::ResponseError;
 use kafka_protocol::messages::{RequestKind, ResponseKind};
 use oxka_protocol::kafka_protocol;
 
@@ -53,6 +54,25 @@ pub enum Reply {
 impl Broker {
     /// Handles one request.
     pub async fn handle(self: &Arc<Self>, ctx: &RequestContext, request: RequestKind) -> Reply {
+        // A coordinator's write is answered once its partition's ISR has it (Kafka's
+        // coordinators append with acks=all), so a coordinator failover loses no commit.
+        let Some((topic, key)) = coordinator_key(&request) else {
+            return self.dispatch(ctx, request).await;
+        };
+        let mut reply = self.dispatch(ctx, request).await;
+        if !self.await_coordinator_write(topic, &key).await {
+            if let Reply::Send(ResponseKind::OffsetCommit(r)) = &mut reply {
+                for p in r.topics.iter_mut().flat_map(|t| t.partitions.iter_mut()) {
+                    if p.error_code == 0 {
+                        p.error_code = ResponseError::CoordinatorNotAvailable.code();
+                    }
+                }
+            }
+        }
+        reply
+    }
+
+    async fn dispatch(self: &Arc<Self>, ctx: &RequestContext, request: RequestKind) -> Reply {
         let v = ctx.api_version;
         Reply::Send(match request {
             RequestKind::ApiVersions(r) => {
@@ -179,6 +199,29 @@ impl Broker {
             }
         })
     }
+}
+
+/// The coordinator topic and key (group id or transactional id) of a request that writes to
+/// a coordinator's partition.
+fn coordinator_key(request: &RequestKind) -> Option<(&'static str, String)> {
+    use crate::{group::OFFSETS_TOPIC, txn::TXN_TOPIC};
+    let (topic, key) = match request {
+        RequestKind::JoinGroup(r) => (OFFSETS_TOPIC, r.group_id.to_string()),
+        RequestKind::SyncGroup(r) => (OFFSETS_TOPIC, r.group_id.to_string()),
+        RequestKind::LeaveGroup(r) => (OFFSETS_TOPIC, r.group_id.to_string()),
+        RequestKind::OffsetCommit(r) => (OFFSETS_TOPIC, r.group_id.to_string()),
+        RequestKind::OffsetDelete(r) => (OFFSETS_TOPIC, r.group_id.to_string()),
+        RequestKind::TxnOffsetCommit(r) => (OFFSETS_TOPIC, r.group_id.to_string()),
+        RequestKind::ConsumerGroupHeartbeat(r) => (OFFSETS_TOPIC, r.group_id.to_string()),
+        RequestKind::InitProducerId(r) => (TXN_TOPIC, r.transactional_id.as_ref()?.to_string()),
+        RequestKind::AddOffsetsToTxn(r) => (TXN_TOPIC, r.transactional_id.to_string()),
+        RequestKind::AddPartitionsToTxn(r) if !r.v3_and_below_transactional_id.is_empty() => {
+            (TXN_TOPIC, r.v3_and_below_transactional_id.to_string())
+        }
+        RequestKind::EndTxn(r) => (TXN_TOPIC, r.transactional_id.to_string()),
+        _ => return None,
+    };
+    Some((topic, key))
 }
 
 /// Runs blocking work (metadata fsync, directory changes) off the runtime's worker threads.

@@ -1,10 +1,15 @@
 //! Produce (key 0): validate and append each partition's batches as they came (offsets are
-//! assigned in place), then answer per partition. acks=0 gets no response at all; acks=1 and
-//! acks=all are the same on a single node (the leader is the whole ISR), except that acks=all
-//! to a partition whose min.insync.replicas is above 1 answers NOT_ENOUGH_REPLICAS, as Kafka.
+//! assigned in place), then answer per partition. acks=0 gets no response at all; acks=1 is
+//! answered once the leader appended; acks=all needs an ISR of at least min.insync.replicas
+//! (else NOT_ENOUGH_REPLICAS, nothing appended) and is answered once the high watermark passes
+//! the batch, i.e. every ISR member has it (Kafka's delayed produce): REQUEST_TIMED_OUT after
+//! the request's timeout, NOT_ENOUGH_REPLICAS_AFTER_APPEND if the ISR shrank below the minimum
+//! meanwhile, NOT_LEADER_OR_FOLLOWER if this broker lost the leadership. On a single node the
+//! ISR is the leader alone, so acks=all is answered at once.
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
+use std::time::{Duration, Instant};
 
 use bytes::BytesMut;
 use kafka_protocol::error::ResponseError;
@@ -21,7 +26,7 @@ use oxka_metadata::acl::{AclOperation, ResourceType};
 use super::{Reply, RequestContext};
 use crate::errors::partition_error_code;
 use crate::leadership::{current_leader, NOT_LEADER_OR_FOLLOWER};
-use crate::partition::PartitionError;
+use crate::partition::{AckWait, Appended, Partition, PartitionError};
 use crate::{metrics, Broker};
 
 /// Batch attributes bit 4: the batch belongs to a transaction.
@@ -34,6 +39,7 @@ pub(super) async fn handle(
 ) -> Reply {
     let version = ctx.api_version;
     let acks = request.acks;
+    let ack_deadline = Instant::now() + Duration::from_millis(request.timeout_ms.max(0) as u64);
     let mut response = ProduceResponse::default();
     let transactional_id = request.transactional_id.as_ref().map(|s| s.to_string());
     if !matches!(acks, -1..=1) {
@@ -87,29 +93,15 @@ pub(super) async fn handle(
             match (topic_error, partition, data.records) {
                 (Some(code), _, _) => p.error_code = code,
                 (None, Err(code), _) => p.error_code = code,
-                // Kafka's Partition.appendRecordsToLeader: acks=all needs an ISR of at least
-                // min.insync.replicas, and the ISR here is the leader alone.
-                (None, Ok(_), _) if acks == -1 && min_insync_replicas(broker, &name) > 1 => {
-                    p.error_code = ResponseError::NotEnoughReplicas.code();
-                    if version >= 8 {
-                        p.error_message = Some(
-                            format!(
-                                "The size of the current ISR 1 is insufficient to satisfy the min.isr requirement of {} for partition {}-{}",
-                                min_insync_replicas(broker, &name),
-                                name.as_str(),
-                                data.index
-                            )
-                            .into(),
-                        );
-                    }
-                }
                 (None, Ok(_), None) => p.error_code = ResponseError::InvalidRecord.code(),
                 (None, Ok(partition), Some(records)) => {
                     let mut records = BytesMut::from(&records[..]);
                     let txn_header = BatchHeader::parse(&records)
                         .filter(|h| h.attributes & TRANSACTIONAL_BIT != 0);
                     let appended = match (txn_header, &transactional_id) {
-                        (None, _) => Ok(partition.append_as_leader(&mut records, version >= 7)),
+                        (None, _) => {
+                            Ok(partition.append_as_leader(&mut records, version >= 7, acks == -1))
+                        }
                         (Some(_), None) => {
                             Err(ResponseError::TransactionalIdAuthorizationFailed.code())
                         }
@@ -119,7 +111,7 @@ pub(super) async fn handle(
                             h.producer_id,
                             h.producer_epoch,
                             &(name.to_string(), data.index),
-                            || partition.append_as_leader(&mut records, version >= 7),
+                            || partition.append_as_leader(&mut records, version >= 7, acks == -1),
                         ),
                     };
                     match appended {
@@ -138,6 +130,10 @@ pub(super) async fn handle(
                                     if let Err(e) = flushed {
                                         tracing::error!(error = %e, "flush failed");
                                     }
+                                }
+                                if acks == -1 {
+                                    p.error_code =
+                                        await_replication(&partition, &info, ack_deadline).await;
                                 }
                                 p.base_offset = info.first_offset;
                                 p.log_append_time_ms = info.log_append_time_ms;
@@ -240,15 +236,29 @@ fn reply(response: ProduceResponse, acks: i16) -> Reply {
     }
 }
 
-/// The topic's effective `min.insync.replicas` (its override, else the broker's).
-fn min_insync_replicas(broker: &Broker, topic: &str) -> i64 {
-    let image = broker.image();
-    broker
-        .config
-        .topic_config_value(image.topic_overrides(topic), "min.insync.replicas")
-        .trim()
-        .parse()
-        .unwrap_or(1)
+/// Waits until every ISR member has the batch `info` describes (the high watermark passed
+/// it), at most until `deadline`; the error code to answer (0 when replicated).
+async fn await_replication(partition: &Partition, info: &Appended, deadline: Instant) -> i16 {
+    loop {
+        let woken = partition.appended();
+        tokio::pin!(woken);
+        woken.as_mut().enable();
+        match partition.ack_status(info.leader_epoch, info.last_offset) {
+            AckWait::Done => return 0,
+            AckWait::NotEnoughReplicasAfterAppend => {
+                return ResponseError::NotEnoughReplicasAfterAppend.code()
+            }
+            AckWait::NotLeader => return NOT_LEADER_OR_FOLLOWER,
+            AckWait::Pending => {}
+        }
+        let now = Instant::now();
+        if now >= deadline
+            || tokio::time::timeout(deadline - now, woken).await.is_err()
+                && partition.ack_status(info.leader_epoch, info.last_offset) == AckWait::Pending
+        {
+            return ResponseError::RequestTimedOut.code();
+        }
+    }
 }
 
 fn error_all(request: &ProduceRequest, code: i16) -> Vec<TopicProduceResponse> {

@@ -673,7 +673,7 @@ impl TxnCoordinator {
                 }
                 Err(_) => continue,
             };
-            match p.write_txn_marker(producer_id, producer_epoch, commit, log.leader_epoch) {
+            match p.write_txn_marker(producer_id, producer_epoch, commit, log.leader_epoch()) {
                 Ok(_) | Err(PartitionError::Deleted) => {}
                 Err(e) => {
                     tracing::error!(%topic, partition = index, error = %e, "writing a transaction marker failed");
@@ -786,23 +786,25 @@ fn write_record(
     };
     RecordBatchEncoder::encode(&mut buf, std::iter::once(&record), &options)
         .expect("encoding an uncompressed batch into memory cannot fail");
-    partition.append_as_leader(&mut buf, true).map_err(|e| {
-        tracing::error!(%transactional_id, error = %e, "writing {TXN_TOPIC} failed");
-        err::NOT_COORDINATOR
-    })?;
+    partition
+        .append_as_leader(&mut buf, true, false)
+        .map_err(|e| {
+            tracing::error!(%transactional_id, error = %e, "writing {TXN_TOPIC} failed");
+            err::NOT_COORDINATOR
+        })?;
     Ok(())
 }
 
-/// Calls `f(key, value)` for every record of the partition, from its log start to its high
-/// watermark. Blocking.
+/// Calls `f(key, value)` for every record of the partition, from its log start to its log end
+/// (a new leader's records above the high watermark are its own and get committed). Blocking.
 fn for_each_record(
     partition: &Partition,
     mut f: impl FnMut(Bytes, Option<Bytes>),
 ) -> Result<(), PartitionError> {
     let mut offset = partition.offsets()?.log_start_offset;
     loop {
-        let (info, offsets) = partition.read(offset, 1 << 20, true)?;
-        if info.records.is_empty() || offset >= offsets.high_watermark {
+        let (info, end) = partition.read_to_end(offset, 1 << 20)?;
+        if info.records.is_empty() || offset >= end {
             return Ok(());
         }
         let mut rest = info.records.clone();
