@@ -27,6 +27,7 @@ TARGETS = {
     33: ("AlterConfigs", 0, 2),
     35: ("DescribeLogDirs", 1, 4),
     37: ("CreatePartitions", 0, 3),
+    43: ("ElectLeaders", 0, 2),
     44: ("IncrementalAlterConfigs", 0, 1),
     60: ("DescribeCluster", 0, 1),
     # issue 10 (authentication)

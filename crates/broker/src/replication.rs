@@ -128,6 +128,30 @@ impl Broker {
         }
     }
 
+    /// Kafka's controlled shutdown, before a cluster node stops: its leaderships move to other
+    /// in-sync replicas and it leaves the ISRs, so clients see a retriable
+    /// NOT_LEADER_OR_FOLLOWER and move rather than wait for the session timeout. Blocking.
+    pub fn controlled_shutdown(&self) {
+        let node_id = self.config.node_id;
+        match self.change_metadata(|c| c.controlled_shutdown(node_id)) {
+            Ok(image) => {
+                let still = image
+                    .topics
+                    .values()
+                    .flat_map(|t| &t.partitions)
+                    .filter(|p| p.leader == node_id)
+                    .count();
+                tracing::info!(
+                    still_leading = still,
+                    "controlled shutdown: leaderships moved"
+                );
+            }
+            Err(e) => {
+                tracing::warn!(error = %e, "controlled shutdown failed; leaderships move when this broker is fenced")
+            }
+        }
+    }
+
     /// Writes the high watermark checkpoint of every log dir. Blocking.
     pub fn checkpoint_high_watermarks(&self) {
         if let Err(e) = self.partitions().checkpoint_high_watermarks() {

@@ -69,6 +69,19 @@ impl From<QuorumError> for ControllerError {
     }
 }
 
+/// One partition's answer to ElectLeaders.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ElectionOutcome {
+    Elected,
+    /// The preferred replica leads already / the leader is live (ELECTION_NOT_NEEDED).
+    NotNeeded,
+    /// The preferred replica is not live or not in the ISR (PREFERRED_LEADER_NOT_AVAILABLE).
+    PreferredLeaderNotAvailable,
+    /// No live replica to elect (ELIGIBLE_LEADERS_NOT_AVAILABLE).
+    EligibleLeadersNotAvailable,
+    UnknownTopicOrPartition,
+}
+
 /// What a CreateTopics entry asks for. `-1` means the broker default.
 #[derive(Debug, Clone, Default)]
 pub struct CreateTopicSpec {
@@ -496,6 +509,147 @@ impl Controller {
         self.commit(&image, records)
     }
 
+    /// Broker `broker_id` is stopping (Kafka's controlled shutdown): it leaves every ISR it is
+    /// in (unless it is the last member), and every partition it leads gets a new leader from
+    /// the remaining ISR among the registered, unfenced brokers (none, -1, when there is no
+    /// other in-sync replica: the partition is offline until the broker is back, as it would be
+    /// anyway once it stops). Returns the image.
+    pub fn controlled_shutdown(
+        &self,
+        broker_id: i32,
+    ) -> Result<Arc<MetadataImage>, ControllerError> {
+        use oxka_replication::election::{controlled_shutdown, PartitionRegistration};
+        use oxka_replication::{BrokerId, LeaderEpoch, PartitionEpoch};
+        let image = self.image();
+        let ids = |v: &[i32]| v.iter().map(|&b| BrokerId(b)).collect::<Vec<_>>();
+        let registrations: Vec<((Uuid, i32), PartitionRegistration)> = image
+            .topics
+            .values()
+            .flat_map(|t| {
+                t.partitions.iter().map(move |p| {
+                    (
+                        (t.topic_id, p.partition),
+                        PartitionRegistration {
+                            replicas: ids(&p.replicas),
+                            isr: ids(&p.isr),
+                            leader: (p.leader >= 0).then_some(BrokerId(p.leader)),
+                            leader_epoch: LeaderEpoch(p.leader_epoch),
+                            partition_epoch: PartitionEpoch(p.partition_epoch),
+                        },
+                    )
+                })
+            })
+            .collect();
+        let live = |b: BrokerId| image.brokers.get(&b.0).is_some_and(|r| !r.fenced);
+        let records: Vec<MetadataRecord> = controlled_shutdown(
+            registrations.iter().map(|(k, r)| (*k, r)),
+            BrokerId(broker_id),
+            live,
+        )
+        .into_iter()
+        .map(|((topic_id, partition), next)| MetadataRecord::Partition {
+            topic_id,
+            partition,
+            replicas: next.replicas.iter().map(|b| b.0).collect(),
+            isr: next.isr.iter().map(|b| b.0).collect(),
+            leader: next.leader.map_or(-1, |b| b.0),
+            leader_epoch: next.leader_epoch.0,
+        })
+        .collect();
+        if records.is_empty() {
+            return Ok(image);
+        }
+        self.commit(&image, records)
+    }
+
+    /// ElectLeaders: for each `(topic, partition)` (every partition when `None`), the
+    /// preferred replica (the first of the assignment) becomes leader if it is live and in the
+    /// ISR, or with `unclean` a partition without a live leader gets the first live replica even
+    /// outside the ISR (its ISR becomes that replica alone: records only the old ISR had are
+    /// lost, as in Kafka). Returns the image and each partition's outcome; with `None` the
+    /// partitions that needed nothing are left out, as Kafka does.
+    pub fn elect_leaders(
+        &self,
+        partitions: Option<&[(String, i32)]>,
+        unclean: bool,
+    ) -> Result<(Arc<MetadataImage>, Vec<((String, i32), ElectionOutcome)>), ControllerError> {
+        use oxka_replication::election::{elect_leader, preferred_leader_election};
+        use oxka_replication::BrokerId;
+        let image = self.image();
+        let all: Vec<(String, i32)>;
+        let wanted = match partitions {
+            Some(list) => list,
+            None => {
+                all = image
+                    .topics
+                    .values()
+                    .flat_map(|t| t.partitions.iter().map(|p| (t.name.clone(), p.partition)))
+                    .collect();
+                &all
+            }
+        };
+        let live = |b: BrokerId| image.brokers.get(&b.0).is_some_and(|r| !r.fenced);
+        let ids = |v: &[i32]| v.iter().map(|&b| BrokerId(b)).collect::<Vec<_>>();
+        let mut records = Vec::new();
+        let mut outcomes = Vec::new();
+        for (name, index) in wanted {
+            let found = image.topic(name).and_then(|t| {
+                t.partitions
+                    .iter()
+                    .find(|p| p.partition == *index)
+                    .map(|p| (t.topic_id, p))
+            });
+            let Some((topic_id, p)) = found else {
+                outcomes.push((
+                    (name.clone(), *index),
+                    ElectionOutcome::UnknownTopicOrPartition,
+                ));
+                continue;
+            };
+            let (replicas, isr) = (ids(&p.replicas), ids(&p.isr));
+            let leader_live = p.leader >= 0 && live(BrokerId(p.leader));
+            let chosen = if unclean {
+                if leader_live {
+                    Err(ElectionOutcome::NotNeeded)
+                } else {
+                    elect_leader(&replicas, &isr, live, true)
+                        .ok_or(ElectionOutcome::EligibleLeadersNotAvailable)
+                }
+            } else if p.replicas.first() == Some(&p.leader) {
+                Err(ElectionOutcome::NotNeeded)
+            } else {
+                preferred_leader_election(&replicas, &isr, live)
+                    .ok_or(ElectionOutcome::PreferredLeaderNotAvailable)
+            };
+            match chosen {
+                Ok(leader) => {
+                    let isr = if p.isr.contains(&leader.0) {
+                        p.isr.clone()
+                    } else {
+                        vec![leader.0]
+                    };
+                    records.push(MetadataRecord::Partition {
+                        topic_id,
+                        partition: p.partition,
+                        replicas: p.replicas.clone(),
+                        isr,
+                        leader: leader.0,
+                        leader_epoch: p.leader_epoch + 1,
+                    });
+                    outcomes.push(((name.clone(), *index), ElectionOutcome::Elected));
+                }
+                Err(ElectionOutcome::NotNeeded) if partitions.is_none() => {}
+                Err(outcome) => outcomes.push(((name.clone(), *index), outcome)),
+            }
+        }
+        let image = if records.is_empty() {
+            image
+        } else {
+            self.commit(&image, records)?
+        };
+        Ok((image, outcomes))
+    }
+
     /// A partition leader's ISR change (Kafka's AlterPartition): `leader` leading at
     /// `leader_epoch` proposes `new_isr`, based on the registration at `partition_epoch`.
     /// Refused with FENCED_LEADER_EPOCH when the leader or its epoch is not the
@@ -791,6 +945,73 @@ mod tests {
             image.topic("two").unwrap().partitions[0].replicas,
             vec![1, 2]
         );
+    }
+
+    #[test]
+    fn preferred_election_gives_leadership_back_to_the_first_replica() {
+        let (_dir, c) = three_brokers();
+        c.create_topic(&spec("t", 1, 3), 1, 1, false).unwrap();
+        let preferred = c.image().topic("t").unwrap().partitions[0].replicas[0];
+        let tp = vec![("t".to_string(), 0), ("nope".to_string(), 0)];
+        let (_, outcomes) = c.elect_leaders(Some(&tp), false).unwrap();
+        assert_eq!(outcomes[0].1, ElectionOutcome::NotNeeded);
+        assert_eq!(outcomes[1].1, ElectionOutcome::UnknownTopicOrPartition);
+        c.controlled_shutdown(preferred).unwrap();
+        // Still not in the ISR: not available.
+        let (_, outcomes) = c.elect_leaders(Some(&tp[..1]), false).unwrap();
+        assert_eq!(outcomes[0].1, ElectionOutcome::PreferredLeaderNotAvailable);
+        let p = c.image().topic("t").unwrap().partitions[0].clone();
+        let mut isr = p.isr.clone();
+        isr.push(preferred);
+        c.alter_partition(
+            p_topic_id(&c, "t"),
+            0,
+            p.leader,
+            p.leader_epoch,
+            p.partition_epoch,
+            &isr,
+        )
+        .unwrap();
+        let (image, outcomes) = c.elect_leaders(None, false).unwrap();
+        assert_eq!(
+            outcomes,
+            vec![(("t".to_string(), 0), ElectionOutcome::Elected)]
+        );
+        let after = &image.topic("t").unwrap().partitions[0];
+        assert_eq!(
+            (after.leader, after.leader_epoch),
+            (preferred, p.leader_epoch + 1)
+        );
+        let (_, outcomes) = c.elect_leaders(Some(&tp[..1]), true).unwrap();
+        assert_eq!(
+            outcomes[0].1,
+            ElectionOutcome::NotNeeded,
+            "unclean: the leader is live"
+        );
+    }
+
+    fn p_topic_id(c: &Controller, name: &str) -> Uuid {
+        c.image().topic(name).unwrap().topic_id
+    }
+
+    #[test]
+    fn controlled_shutdown_moves_leadership_to_the_isr_and_leaves_it() {
+        let (_dir, c) = three_brokers();
+        c.create_topic(&spec("t", 3, 3), 1, 1, false).unwrap();
+        c.create_topic(&spec("one", 3, 1), 1, 1, false).unwrap();
+        let image = c.controlled_shutdown(2).unwrap();
+        for p in &image.topic("t").unwrap().partitions {
+            assert_ne!(p.leader, 2, "{p:?}");
+            assert!(p.leader > 0, "{p:?}");
+            assert!(!p.isr.contains(&2), "{p:?}");
+        }
+        for p in &image.topic("one").unwrap().partitions {
+            if p.replicas == vec![2] {
+                assert_eq!((p.leader, p.isr.clone()), (-1, vec![2]), "no other replica");
+            }
+        }
+        let again = c.controlled_shutdown(2).unwrap();
+        assert_eq!(again.next_offset, image.next_offset, "nothing left to move");
     }
 
     #[test]

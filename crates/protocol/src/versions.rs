@@ -41,6 +41,7 @@ pub const SUPPORTED_APIS: &[(i16, i16, i16)] = &[
     (36, 0, 2), // SaslAuthenticate: session lifetime (KIP-368) from v1
     (37, 0, 3), // CreatePartitions
     (42, 0, 2), // DeleteGroups
+    (43, 0, 2), // ElectLeaders: preferred and unclean
     (44, 0, 1), // IncrementalAlterConfigs
     (47, 0, 0), // OffsetDelete
     (50, 0, 0), // DescribeUserScramCredentials

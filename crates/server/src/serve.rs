@@ -130,6 +130,16 @@ async fn run(properties: Option<PathBuf>, overrides: Vec<String>) -> anyhow::Res
     shutdown_signal().await;
     health.set_ready(false);
     tracing::info!("shutting down");
+    if raft.is_some() {
+        let b = broker.clone();
+        let moved = tokio::task::spawn_blocking(move || b.controlled_shutdown());
+        if tokio::time::timeout(Duration::from_secs(15), moved)
+            .await
+            .is_err()
+        {
+            tracing::warn!("controlled shutdown did not finish in 15 s; stopping anyway");
+        }
+    }
     tokio::task::spawn_blocking(move || broker.shutdown()).await?;
     if let Some(raft) = raft {
         raft.shutdown().await;

@@ -6,6 +6,7 @@ mod admin;
 mod api_versions;
 mod configs;
 mod consumer_group;
+mod elect_leaders;
 mod fetch;
 mod group;
 mod list_offsets;
@@ -106,6 +107,9 @@ impl Broker {
             }
             RequestKind::AlterConfigs(r) => {
                 ResponseKind::AlterConfigs(configs::alter(self, ctx, r).await)
+            }
+            RequestKind::ElectLeaders(r) => {
+                ResponseKind::ElectLeaders(elect_leaders::handle(self, ctx, r).await)
             }
             RequestKind::IncrementalAlterConfigs(r) => ResponseKind::IncrementalAlterConfigs(
                 configs::incremental_alter(self, ctx, r).await,
