@@ -82,6 +82,9 @@ pub enum ElectionOutcome {
     UnknownTopicOrPartition,
 }
 
+/// Each partition's ElectLeaders outcome.
+pub type Elections = Vec<((String, i32), ElectionOutcome)>;
+
 /// What a CreateTopics entry asks for. `-1` means the broker default.
 #[derive(Debug, Clone, Default)]
 pub struct CreateTopicSpec {
@@ -572,7 +575,7 @@ impl Controller {
         &self,
         partitions: Option<&[(String, i32)]>,
         unclean: bool,
-    ) -> Result<(Arc<MetadataImage>, Vec<((String, i32), ElectionOutcome)>), ControllerError> {
+    ) -> Result<(Arc<MetadataImage>, Elections), ControllerError> {
         use oxka_replication::election::{elect_leader, preferred_leader_election};
         use oxka_replication::BrokerId;
         let image = self.image();
