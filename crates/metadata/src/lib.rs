@@ -16,7 +16,7 @@ mod scram;
 mod store;
 pub mod topic_config;
 
-pub use controller::{Controller, ControllerError, CreateTopicSpec, ElectionOutcome};
+pub use controller::{Controller, ControllerError, CreateTopicSpec, ElectionOutcome, Elections};
 pub use image::{BrokerRegistration, MetadataImage, PartitionImage, TopicImage};
 pub use quorum::{ImageListener, LocalQuorum, MetadataQuorum, QuorumError};
 pub use record::{BrokerEndpoint, MetadataRecord};
