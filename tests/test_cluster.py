@@ -39,7 +39,8 @@ import time
 import uuid
 
 import pytest
-from confluent_kafka import Consumer, KafkaError, KafkaException, Producer, TopicPartition
+from confluent_kafka import (Consumer, ElectionType, KafkaError, KafkaException, Producer,
+                             TopicPartition)
 from confluent_kafka.admin import (AdminClient, AlterConfigOpType, ConfigEntry, ConfigResource,
                                    NewTopic, ResourceType)
 
@@ -699,3 +700,84 @@ def test_sigstopped_controller_is_replaced_and_follows_after_sigcont(fresh):
     c.wait_ready()
     print("%s: controller %d stopped, %d reported by the others after %.1fs"
           % (c.impl, old, new, replaced))
+
+
+# ------------------------------------------------------------------ 9. controlled shutdown, preferred election
+def test_sigterm_moves_leaderships_away_and_preferred_election_gives_them_back(fresh):
+    """SIGTERM of a node leading RF 3 partitions: the others lead them well before the broker
+    session timeout (controlled shutdown) and an acks=all producer carries on; after a restart
+    the node rejoins every ISR, and ElectLeaders (preferred, confluent-kafka) gives it back the
+    partitions it is the preferred replica of (others ELECTION_NOT_NEEDED)."""
+    c = fresh
+    t = unique("term")
+    admin(c, 1).create_topics([NewTopic(t, 3, 3, config={"min.insync.replicas": "2"})],
+                              request_timeout=15)[t].result(15)
+
+    def state(node_ids=None):
+        """{partition: (leader, sorted ISR, replicas)} as the first live node asked answers a
+        raw Metadata v9 (a client could pick the stopped broker, still registered)."""
+        from kafka.protocol.metadata import MetadataRequest
+        for i in node_ids or c.ids:
+            if c.node(i).alive():
+                r = c.node(i).probe.call(
+                    MetadataRequest, 9, topics=[MetadataRequest.MetadataRequestTopic(name=t)],
+                    allow_auto_topic_creation=False, include_cluster_authorized_operations=False,
+                    include_topic_authorized_operations=False)
+                return {p.partition_index: (p.leader_id, sorted(p.isr_nodes), list(p.replica_nodes))
+                        for p in r.topics[0].partitions}
+        return {}
+
+    full = c.wait_until(lambda: (lambda s: s if len(s) == 3 and all(len(v[1]) == 3 for v in s.values())
+                                 else None)(state()), 30, "ISR of 3 everywhere")
+    victim = full[0][0]
+    led = sorted(p for p, v in full.items() if v[0] == victim)
+    p_ = Producer({"bootstrap.servers": c.bootstrap(), "acks": "all", "enable.idempotence": True,
+                   "linger.ms": 5})
+    acked, failed = [], []
+    cb = lambda e, m: (failed if e else acked).append(e or int(m.value()))
+    for i in range(300):
+        p_.produce(t, str(i).encode(), partition=i % 3, on_delivery=cb)
+    p_.flush(30)
+    assert len(acked) == 300 and not failed, failed[:3]
+    others = [i for i in c.ids if i != victim]
+    t0 = time.monotonic()
+    c.node(victim).term()
+    moved = c.wait_until(lambda: (lambda s: s if all(s[p][0] in others and victim not in s[p][1]
+                                                      for p in led) else None)(state(others)),
+                         8, "partitions %s to move off node %d" % (led, victim), interval=0.2)
+    took = time.monotonic() - t0
+    assert took < 8, took  # well before broker.session.timeout.ms (9 s) would fence it
+    for i in range(300, 400):
+        p_.produce(t, str(i).encode(), partition=i % 3, on_delivery=cb)
+    p_.flush(30)
+    assert len(acked) == 400 and not failed, (len(acked), failed[:3])
+    c.node(victim).restart(kill=False)
+    c.wait_ready()
+    c.wait_until(lambda: (lambda s: s if all(len(v[1]) == 3 for v in s.values()) else None)(state()),
+                 45, "node %d back in every ISR" % victim)
+    preferred = sorted(p for p, v in full.items() if v[2][0] == victim)
+    assert preferred, full
+    result = admin(c, *others, fresh=True).elect_leaders(
+        ElectionType.PREFERRED, [TopicPartition(t, p) for p in range(3)]).result(30)
+    codes = {tp.partition: (e.code() if e is not None else 0) for tp, e in result.items()}
+    assert {p: codes[p] for p in preferred} == {p: 0 for p in preferred}, codes
+    assert all(code in (0, KafkaError.ELECTION_NOT_NEEDED) for code in codes.values()), codes
+    back = c.wait_until(lambda: (lambda s: s if all(s[p][0] == victim for p in preferred) else None)(
+        state()), 20, "node %d to lead %s again" % (victim, preferred))
+    cons = Consumer({"bootstrap.servers": c.bootstrap(), "group.id": unique("g"),
+                     "auto.offset.reset": "earliest", "enable.auto.commit": False})
+    try:
+        cons.subscribe([t])
+        seen = []
+        deadline = time.monotonic() + 40
+        for _ in range(4000):
+            if len(seen) >= 400 or time.monotonic() > deadline:
+                break
+            m = cons.poll(0.5)
+            if m is not None and m.error() is None:
+                seen.append(int(m.value()))
+    finally:
+        cons.close()
+    assert sorted(seen) == list(range(400)), (len(seen), sorted(set(range(400)) - set(seen))[:10])
+    print("%s: leaderships off node %d %.1fs after SIGTERM; back after preferred election: %r"
+          % (c.impl, victim, took, back))

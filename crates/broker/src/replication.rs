@@ -43,6 +43,22 @@ impl Broker {
         let Ok(runtime) = tokio::runtime::Handle::try_current() else {
             return;
         };
+        // Kafka's isReplicaIsrEligible: a fenced broker or one in controlled shutdown does not
+        // join the ISR however caught up it is; refused here, without asking the controller.
+        let image = self.image();
+        let current_isr = image
+            .topic_by_id(&partition.topic_id)
+            .and_then(|t| t.partitions.iter().find(|p| p.partition == partition.index))
+            .map(|p| p.isr.clone())
+            .unwrap_or_default();
+        if proposal
+            .new_isr
+            .iter()
+            .any(|b| !current_isr.contains(b) && !image.is_active_broker(*b))
+        {
+            partition.isr_rejected(proposal.partition_epoch);
+            return;
+        }
         let broker = Arc::clone(self);
         runtime.spawn_blocking(move || {
             let node_id = broker.config.node_id;

@@ -440,7 +440,7 @@ impl Controller {
         if image
             .brokers
             .get(&broker_id)
-            .is_some_and(|b| !b.fenced && b.endpoints == endpoints)
+            .is_some_and(|b| !b.fenced && !b.shutting_down && b.endpoints == endpoints)
         {
             return Ok(image);
         }
@@ -480,7 +480,9 @@ impl Controller {
                 });
             }
         }
-        let is_live = |b: i32| live.contains(&b) && image.brokers.contains_key(&b);
+        // A broker in controlled shutdown is heard from but may not lead again.
+        let is_live =
+            |b: i32| live.contains(&b) && image.brokers.get(&b).is_some_and(|r| !r.shutting_down);
         let ids = |v: &[i32]| v.iter().map(|&b| BrokerId(b)).collect::<Vec<_>>();
         for topic in image.topics.values() {
             for p in &topic.partitions {
@@ -543,8 +545,8 @@ impl Controller {
                 })
             })
             .collect();
-        let live = |b: BrokerId| image.brokers.get(&b.0).is_some_and(|r| !r.fenced);
-        let records: Vec<MetadataRecord> = controlled_shutdown(
+        let live = |b: BrokerId| image.is_active_broker(b.0);
+        let mut records: Vec<MetadataRecord> = controlled_shutdown(
             registrations.iter().map(|(k, r)| (*k, r)),
             BrokerId(broker_id),
             live,
@@ -559,6 +561,13 @@ impl Controller {
             leader_epoch: next.leader_epoch.0,
         })
         .collect();
+        if image
+            .brokers
+            .get(&broker_id)
+            .is_some_and(|b| !b.shutting_down)
+        {
+            records.insert(0, MetadataRecord::BrokerShuttingDown { broker_id });
+        }
         if records.is_empty() {
             return Ok(image);
         }
@@ -591,7 +600,7 @@ impl Controller {
                 &all
             }
         };
-        let live = |b: BrokerId| image.brokers.get(&b.0).is_some_and(|r| !r.fenced);
+        let live = |b: BrokerId| image.is_active_broker(b.0);
         let ids = |v: &[i32]| v.iter().map(|&b| BrokerId(b)).collect::<Vec<_>>();
         let mut records = Vec::new();
         let mut outcomes = Vec::new();
@@ -691,10 +700,10 @@ impl Controller {
         }
         if let Some(b) = new_isr
             .iter()
-            .find(|b| !current.isr.contains(b) && image.brokers.get(b).is_none_or(|r| r.fenced))
+            .find(|b| !current.isr.contains(b) && !image.is_active_broker(**b))
         {
             return Err(ControllerError::IneligibleReplica(format!(
-                "Broker {b} is fenced and cannot join the ISR."
+                "Broker {b} is fenced or in controlled shutdown and cannot join the ISR."
             )));
         }
         if new_isr == current.isr.as_slice() {
@@ -749,7 +758,11 @@ impl Controller {
         if image.brokers.is_empty() {
             return vec![self.node_id];
         }
-        image.unfenced_brokers().map(|b| b.broker_id).collect()
+        image
+            .unfenced_brokers()
+            .filter(|b| !b.shutting_down)
+            .map(|b| b.broker_id)
+            .collect()
     }
 
     /// Replica lists for `partitions` new partitions: round robin over the placement brokers,
@@ -960,7 +973,9 @@ mod tests {
         assert_eq!(outcomes[0].1, ElectionOutcome::NotNeeded);
         assert_eq!(outcomes[1].1, ElectionOutcome::UnknownTopicOrPartition);
         c.controlled_shutdown(preferred).unwrap();
-        // Still not in the ISR: not available.
+        // Restarted (registered again) but not in the ISR yet: not available.
+        c.register_broker(preferred, endpoint(9090 + preferred as u16))
+            .unwrap();
         let (_, outcomes) = c.elect_leaders(Some(&tp[..1]), false).unwrap();
         assert_eq!(outcomes[0].1, ElectionOutcome::PreferredLeaderNotAvailable);
         let p = c.image().topic("t").unwrap().partitions[0].clone();
@@ -1013,8 +1028,35 @@ mod tests {
                 assert_eq!((p.leader, p.isr.clone()), (-1, vec![2]), "no other replica");
             }
         }
+        assert!(image.brokers[&2].shutting_down && !image.is_active_broker(2));
+        // Still fetching while it stops, it may not rejoin an ISR.
+        let p = image.topic("t").unwrap().partitions[0].clone();
+        let mut isr = p.isr.clone();
+        isr.push(2);
+        assert!(matches!(
+            c.alter_partition(
+                image.topic("t").unwrap().topic_id,
+                0,
+                p.leader,
+                p.leader_epoch,
+                p.partition_epoch,
+                &isr
+            ),
+            Err(ControllerError::IneligibleReplica(_))
+        ));
         let again = c.controlled_shutdown(2).unwrap();
         assert_eq!(again.next_offset, image.next_offset, "nothing left to move");
+        // Nor does the fencing tick give it leaderships back while it is still heard from.
+        let ticked = c.fence_and_elect(&[1, 2, 3]).unwrap();
+        assert!(ticked
+            .topics
+            .values()
+            .flat_map(|t| &t.partitions)
+            .all(|p| p.leader != 2));
+        // A restart registers it again: active.
+        let back = c.register_broker(2, endpoint(9092)).unwrap();
+        assert!(back.brokers[&2].incarnation_id != image.brokers[&2].incarnation_id);
+        assert!(back.is_active_broker(2));
     }
 
     #[test]

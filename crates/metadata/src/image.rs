@@ -39,6 +39,8 @@ pub struct BrokerRegistration {
     pub incarnation_id: Uuid,
     pub endpoints: Vec<BrokerEndpoint>,
     pub fenced: bool,
+    /// In controlled shutdown: not elected, not added to ISRs, not placed on.
+    pub shutting_down: bool,
 }
 
 impl BrokerRegistration {
@@ -87,6 +89,13 @@ impl MetadataImage {
     /// The registered brokers that are not fenced, by id.
     pub fn unfenced_brokers(&self) -> impl Iterator<Item = &BrokerRegistration> {
         self.brokers.values().filter(|b| !b.fenced)
+    }
+
+    /// Whether broker `id` may lead or join an ISR: registered, unfenced and not shutting down.
+    pub fn is_active_broker(&self, id: i32) -> bool {
+        self.brokers
+            .get(&id)
+            .is_some_and(|b| !b.fenced && !b.shutting_down)
     }
 
     /// The SCRAM credential of `user` for `mechanism`, if one is set.
@@ -168,12 +177,18 @@ impl MetadataImage {
                         incarnation_id: *incarnation_id,
                         endpoints: endpoints.clone(),
                         fenced: *fenced,
+                        shutting_down: false,
                     },
                 );
             }
             MetadataRecord::BrokerRegistrationChange { broker_id, fenced } => {
                 if let Some(b) = self.brokers.get_mut(broker_id) {
                     b.fenced = *fenced;
+                }
+            }
+            MetadataRecord::BrokerShuttingDown { broker_id } => {
+                if let Some(b) = self.brokers.get_mut(broker_id) {
+                    b.shutting_down = true;
                 }
             }
             MetadataRecord::UnregisterBroker { broker_id } => {

@@ -62,6 +62,11 @@ pub enum MetadataRecord {
         broker_id: i32,
         fenced: bool,
     },
+    /// A broker began its controlled shutdown (KRaft's in-controlled-shutdown state): it leads
+    /// nothing new and joins no ISR until it registers again.
+    BrokerShuttingDown {
+        broker_id: i32,
+    },
     /// A broker's registration was removed (KRaft's UnregisterBrokerRecord).
     UnregisterBroker {
         broker_id: i32,
