@@ -29,6 +29,8 @@ TARGETS = {
     37: ("CreatePartitions", 0, 3),
     43: ("ElectLeaders", 0, 2),
     44: ("IncrementalAlterConfigs", 0, 1),
+    45: ("AlterPartitionReassignments", 0, 1),
+    46: ("ListPartitionReassignments", 0, 0),
     60: ("DescribeCluster", 0, 1),
     # issue 10 (authentication)
     17: ("SaslHandshake", 0, 1),

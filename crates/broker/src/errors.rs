@@ -24,6 +24,7 @@ pub(crate) fn controller_error_code(e: &ControllerError) -> i16 {
         ControllerError::FencedLeaderEpoch => ResponseError::FencedLeaderEpoch,
         ControllerError::InvalidUpdateVersion => ResponseError::InvalidUpdateVersion,
         ControllerError::IneligibleReplica(_) => ResponseError::IneligibleReplica,
+        ControllerError::NoReassignmentInProgress => ResponseError::NoReassignmentInProgress,
         // Stale is retried by Broker::change_metadata; after its last attempt the change timed out.
         ControllerError::QuorumUnavailable(_) | ControllerError::Stale { .. } => {
             ResponseError::RequestTimedOut

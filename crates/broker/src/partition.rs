@@ -1247,6 +1247,37 @@ impl PartitionManager {
                 }
             }
         }
+        // Replicas moved off this broker (a reassignment) lose their logs, as Kafka's
+        // StopReplica with deletion.
+        let moved: Vec<Arc<Partition>> = {
+            let mut topics = self.topics.write();
+            let mut out = Vec::new();
+            for (name, hosted) in topics.iter_mut() {
+                let Some(topic) = image.topic(name) else {
+                    continue;
+                };
+                let gone: Vec<i32> = hosted
+                    .partitions
+                    .keys()
+                    .copied()
+                    .filter(|i| {
+                        topic
+                            .partitions
+                            .iter()
+                            .find(|p| p.partition == *i)
+                            .is_some_and(|p| !p.replicas.contains(&self.node_id))
+                    })
+                    .collect();
+                out.extend(gone.iter().filter_map(|i| hosted.partitions.remove(i)));
+            }
+            out
+        };
+        for partition in moved {
+            if let Some(log) = partition.take_log() {
+                tracing::info!(topic = %partition.topic, partition = partition.index, "deleting the log of a replica moved off this broker");
+                log.delete()?;
+            }
+        }
         // Start-up (or a topic change) opens every log not hosted yet: one line per log, with
         // progress, as Kafka's "Completed load of log ... (n/total completed)".
         let to_open = image

@@ -37,6 +37,11 @@ use crate::Broker;
 const NONE: i16 = 0;
 const OFFSET_OUT_OF_RANGE: i16 = 1;
 
+/// How soon a partition the leader refused (it has not applied the image that makes it
+/// leader yet, or this replica has not) is asked again: images reach every node within
+/// milliseconds, and a failover waits on this.
+const RETRY_REFUSED: Duration = Duration::from_millis(100);
+
 /// How long a fetch waits at the leader for new records (`replica.fetch.wait.max.ms`).
 const DEFAULT_FETCH_WAIT_MS: i32 = 500;
 /// The pause after a failed connection or request before trying again
@@ -227,7 +232,7 @@ impl Fetcher {
             self.conn = Some(conn);
         }
         for f in self.partitions.values_mut() {
-            if matches!(f.phase, Phase::Waiting { since } if since.elapsed() >= BACKOFF) {
+            if matches!(f.phase, Phase::Waiting { since } if since.elapsed() >= RETRY_REFUSED) {
                 f.phase = start_truncation(&f.partition);
             }
         }
@@ -240,7 +245,7 @@ impl Fetcher {
         }
         if !self.partitions.values().any(|f| f.phase == Phase::Fetching) {
             // Everything waits: for a newer image, or the pause.
-            let _ = tokio::time::timeout(BACKOFF, self.followed_rx.changed()).await;
+            let _ = tokio::time::timeout(RETRY_REFUSED, self.followed_rx.changed()).await;
             return Ok(());
         }
         self.fetch(broker).await

@@ -56,6 +56,9 @@ pub enum ControllerError {
     /// An ISR change adding a replica that may not join it (INELIGIBLE_REPLICA).
     #[error("{0}")]
     IneligibleReplica(String),
+    /// Cancelling a reassignment of a partition that has none (NO_REASSIGNMENT_IN_PROGRESS).
+    #[error("No reassignment is in progress for this partition.")]
+    NoReassignmentInProgress,
 }
 
 impl From<QuorumError> for ControllerError {
@@ -709,15 +712,109 @@ impl Controller {
         if new_isr == current.isr.as_slice() {
             return Ok(image);
         }
-        let record = MetadataRecord::Partition {
-            topic_id,
-            partition,
-            replicas: current.replicas.clone(),
-            isr: new_isr.to_vec(),
-            leader,
-            leader_epoch,
+        let records = match &current.reassignment {
+            // The last target replica caught up: the reassignment completes with this change.
+            Some((target, original)) if target.iter().all(|b| new_isr.contains(b)) => {
+                finish_reassignment(topic_id, current, new_isr, target, original)
+            }
+            _ => vec![MetadataRecord::Partition {
+                topic_id,
+                partition,
+                replicas: current.replicas.clone(),
+                isr: new_isr.to_vec(),
+                leader,
+                leader_epoch,
+            }],
         };
-        self.commit(&image, vec![record])
+        self.commit(&image, records)
+    }
+
+    /// AlterPartitionReassignments: for each `(topic, partition, target)`, moves the partition
+    /// to the `target` replicas (`None`: cancels its reassignment, back to the replicas it had).
+    /// The partition's replicas become the target and the original ones (new replicas catch up
+    /// as followers, outside the ISR), with the leader epoch bumped so the leader tracks them;
+    /// once every target replica is in the ISR (at once when it already is) the replicas become
+    /// the target, those left out leave the ISR and the leadership moves into the target if it
+    /// must. `allow_rf_change` false refuses a target of another size (v1). Returns the image
+    /// and each partition's outcome, in order.
+    #[allow(clippy::type_complexity)]
+    pub fn alter_reassignments(
+        &self,
+        changes: &[(String, i32, Option<Vec<i32>>)],
+        allow_rf_change: bool,
+    ) -> Result<(Arc<MetadataImage>, Vec<Result<(), ControllerError>>), ControllerError> {
+        let image = self.image();
+        let mut records = Vec::new();
+        let mut outcomes = Vec::new();
+        for (name, index, target) in changes {
+            let found = image.topic(name).and_then(|t| {
+                t.partitions
+                    .iter()
+                    .find(|p| p.partition == *index)
+                    .map(|p| (t.topic_id, p))
+            });
+            let Some((topic_id, p)) = found else {
+                outcomes.push(Err(ControllerError::UnknownTopicOrPartition));
+                continue;
+            };
+            let original = p
+                .reassignment
+                .as_ref()
+                .map_or_else(|| p.replicas.clone(), |(_, o)| o.clone());
+            let Some(target) = target else {
+                if p.reassignment.is_none() {
+                    outcomes.push(Err(ControllerError::NoReassignmentInProgress));
+                } else {
+                    records.extend(finish_reassignment(
+                        topic_id, p, &p.isr, &original, &original,
+                    ));
+                    outcomes.push(Ok(()));
+                }
+                continue;
+            };
+            if let Err(e) = self.check_replicas(&image, target) {
+                outcomes.push(Err(e));
+                continue;
+            }
+            if !allow_rf_change && target.len() != original.len() {
+                outcomes.push(Err(ControllerError::InvalidReplicationFactor(format!(
+                    "The replication factor is changed from {} to {} but allowReplicationFactorChange is false.",
+                    original.len(),
+                    target.len()
+                ))));
+                continue;
+            }
+            outcomes.push(Ok(()));
+            if p.reassignment.is_none() && *target == p.replicas {
+                continue;
+            }
+            if target.iter().all(|b| p.isr.contains(b)) {
+                records.extend(finish_reassignment(topic_id, p, &p.isr, target, &original));
+                continue;
+            }
+            let mut replicas = target.clone();
+            replicas.extend(original.iter().filter(|b| !target.contains(b)));
+            records.push(MetadataRecord::Partition {
+                topic_id,
+                partition: p.partition,
+                replicas,
+                isr: p.isr.clone(),
+                leader: p.leader,
+                leader_epoch: p.leader_epoch + 1,
+            });
+            records.push(MetadataRecord::PartitionReassignment {
+                topic_id,
+                partition: p.partition,
+                target: Some(target.clone()),
+                original,
+            });
+        }
+        let image = if records.is_empty() {
+            image
+        } else {
+            self.commit(&image, records)?
+        };
+        Ok((image, outcomes))
     }
 
     /// Reserves `count` producer ids that no one else will ever get (they survive restarts
@@ -828,6 +925,48 @@ impl Controller {
     ) -> Result<Arc<MetadataImage>, ControllerError> {
         Ok(self.quorum.propose(image.next_offset, records)?)
     }
+}
+
+/// The records that end a reassignment of `p` with ISR `isr`: replicas become `target` (the
+/// original ones when cancelling), the ISR keeps only them (or stays when none of it would be
+/// left), and the leader stays if it is one of them, else the first target replica in the ISR
+/// leads, with the leader epoch bumped either way (the replica set changed).
+fn finish_reassignment(
+    topic_id: Uuid,
+    p: &crate::image::PartitionImage,
+    isr: &[i32],
+    target: &[i32],
+    original: &[i32],
+) -> Vec<MetadataRecord> {
+    let mut kept: Vec<i32> = isr.iter().copied().filter(|b| target.contains(b)).collect();
+    if kept.is_empty() {
+        kept = isr.to_vec();
+    }
+    let leader = if target.contains(&p.leader) {
+        p.leader
+    } else {
+        target
+            .iter()
+            .copied()
+            .find(|b| kept.contains(b))
+            .unwrap_or(-1)
+    };
+    vec![
+        MetadataRecord::Partition {
+            topic_id,
+            partition: p.partition,
+            replicas: target.to_vec(),
+            isr: kept,
+            leader,
+            leader_epoch: p.leader_epoch + 1,
+        },
+        MetadataRecord::PartitionReassignment {
+            topic_id,
+            partition: p.partition,
+            target: None,
+            original: original.to_vec(),
+        },
+    ]
 }
 
 fn partition_records(
@@ -1010,6 +1149,74 @@ mod tests {
 
     fn p_topic_id(c: &Controller, name: &str) -> Uuid {
         c.image().topic(name).unwrap().topic_id
+    }
+
+    #[test]
+    fn a_reassignment_adds_a_replica_completes_once_it_is_in_sync_and_removes_at_once() {
+        let (_dir, c) = three_brokers();
+        let explicit = CreateTopicSpec {
+            name: "r".into(),
+            num_partitions: -1,
+            replication_factor: -1,
+            assignments: vec![vec![1, 2]],
+            ..Default::default()
+        };
+        let image = c.create_topic(&explicit, 1, 1, false).unwrap();
+        let tid = image.topic("r").unwrap().topic_id;
+        let p = |image: &MetadataImage| image.topic("r").unwrap().partitions[0].clone();
+        let change = |target: Option<Vec<i32>>| vec![("r".to_string(), 0, target)];
+        let (_, out) = c.alter_reassignments(&change(None), true).unwrap();
+        assert!(matches!(
+            out[0],
+            Err(ControllerError::NoReassignmentInProgress)
+        ));
+        let (_, out) = c
+            .alter_reassignments(&change(Some(vec![1, 2, 3])), false)
+            .unwrap();
+        assert!(matches!(
+            out[0],
+            Err(ControllerError::InvalidReplicationFactor(_))
+        ));
+        let (image, out) = c
+            .alter_reassignments(&change(Some(vec![1, 2, 3])), true)
+            .unwrap();
+        assert!(out[0].is_ok());
+        let during = p(&image);
+        assert_eq!(
+            (during.replicas.clone(), during.isr.clone()),
+            (vec![1, 2, 3], vec![1, 2])
+        );
+        assert_eq!(during.reassignment, Some((vec![1, 2, 3], vec![1, 2])));
+        assert_eq!(during.leader_epoch, 1, "the leader tracks the new replica");
+        // Broker 3 caught up: its leader adds it, which completes the reassignment.
+        let image = c
+            .alter_partition(tid, 0, 1, 1, during.partition_epoch, &[1, 2, 3])
+            .unwrap();
+        let done = p(&image);
+        assert_eq!(
+            (done.replicas.clone(), done.isr.clone()),
+            (vec![1, 2, 3], vec![1, 2, 3])
+        );
+        assert_eq!(done.reassignment, None);
+        // Removing the leader's replica: complete at once, the leadership moves.
+        let (image, _) = c
+            .alter_reassignments(&change(Some(vec![2, 3])), true)
+            .unwrap();
+        let moved = p(&image);
+        assert_eq!(
+            (moved.replicas.clone(), moved.isr.clone(), moved.leader),
+            (vec![2, 3], vec![2, 3], 2)
+        );
+        assert_eq!(moved.reassignment, None);
+        // Cancelling puts back the replicas it had.
+        c.alter_reassignments(&change(Some(vec![2, 1])), true)
+            .unwrap();
+        let (image, out) = c.alter_reassignments(&change(None), true).unwrap();
+        assert!(out[0].is_ok());
+        assert_eq!(
+            (p(&image).replicas, p(&image).reassignment),
+            (vec![2, 3], None)
+        );
     }
 
     #[test]

@@ -69,6 +69,8 @@ pub struct PartitionImage {
     /// with every later Partition record for it (an ISR change, a new leader). A leader's ISR
     /// change names the epoch it was based on, so one based on an older registration is refused.
     pub partition_epoch: i32,
+    /// An ongoing reassignment: (target replicas, replicas before it).
+    pub reassignment: Option<(Vec<i32>, Vec<i32>)>,
 }
 
 impl MetadataImage {
@@ -152,6 +154,7 @@ impl MetadataImage {
                     leader: *leader,
                     leader_epoch: *leader_epoch,
                     partition_epoch: 0,
+                    reassignment: None,
                 };
                 match topic
                     .partitions
@@ -159,6 +162,7 @@ impl MetadataImage {
                 {
                     Ok(i) => {
                         image.partition_epoch = topic.partitions[i].partition_epoch + 1;
+                        image.reassignment = topic.partitions[i].reassignment.take();
                         topic.partitions[i] = image;
                     }
                     Err(i) => topic.partitions.insert(i, image),
@@ -196,6 +200,26 @@ impl MetadataImage {
             }
             MetadataRecord::ProducerIds { next_block_start } => {
                 self.next_producer_id = self.next_producer_id.max(*next_block_start);
+            }
+            MetadataRecord::PartitionReassignment {
+                topic_id,
+                partition,
+                target,
+                original,
+            } => {
+                let Some(name) = self.topic_names.get(topic_id) else {
+                    return;
+                };
+                let Some(topic) = self.topics.get_mut(name) else {
+                    return;
+                };
+                if let Some(p) = Arc::make_mut(topic)
+                    .partitions
+                    .iter_mut()
+                    .find(|p| p.partition == *partition)
+                {
+                    p.reassignment = target.clone().map(|t| (t, original.clone()));
+                }
             }
             MetadataRecord::RemoveTopic { topic_id } => {
                 if let Some(name) = self.topic_names.remove(topic_id) {

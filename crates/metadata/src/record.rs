@@ -47,6 +47,15 @@ pub enum MetadataRecord {
     RemoveTopic {
         topic_id: Uuid,
     },
+    /// A partition reassignment began (`target` set; `original` the replicas before it) or
+    /// ended (`target` None): KRaft keeps adding/removing replicas in the partition record;
+    /// here the replicas during a reassignment are `target` and the `original` ones not in it.
+    PartitionReassignment {
+        topic_id: Uuid,
+        partition: i32,
+        target: Option<Vec<i32>>,
+        original: Vec<i32>,
+    },
     /// A broker (re)registered (KRaft's RegisterBrokerRecord): a new process, or new endpoints.
     /// It replaces any earlier registration of the same id.
     RegisterBroker {

@@ -43,6 +43,8 @@ pub const SUPPORTED_APIS: &[(i16, i16, i16)] = &[
     (42, 0, 2), // DeleteGroups
     (43, 0, 2), // ElectLeaders: preferred and unclean
     (44, 0, 1), // IncrementalAlterConfigs
+    (45, 0, 1), // AlterPartitionReassignments: allow_replication_factor_change from v1
+    (46, 0, 0), // ListPartitionReassignments
     (47, 0, 0), // OffsetDelete
     (50, 0, 0), // DescribeUserScramCredentials
     (51, 0, 0), // AlterUserScramCredentials

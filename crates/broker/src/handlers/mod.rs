@@ -14,6 +14,7 @@ mod log_dirs;
 mod metadata;
 mod produce;
 mod producer_id;
+mod reassignments;
 mod scram;
 mod txn;
 
@@ -110,6 +111,12 @@ impl Broker {
             }
             RequestKind::ElectLeaders(r) => {
                 ResponseKind::ElectLeaders(elect_leaders::handle(self, ctx, r).await)
+            }
+            RequestKind::AlterPartitionReassignments(r) => ResponseKind::AlterPartitionReassignments(
+                reassignments::alter(self, ctx, r).await,
+            ),
+            RequestKind::ListPartitionReassignments(r) => {
+                ResponseKind::ListPartitionReassignments(reassignments::list(self, ctx, r))
             }
             RequestKind::IncrementalAlterConfigs(r) => ResponseKind::IncrementalAlterConfigs(
                 configs::incremental_alter(self, ctx, r).await,
