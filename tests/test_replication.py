@@ -132,8 +132,15 @@ def healthy(rc):
         c.wait_ready()
     c.__dict__.pop("admins", None)  # librdkafka admin clients may cache a dead controller
     gc.collect()
-    c.wait_until(lambda: under_replicated(c) == {}, ISR_BOUND + 30,
-                 "every partition to have 3 in-sync replicas", interval=0.5)
+    last = {}
+
+    def in_sync():
+        last["bad"] = under_replicated(c)
+        return not last["bad"]
+    try:
+        c.wait_until(in_sync, ISR_BOUND + 30, "every partition's replicas all in sync", interval=0.5)
+    except AssertionError as e:
+        raise AssertionError("out of sync: %r\n%s" % (last.get("bad"), e)) from None
     return c
 
 
@@ -188,8 +195,9 @@ def metadata(node, topics=None, timeout=10):
 
 
 def under_replicated(c):
-    """{(topic, partition): isr} of every partition (all topics, internal ones too) whose ISR is
-    not the 3 replicas, as every live node reports it; {} when all are in sync."""
+    """{(topic, partition): (node, error, isr)} of every partition (all topics, internal ones
+    too) whose ISR is not all its replicas, as every live node reports it; {} when all are in
+    sync."""
     bad = {}
     for n in c.live():
         for name, t in metadata(n).items():
@@ -197,7 +205,7 @@ def under_replicated(c):
                 bad[(name, "error")] = t["error"]
                 continue
             for p, s in t["partitions"].items():
-                if s["error"] or len(s["isr"]) != 3 or len(s["replicas"]) != 3:
+                if s["error"] or s["isr"] != s["replicas"] or s["leader"] not in s["isr"]:
                     bad[(name, p)] = (n.node_id, s["error"], s["isr"])
     return bad
 
@@ -821,11 +829,10 @@ def test_group_resumes_from_its_commits_after_the_coordinator_is_sigkilled(healt
 
     # kafka-python's admin names the same offsets, from the new coordinator
     from kafka.admin import KafkaAdminClient
-    from kafka import TopicPartition as KTP
     ka = KafkaAdminClient(bootstrap_servers=c.bootstrap(*[n.node_id for n in survivors]),
                           request_timeout_ms=20000)
     try:
-        offs = c.wait_until(lambda: ka.list_consumer_group_offsets(g), 30, "OffsetFetch of " + g)
+        offs = c.wait_until(lambda: ka.list_group_offsets({g: None})[g], 30, "OffsetFetch of " + g)
     finally:
         ka.close()
     assert {tp.partition: om.offset for tp, om in offs.items() if tp.topic == t} == committed, offs
