@@ -622,6 +622,36 @@ def test_acks_all_below_min_insync_is_not_enough_replicas_and_acks_1_still_works
           % (c.impl, victim, t, shrunk, took))
 
 
+def test_two_of_three_down_leaves_no_controller_to_shrink_the_isr(healthy):
+    """Both followers of a min.insync.replicas=2 partition SIGKILLed: two of the three voters
+    are gone, so there is no metadata quorum, and nothing can take the dead replicas out of the
+    ISR (AlterPartition and broker fencing need the controller). The leader still counts 3 in
+    sync: acks=all is appended and answered REQUEST_TIMED_OUT (7) after the request's
+    timeout_ms, *not* NOT_ENOUGH_REPLICAS; acks=1 appends after it. (With a quorum,
+    test_acks_all_below_min_insync_is_not_enough_replicas... shows NOT_ENOUGH_REPLICAS.)"""
+    c = healthy
+    t = unique("two")
+    st = create_topic(c, t, 1)
+    leader = st[0]["leader"]
+    r = raw_produce(c.node(leader), t, 0, [b"z0"], acks=-1)
+    assert (r.error_code, r.base_offset) == (NONE, 0), r
+    for i in c.ids:
+        if i != leader:
+            kill(c, i)
+    time.sleep(LAG_MS / 1000.0 + 2)  # past replica.lag.time.max.ms
+    ldr = c.node(leader)
+    assert metadata(ldr, [t])[t]["partitions"][0]["isr"] == [1, 2, 3]  # stale but all it knows
+    t0 = time.monotonic()
+    r = raw_produce(ldr, t, 0, [b"z1"], acks=-1, timeout_ms=3000)
+    took = time.monotonic() - t0
+    assert r.error_code == REQUEST_TIMED_OUT, c.report("acks=all with both followers dead: %r" % r)
+    assert 2.5 < took < 15, took
+    r = raw_produce(ldr, t, 0, [b"z2"], acks=1)
+    assert (r.error_code, r.base_offset) == (NONE, 2), c.report("acks=1 with both followers dead: %r" % r)
+    print("%s: both followers of %s[0] dead: acks=all answered %d after %.1fs, acks=1 at offset %d"
+          % (c.impl, t, REQUEST_TIMED_OUT, took, r.base_offset))
+
+
 # ------------------------------------------------------------------ 4. a follower comes back
 def test_restarted_replica_rejoins_the_isr_and_holds_the_data_as_leader(healthy):
     """Replicas [A, B, C] in that order (A the preferred leader). A SIGKILLed: B leads; records
@@ -912,8 +942,11 @@ def test_transactions_survive_a_transaction_coordinator_sigkill(healthy):
     p2.commit_transaction(60)
     del p2
     # the old producer is fenced
-    with pytest.raises(KafkaException):
+    with pytest.raises(KafkaException) as fenced:
         p1.commit_transaction(20)
+    print("old producer's commit:", fenced.value.args[0])
+    assert fenced.value.args[0].code() in (KafkaError._FENCED, KafkaError.PRODUCER_FENCED,
+                                           KafkaError.INVALID_PRODUCER_EPOCH), fenced.value
     p1.purge()
     del p1
     gc.collect()
