@@ -193,6 +193,31 @@ impl Broker {
             .get(topic, partition)
             .ok_or(UNKNOWN_TOPIC_OR_PARTITION)
     }
+
+    /// The local replica a consumer's Fetch may read: from Fetch v11 (KIP-392) Kafka serves a
+    /// consumer from a follower too, below the follower's high watermark; a broker that holds
+    /// no replica answers as [`Broker::led_partition`] does.
+    pub(crate) fn readable_partition(
+        &self,
+        topic: &str,
+        partition: i32,
+        version: i16,
+    ) -> Result<Arc<Partition>, i16> {
+        match self.led_partition(topic, partition) {
+            Err(NOT_LEADER_OR_FOLLOWER) if version >= 11 => {
+                let image = self.image();
+                let replica = image
+                    .topic(topic)
+                    .and_then(|t| t.partitions.iter().find(|p| p.partition == partition))
+                    .is_some_and(|p| p.replicas.contains(&self.config.node_id));
+                match self.partitions().get(topic, partition) {
+                    Some(p) if replica => Ok(p),
+                    _ => Err(NOT_LEADER_OR_FOLLOWER),
+                }
+            }
+            other => other,
+        }
+    }
 }
 
 impl Broker {

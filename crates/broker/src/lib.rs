@@ -284,9 +284,19 @@ impl Broker {
 
     /// The blocking part of [`Broker::ensure_coordinator_topic`]; also used by AddOffsetsToTxn.
     pub(crate) fn create_coordinator_topic(&self, key_type: i8) -> Result<(), ControllerError> {
-        self.change_metadata(|c| match key_type {
-            0 => group::ensure_offsets_topic(c, self.groups.config(), 1).map(|_| ()),
-            _ => txn::ensure_txn_topic(c, self.txns.config(), 1).map(|_| ()),
+        self.change_metadata(|c| {
+            // Kafka's "alive brokers": registered, unfenced and not shutting down.
+            let image = c.image();
+            let alive = image
+                .brokers
+                .keys()
+                .filter(|b| image.is_active_broker(**b))
+                .count()
+                .max(1);
+            match key_type {
+                0 => group::ensure_offsets_topic(c, self.groups.config(), alive).map(|_| ()),
+                _ => txn::ensure_txn_topic(c, self.txns.config(), alive).map(|_| ()),
+            }
         })
     }
 

@@ -436,8 +436,15 @@ impl LeaderState {
     }
 
     fn maybe_increment_high_watermark(&mut self) -> Vec<Action> {
+        // KIP-966 (Kafka 4.1's default): with fewer in-sync replicas than min.insync.replicas the
+        // high watermark stays, so nothing acks=1 wrote meanwhile becomes visible on too few
+        // replicas. A partition with one replica is exempt (nothing could ever advance it).
+        let maximal = self.maximal_isr();
+        if self.replicas.len() > 1 && maximal.len() < self.config.min_insync_replicas {
+            return Vec::new();
+        }
         let mut new_hw = self.log_end_offset;
-        for b in self.maximal_isr() {
+        for b in maximal {
             if b == self.local {
                 continue;
             }
@@ -506,13 +513,31 @@ mod tests {
     }
 
     #[test]
-    fn sole_isr_member_advances_hw_on_append() {
+    fn sole_isr_member_advances_hw_on_append_only_when_that_meets_min_insync() {
         let mut s = leader(&[B1], 0, 0);
+        s.set_config(config(1));
         assert_eq!(
             s.on_append(Offset(3)),
             vec![Action::HighWatermark(Offset(3))]
         );
         assert_eq!(s.high_watermark(), Offset(3));
+        // KIP-966: below min.insync.replicas the HW stays (acks=1 records stay invisible).
+        s.set_config(config(2));
+        assert!(s.on_append(Offset(5)).is_empty());
+        assert_eq!(s.high_watermark(), Offset(3));
+        // A single-replica partition is exempt.
+        let partition = LeaderAndIsr {
+            leader_epoch: LeaderEpoch(1),
+            partition_epoch: PartitionEpoch(0),
+            replicas: vec![B1],
+            isr: vec![B1],
+        };
+        let (mut one, _) =
+            LeaderState::become_leader(B1, partition, Offset(0), Offset(0), 0, config(2)).unwrap();
+        assert_eq!(
+            one.on_append(Offset(2)),
+            vec![Action::HighWatermark(Offset(2))]
+        );
     }
 
     #[test]
@@ -765,12 +790,26 @@ mod tests {
     }
 
     #[test]
-    fn ack_fails_after_append_when_isr_shrank_below_min_insync_replicas() {
+    fn ack_stays_pending_when_isr_shrank_below_min_insync_replicas() {
         let mut s = leader(&[B1, B2], 0, 0);
         s.on_append(Offset(5));
         s.on_tick(LAG_MS + 1); // B2 never fetched: shrink to [B1]
         s.on_isr_committed(LeaderEpoch(5), vec![B1], PartitionEpoch(11));
+        // KIP-966: the HW does not pass the batch on one replica; the produce times out.
+        assert_eq!(s.high_watermark(), Offset(0));
+        assert_eq!(s.check_ack(Offset(4)), AckStatus::Pending);
+    }
+
+    #[test]
+    fn ack_fails_after_append_when_the_hw_passed_but_the_isr_shrank_since() {
+        let mut s = leader(&[B1, B2, B3], 0, 0);
+        s.on_append(Offset(5));
+        fetch(&mut s, B2, 5, 1);
+        fetch(&mut s, B3, 5, 1);
         assert_eq!(s.high_watermark(), Offset(5));
+        s.set_config(config(3));
+        s.on_tick(LAG_MS + 2); // all caught up: nothing to shrink
+        s.on_isr_committed(LeaderEpoch(5), vec![B1, B2], PartitionEpoch(11));
         assert_eq!(
             s.check_ack(Offset(4)),
             AckStatus::NotEnoughReplicasAfterAppend

@@ -139,7 +139,7 @@ pub fn ensure_offsets_topic(
     // COORDINATOR_NOT_AVAILABLE until enough brokers are registered.
     if i64::from(config.replication_factor) > live_brokers as i64 {
         tracing::error!(
-            "Number of alive brokers '{live_brokers}' does not meet the required replication factor '{}' for the offsets topic (configured via 'offsets.topic.replication.factor'); {OFFSETS_TOPIC} is not created and FindCoordinator answers COORDINATOR_NOT_AVAILABLE. Oxka runs one broker: set offsets.topic.replication.factor=1.",
+            "Number of alive brokers '{live_brokers}' does not meet the required replication factor '{}' for the offsets topic (configured via 'offsets.topic.replication.factor'); {OFFSETS_TOPIC} is not created and FindCoordinator answers COORDINATOR_NOT_AVAILABLE until enough brokers are registered (on a single node set offsets.topic.replication.factor=1).",
             config.replication_factor
         );
         return Ok(controller.image());

@@ -108,6 +108,22 @@ pub(super) async fn handle(
     }
 }
 
+/// The local partition a fetch reads: a follower's fetch only from the leader, a consumer's
+/// from any replica from v11 (KIP-392).
+fn partition_for(
+    broker: &Broker,
+    version: i16,
+    replica_id: i32,
+    topic: &str,
+    partition: i32,
+) -> Result<Arc<Partition>, i16> {
+    if replica_id >= 0 {
+        broker.led_partition(topic, partition)
+    } else {
+        broker.readable_partition(topic, partition, version)
+    }
+}
+
 /// The fetching replica's broker id (a follower), or -1 for a consumer.
 fn replica_id(version: i16, request: &FetchRequest) -> i32 {
     if version >= 15 {
@@ -193,12 +209,16 @@ fn watched_partitions(
     for topic in &request.topics {
         let name = topic_name(&image, version, topic);
         let Some(name) = name else { continue };
-        out.extend(
-            topic
-                .partitions
-                .iter()
-                .filter_map(|p| broker.led_partition(&name, p.partition).ok()),
-        );
+        out.extend(topic.partitions.iter().filter_map(|p| {
+            partition_for(
+                broker,
+                version,
+                replica_id(version, request),
+                &name,
+                p.partition,
+            )
+            .ok()
+        }));
     }
     out
 }
@@ -231,7 +251,7 @@ fn read_once(
             data.log_start_offset = -1;
             data.preferred_read_replica = BrokerId(-1);
             let partition = match &name {
-                Some(n) => broker.led_partition(n, p.partition),
+                Some(n) => partition_for(broker, version, replica_id, n, p.partition),
                 None if version >= 13 => Err(ResponseError::UnknownTopicId.code()),
                 None => Err(ResponseError::UnknownTopicOrPartition.code()),
             };

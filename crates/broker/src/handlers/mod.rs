@@ -112,9 +112,9 @@ impl Broker {
             RequestKind::ElectLeaders(r) => {
                 ResponseKind::ElectLeaders(elect_leaders::handle(self, ctx, r).await)
             }
-            RequestKind::AlterPartitionReassignments(r) => ResponseKind::AlterPartitionReassignments(
-                reassignments::alter(self, ctx, r).await,
-            ),
+            RequestKind::AlterPartitionReassignments(r) => {
+                ResponseKind::AlterPartitionReassignments(reassignments::alter(self, ctx, r).await)
+            }
             RequestKind::ListPartitionReassignments(r) => {
                 ResponseKind::ListPartitionReassignments(reassignments::list(self, ctx, r))
             }

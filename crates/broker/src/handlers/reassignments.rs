@@ -45,9 +45,7 @@ pub(super) async fn alter(
                 (
                     t.name.to_string(),
                     p.partition_index,
-                    p.replicas
-                        .as_ref()
-                        .map(|r| r.iter().map(|b| b.0).collect()),
+                    p.replicas.as_ref().map(|r| r.iter().map(|b| b.0).collect()),
                 )
             })
         })
@@ -129,20 +127,16 @@ pub(super) fn list(
             let mut r = OngoingPartitionReassignment::default();
             r.partition_index = p.partition;
             r.replicas = ids(&p.replicas);
-            r.adding_replicas = ids(
-                &target
-                    .iter()
-                    .copied()
-                    .filter(|b| !original.contains(b))
-                    .collect::<Vec<_>>(),
-            );
-            r.removing_replicas = ids(
-                &original
-                    .iter()
-                    .copied()
-                    .filter(|b| !target.contains(b))
-                    .collect::<Vec<_>>(),
-            );
+            r.adding_replicas = ids(&target
+                .iter()
+                .copied()
+                .filter(|b| !original.contains(b))
+                .collect::<Vec<_>>());
+            r.removing_replicas = ids(&original
+                .iter()
+                .copied()
+                .filter(|b| !target.contains(b))
+                .collect::<Vec<_>>());
             ongoing.partitions.push(r);
         }
         if !ongoing.partitions.is_empty() {

@@ -71,6 +71,8 @@ pub struct TxnConfig {
     pub replication_factor: i16,
     /// `transaction.state.log.segment.bytes` (100 MiB).
     pub segment_bytes: i64,
+    /// `transaction.state.log.min.isr`: the topic's `min.insync.replicas`.
+    pub min_isr: i64,
     /// `transaction.abort.timed.out.transaction.cleanup.interval.ms` (10 s).
     pub abort_check_interval_ms: i64,
     /// `transactional.id.expiration.ms` (7 days).
@@ -94,6 +96,7 @@ impl TxnConfig {
             num_partitions: get(config, "transaction.state.log.num.partitions", 50).max(1),
             replication_factor: get(config, "transaction.state.log.replication.factor", 3),
             segment_bytes: get(config, "transaction.state.log.segment.bytes", 104_857_600),
+            min_isr: get(config, "transaction.state.log.min.isr", 2).max(1),
             abort_check_interval_ms: get(
                 config,
                 "transaction.abort.timed.out.transaction.cleanup.interval.ms",
@@ -125,7 +128,7 @@ pub fn ensure_txn_topic(
     // COORDINATOR_NOT_AVAILABLE until enough brokers are registered.
     if i64::from(config.replication_factor) > live_brokers as i64 {
         tracing::error!(
-            "Number of alive brokers '{live_brokers}' does not meet the required replication factor '{}' for the transactions state topic (configured via 'transaction.state.log.replication.factor'); {TXN_TOPIC} is not created and FindCoordinator answers COORDINATOR_NOT_AVAILABLE. Oxka runs one broker: set transaction.state.log.replication.factor=1.",
+            "Number of alive brokers '{live_brokers}' does not meet the required replication factor '{}' for the transactions state topic (configured via 'transaction.state.log.replication.factor'); {TXN_TOPIC} is not created and FindCoordinator answers COORDINATOR_NOT_AVAILABLE until enough brokers are registered (on a single node set transaction.state.log.replication.factor=1).",
             config.replication_factor
         );
         return Ok(controller.image());
@@ -137,6 +140,7 @@ pub fn ensure_txn_topic(
         ("segment.bytes", config.segment_bytes.to_string()),
         // Until the log cleaner compacts, time retention must not delete transaction state.
         ("retention.ms", "-1".to_owned()),
+        ("min.insync.replicas", config.min_isr.to_string()),
     ];
     let spec = CreateTopicSpec {
         name: TXN_TOPIC.to_owned(),
