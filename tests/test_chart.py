@@ -200,15 +200,48 @@ def test_one_node_statefulset():
     assert re.fullmatch(r"[0-9a-f]{64}", sts["spec"]["template"]["metadata"]["annotations"]["checksum/config"])
 
 
+# The replication settings the chart derives from replicaCount (a key in `config` wins).
+REPLICATION_KEYS = ("default.replication.factor", "min.insync.replicas", "offsets.topic.replication.factor",
+                    "transaction.state.log.replication.factor", "transaction.state.log.min.isr")
+
+
+def replication_settings(rf, isr):
+    return {"default.replication.factor": str(rf), "min.insync.replicas": str(isr),
+            "offsets.topic.replication.factor": str(rf), "transaction.state.log.replication.factor": str(rf),
+            "transaction.state.log.min.isr": str(isr)}
+
+
+def server_properties(docs, release="oxka"):
+    """The rendered server.properties as a dict; no key may be written twice (a derived key and
+    the same key from `config` would be, and the last one would silently win)."""
+    text = one(docs, "ConfigMap", "%s-config" % release)["data"]["server.properties"]
+    keys = [l.strip().partition("=")[0] for l in text.splitlines() if l.strip() and not l.strip().startswith("#")]
+    assert len(keys) == len(set(keys)), "keys written twice: %s" % sorted({k for k in keys if keys.count(k) > 1})
+    return properties(text)
+
+
+def docs_of(*sets, values_file=None):
+    return [d for d in yaml.safe_load_all(helm_template(values_file, sets=sets).stdout) if d]
+
+
 @needs_tools
 def test_three_node_voters_anti_affinity_and_pdb():
     docs = rendered("3node")
     sts = one(docs, "StatefulSet", "oxka")
     assert sts["spec"]["replicas"] == 3
-    props = properties(one(docs, "ConfigMap", "oxka-config")["data"]["server.properties"])
-    assert props["controller.quorum.voters"] == ",".join(
-        "%d@oxka-%d.oxka-headless.kafka.svc.cluster.local:9093" % (i, i) for i in range(3))
-    assert props["default.replication.factor"] == "3" and props["min.insync.replicas"] == "2"
+    props = server_properties(docs)
+    voters = props["controller.quorum.voters"].split(",")
+    assert len(voters) == 3
+    assert voters == ["%d@oxka-%d.oxka-headless.kafka.svc.cluster.local:9093" % (i, i) for i in range(3)]
+    # every pod a combined broker and controller; replication over the PLAINTEXT client listener
+    assert props["process.roles"] == "broker,controller"
+    assert props["inter.broker.listener.name"] == "PLAINTEXT"
+    assert props["listener.security.protocol.map"] == "PLAINTEXT:PLAINTEXT,CONTROLLER:PLAINTEXT"
+    # replication factor 3 for topics and both internal topics, 2 in sync for acks=all
+    assert {k: props[k] for k in REPLICATION_KEYS} == replication_settings(3, 2)
+    # the topics list asks for 3 replicas
+    topics = yaml.safe_load(one(docs, "ConfigMap", "oxka-topics")["data"]["topics.yaml"])["topics"]
+    assert [(t["name"], t["replicas"]) for t in topics] == [("events", 3)]
     anti = sts["spec"]["template"]["spec"]["affinity"]["podAntiAffinity"]
     (term,) = anti["requiredDuringSchedulingIgnoredDuringExecution"]
     assert term["topologyKey"] == "kubernetes.io/hostname"
@@ -217,6 +250,40 @@ def test_three_node_voters_anti_affinity_and_pdb():
     pdb = one(docs, "PodDisruptionBudget")
     assert pdb["spec"]["maxUnavailable"] == 1 and "minAvailable" not in pdb["spec"]
     assert pdb["spec"]["selector"]["matchLabels"] == sts["spec"]["selector"]["matchLabels"]
+
+
+@needs_tools
+@pytest.mark.parametrize("replicas, rf, isr", [(1, 1, 1), (2, 2, 1), (3, 3, 2), (5, 3, 2)])
+def test_replication_settings_follow_replica_count(replicas, rf, isr):
+    """Without them in `config`, the replication factors are min(3, replicaCount) and
+    min.insync.replicas / transaction.state.log.min.isr 2 from 3 pods on (1 below)."""
+    docs = docs_of("replicaCount=%d" % replicas)
+    props = server_properties(docs)
+    assert {k: props[k] for k in REPLICATION_KEYS} == replication_settings(rf, isr)
+    assert len(props["controller.quorum.voters"].split(",")) == replicas
+    assert one(docs, "StatefulSet")["spec"]["replicas"] == replicas
+    pdb = one(docs, "PodDisruptionBudget")["spec"]
+    assert pdb["maxUnavailable"] == 1 and "minAvailable" not in pdb
+
+
+@needs_tools
+def test_replication_settings_of_config_win():
+    # The 1-node values leave them to the chart: all 1, as before.
+    assert {k: server_properties(rendered("1node"))[k] for k in REPLICATION_KEYS} == replication_settings(1, 1)
+    props = server_properties(docs_of("replicaCount=3", "config.min\\.insync\\.replicas=1",
+                                      "config.offsets\\.topic\\.replication\\.factor=2"))
+    assert props["min.insync.replicas"] == "1" and props["offsets.topic.replication.factor"] == "2"
+    assert props["default.replication.factor"] == "3" and props["transaction.state.log.min.isr"] == "2"
+
+
+@needs_tools
+def test_three_node_pdb_allows_one_eviction():
+    docs = rendered("3node")
+    pdb = one(docs, "PodDisruptionBudget")
+    assert pdb["spec"]["maxUnavailable"] == 1 and "minAvailable" not in pdb["spec"]
+    assert pdb["spec"]["selector"]["matchLabels"] == one(docs, "StatefulSet")["spec"]["selector"]["matchLabels"]
+    # the default values give the same budget to a 3-pod release
+    assert one(docs_of("replicaCount=3"), "PodDisruptionBudget")["spec"]["maxUnavailable"] == 1
 
 
 @needs_tools
@@ -355,10 +422,63 @@ def test_release_name_and_namespace_flow_into_names():
     (["topics[0].name=a/b"], "at '/topics/0/name'"),
     (["topics[0].name=t", "topics[0].replica=1"], "additional properties 'replica' not allowed"),
     (["listeners.client.protocol=SSL", "topics[0].name=x"], "the topics Job speaks PLAINTEXT only"),
+    (["config.inter\\.broker\\.listener\\.name=SSL"], "config.inter.broker.listener.name is set by the chart"),
+    # replica fetchers and the Raft quorum speak PLAINTEXT only
+    (["replicaCount=3", "listeners.client.protocol=SASL_SSL"], "replicaCount=3 needs listeners.client.protocol=PLAINTEXT"),
+    (["replicaCount=2", "listeners.controller.protocol=SSL"], "replicaCount=2 needs listeners.controller.protocol=PLAINTEXT"),
 ])
 def test_bad_values_are_refused(sets, message):
     r = helm_template(sets=sets, check=False)
     assert r.returncode != 0 and message in r.stderr, r.stderr
+
+
+@needs_tools
+def test_one_node_may_use_tls_listeners():
+    """Only a cluster needs PLAINTEXT between pods: one node renders with SSL listeners."""
+    props = server_properties(docs_of("listeners.client.protocol=SSL", "listeners.controller.protocol=SSL"))
+    assert props["listener.security.protocol.map"] == "PLAINTEXT:SSL,CONTROLLER:SSL"
+
+
+def render_notes(tmp_path, *sets):
+    """templates/NOTES.txt as `helm install` prints it (helm template does not render it): the
+    chart copied with NOTES.txt moved to a file that a template renders through `tpl`."""
+    chart = tmp_path / "chart"
+    shutil.copytree(CHART, chart)
+    (chart / "templates" / "NOTES.txt").rename(chart / "files" / "NOTES.tpl")
+    (chart / "templates" / "zz-notes.yaml").write_text(
+        '{{ dict "notes" (tpl (.Files.Get "files/NOTES.tpl") .) | toYaml }}\n')
+    cmd = [str(HELM), "template", "oxka", str(chart), "--namespace", NAMESPACE, "--kube-version", KUBE_VERSION,
+           "--show-only", "templates/zz-notes.yaml"]
+    for s in sets:
+        cmd += ["--set", s]
+    r = subprocess.run(cmd, capture_output=True, text=True, timeout=60)
+    assert r.returncode == 0, r.stderr
+    return yaml.safe_load(r.stdout)["notes"]
+
+
+@needs_tools
+def test_notes_warn_about_two_nodes_and_the_cluster_limits(tmp_path):
+    one_node = render_notes(tmp_path / "1")
+    assert "WARNING" not in one_node and "Not supported yet" not in one_node
+    three = render_notes(tmp_path / "3", "replicaCount=3")
+    assert "WARNING" not in three
+    assert "default.replication.factor=3" in three and "min.insync.replicas=2" in three
+    for limit in ("controlled shutdown", "9 s", "reassignment", "ElectLeaders", "transactional producers",
+                  "single node", "TLS/SASL", "process.roles=broker"):
+        assert limit in three, limit
+    two = render_notes(tmp_path / "2", "replicaCount=2")
+    assert "WARNING: replicaCount=2" in two and "Use 3 pods" in two
+    too_many = render_notes(tmp_path / "x", "config.offsets\\.topic\\.replication\\.factor=3")
+    assert "WARNING: config.offsets.topic.replication.factor=3 is more than replicaCount=1" in too_many
+    assert "COORDINATOR_NOT_AVAILABLE" in too_many
+
+
+def test_chart_no_longer_says_oxka_does_not_replicate():
+    for path in sorted(CHART.rglob("*")):
+        if path.is_file():
+            text = path.read_text()
+            for stale in ("does not replicate", "cluster feature", "refuse to start or warn"):
+                assert stale not in text, "%s still says %r" % (path.relative_to(REPO), stale)
 
 
 # ------------------------------------------------------------------ the entrypoint, for real
