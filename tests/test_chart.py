@@ -5,7 +5,9 @@ the output with `kubeconform -strict` against schemas made offline (tests/setup.
 tests/chart_schemas.py), and asserts on the rendered objects. Then runs the chart's own
 entrypoint.sh and server.properties for real — as the 1-node StatefulSet's pod would, with
 the hostname oxka-0 and its ports mapped to free loopback ports — and checks confluent-kafka
-and kafka-python produce and consume through it.
+and kafka-python produce and consume through it; and the 3-node values' files as pods
+oxka-0..2 (each with its own loopback ports, the voters' pod names mapped to them), which must
+form a quorum and replicate a topic with replication factor 3.
 
 The Dockerfile cannot be built here (no Docker engine): its structure is checked, and its
 HEALTHCHECK script is run against a live broker.
@@ -25,6 +27,7 @@ import urllib.request
 
 import pytest
 
+from cluster import free_ports as cluster_free_ports
 from conftest import OXKA_BIN, free_port, port_open
 import kutil
 
@@ -200,15 +203,48 @@ def test_one_node_statefulset():
     assert re.fullmatch(r"[0-9a-f]{64}", sts["spec"]["template"]["metadata"]["annotations"]["checksum/config"])
 
 
+# The replication settings the chart derives from replicaCount (a key in `config` wins).
+REPLICATION_KEYS = ("default.replication.factor", "min.insync.replicas", "offsets.topic.replication.factor",
+                    "transaction.state.log.replication.factor", "transaction.state.log.min.isr")
+
+
+def replication_settings(rf, isr):
+    return {"default.replication.factor": str(rf), "min.insync.replicas": str(isr),
+            "offsets.topic.replication.factor": str(rf), "transaction.state.log.replication.factor": str(rf),
+            "transaction.state.log.min.isr": str(isr)}
+
+
+def server_properties(docs, release="oxka"):
+    """The rendered server.properties as a dict; no key may be written twice (a derived key and
+    the same key from `config` would be, and the last one would silently win)."""
+    text = one(docs, "ConfigMap", "%s-config" % release)["data"]["server.properties"]
+    keys = [l.strip().partition("=")[0] for l in text.splitlines() if l.strip() and not l.strip().startswith("#")]
+    assert len(keys) == len(set(keys)), "keys written twice: %s" % sorted({k for k in keys if keys.count(k) > 1})
+    return properties(text)
+
+
+def docs_of(*sets, values_file=None):
+    return [d for d in yaml.safe_load_all(helm_template(values_file, sets=sets).stdout) if d]
+
+
 @needs_tools
 def test_three_node_voters_anti_affinity_and_pdb():
     docs = rendered("3node")
     sts = one(docs, "StatefulSet", "oxka")
     assert sts["spec"]["replicas"] == 3
-    props = properties(one(docs, "ConfigMap", "oxka-config")["data"]["server.properties"])
-    assert props["controller.quorum.voters"] == ",".join(
-        "%d@oxka-%d.oxka-headless.kafka.svc.cluster.local:9093" % (i, i) for i in range(3))
-    assert props["default.replication.factor"] == "3" and props["min.insync.replicas"] == "2"
+    props = server_properties(docs)
+    voters = props["controller.quorum.voters"].split(",")
+    assert len(voters) == 3
+    assert voters == ["%d@oxka-%d.oxka-headless.kafka.svc.cluster.local:9093" % (i, i) for i in range(3)]
+    # every pod a combined broker and controller; replication over the PLAINTEXT client listener
+    assert props["process.roles"] == "broker,controller"
+    assert props["inter.broker.listener.name"] == "PLAINTEXT"
+    assert props["listener.security.protocol.map"] == "PLAINTEXT:PLAINTEXT,CONTROLLER:PLAINTEXT"
+    # replication factor 3 for topics and both internal topics, 2 in sync for acks=all
+    assert {k: props[k] for k in REPLICATION_KEYS} == replication_settings(3, 2)
+    # the topics list asks for 3 replicas
+    topics = yaml.safe_load(one(docs, "ConfigMap", "oxka-topics")["data"]["topics.yaml"])["topics"]
+    assert [(t["name"], t["replicas"]) for t in topics] == [("events", 3)]
     anti = sts["spec"]["template"]["spec"]["affinity"]["podAntiAffinity"]
     (term,) = anti["requiredDuringSchedulingIgnoredDuringExecution"]
     assert term["topologyKey"] == "kubernetes.io/hostname"
@@ -217,6 +253,40 @@ def test_three_node_voters_anti_affinity_and_pdb():
     pdb = one(docs, "PodDisruptionBudget")
     assert pdb["spec"]["maxUnavailable"] == 1 and "minAvailable" not in pdb["spec"]
     assert pdb["spec"]["selector"]["matchLabels"] == sts["spec"]["selector"]["matchLabels"]
+
+
+@needs_tools
+@pytest.mark.parametrize("replicas, rf, isr", [(1, 1, 1), (2, 2, 1), (3, 3, 2), (5, 3, 2)])
+def test_replication_settings_follow_replica_count(replicas, rf, isr):
+    """Without them in `config`, the replication factors are min(3, replicaCount) and
+    min.insync.replicas / transaction.state.log.min.isr 2 from 3 pods on (1 below)."""
+    docs = docs_of("replicaCount=%d" % replicas)
+    props = server_properties(docs)
+    assert {k: props[k] for k in REPLICATION_KEYS} == replication_settings(rf, isr)
+    assert len(props["controller.quorum.voters"].split(",")) == replicas
+    assert one(docs, "StatefulSet")["spec"]["replicas"] == replicas
+    pdb = one(docs, "PodDisruptionBudget")["spec"]
+    assert pdb["maxUnavailable"] == 1 and "minAvailable" not in pdb
+
+
+@needs_tools
+def test_replication_settings_of_config_win():
+    # The 1-node values leave them to the chart: all 1, as before.
+    assert {k: server_properties(rendered("1node"))[k] for k in REPLICATION_KEYS} == replication_settings(1, 1)
+    props = server_properties(docs_of("replicaCount=3", "config.min\\.insync\\.replicas=1",
+                                      "config.offsets\\.topic\\.replication\\.factor=2"))
+    assert props["min.insync.replicas"] == "1" and props["offsets.topic.replication.factor"] == "2"
+    assert props["default.replication.factor"] == "3" and props["transaction.state.log.min.isr"] == "2"
+
+
+@needs_tools
+def test_three_node_pdb_allows_one_eviction():
+    docs = rendered("3node")
+    pdb = one(docs, "PodDisruptionBudget")
+    assert pdb["spec"]["maxUnavailable"] == 1 and "minAvailable" not in pdb["spec"]
+    assert pdb["spec"]["selector"]["matchLabels"] == one(docs, "StatefulSet")["spec"]["selector"]["matchLabels"]
+    # the default values give the same budget to a 3-pod release
+    assert one(docs_of("replicaCount=3"), "PodDisruptionBudget")["spec"]["maxUnavailable"] == 1
 
 
 @needs_tools
@@ -355,10 +425,63 @@ def test_release_name_and_namespace_flow_into_names():
     (["topics[0].name=a/b"], "at '/topics/0/name'"),
     (["topics[0].name=t", "topics[0].replica=1"], "additional properties 'replica' not allowed"),
     (["listeners.client.protocol=SSL", "topics[0].name=x"], "the topics Job speaks PLAINTEXT only"),
+    (["config.inter\\.broker\\.listener\\.name=SSL"], "config.inter.broker.listener.name is set by the chart"),
+    # replica fetchers and the Raft quorum speak PLAINTEXT only
+    (["replicaCount=3", "listeners.client.protocol=SASL_SSL"], "replicaCount=3 needs listeners.client.protocol=PLAINTEXT"),
+    (["replicaCount=2", "listeners.controller.protocol=SSL"], "replicaCount=2 needs listeners.controller.protocol=PLAINTEXT"),
 ])
 def test_bad_values_are_refused(sets, message):
     r = helm_template(sets=sets, check=False)
     assert r.returncode != 0 and message in r.stderr, r.stderr
+
+
+@needs_tools
+def test_one_node_may_use_tls_listeners():
+    """Only a cluster needs PLAINTEXT between pods: one node renders with SSL listeners."""
+    props = server_properties(docs_of("listeners.client.protocol=SSL", "listeners.controller.protocol=SSL"))
+    assert props["listener.security.protocol.map"] == "PLAINTEXT:SSL,CONTROLLER:SSL"
+
+
+def render_notes(tmp_path, *sets):
+    """templates/NOTES.txt as `helm install` prints it (helm template does not render it): the
+    chart copied with NOTES.txt moved to a file that a template renders through `tpl`."""
+    chart = tmp_path / "chart"
+    shutil.copytree(CHART, chart)
+    (chart / "templates" / "NOTES.txt").rename(chart / "files" / "NOTES.tpl")
+    (chart / "templates" / "zz-notes.yaml").write_text(
+        '{{ dict "notes" (tpl (.Files.Get "files/NOTES.tpl") .) | toYaml }}\n')
+    cmd = [str(HELM), "template", "oxka", str(chart), "--namespace", NAMESPACE, "--kube-version", KUBE_VERSION,
+           "--show-only", "templates/zz-notes.yaml"]
+    for s in sets:
+        cmd += ["--set", s]
+    r = subprocess.run(cmd, capture_output=True, text=True, timeout=60)
+    assert r.returncode == 0, r.stderr
+    return yaml.safe_load(r.stdout)["notes"]
+
+
+@needs_tools
+def test_notes_warn_about_two_nodes_and_the_cluster_limits(tmp_path):
+    one_node = render_notes(tmp_path / "1")
+    assert "WARNING" not in one_node and "Not supported yet" not in one_node
+    three = render_notes(tmp_path / "3", "replicaCount=3")
+    assert "WARNING" not in three
+    assert "default.replication.factor=3" in three and "min.insync.replicas=2" in three
+    for limit in ("controlled shutdown", "9 s", "reassignment", "ElectLeaders", "transactional producers",
+                  "single node", "TLS/SASL", "process.roles=broker"):
+        assert limit in three, limit
+    two = render_notes(tmp_path / "2", "replicaCount=2")
+    assert "WARNING: replicaCount=2" in two and "Use 3 pods" in two
+    too_many = render_notes(tmp_path / "x", "config.offsets\\.topic\\.replication\\.factor=3")
+    assert "WARNING: config.offsets.topic.replication.factor=3 is more than replicaCount=1" in too_many
+    assert "COORDINATOR_NOT_AVAILABLE" in too_many
+
+
+def test_chart_no_longer_says_oxka_does_not_replicate():
+    for path in sorted(CHART.rglob("*")):
+        if path.is_file():
+            text = path.read_text()
+            for stale in ("does not replicate", "cluster feature", "refuse to start or warn"):
+                assert stale not in text, "%s still says %r" % (path.relative_to(REPO), stale)
 
 
 # ------------------------------------------------------------------ the entrypoint, for real
@@ -474,18 +597,20 @@ def http_status(url):
 
 
 class PodBroker:
-    """Oxka started by the chart's entrypoint.sh, as the 1-node StatefulSet's pod oxka-0."""
+    """Oxka started by the chart's entrypoint.sh, as the 1-node StatefulSet's pod oxka-0 (or,
+    with `files` from cluster_files, as pod `hostname` of the 3-node one)."""
 
-    def __init__(self, tmp_path):
+    def __init__(self, tmp_path, files=None, hostname="oxka-0"):
         if not os.path.exists(OXKA_BIN):
             pytest.fail("oxka binary not found at %s (set OXKA_BIN)" % OXKA_BIN)
-        self.etc, self.ports = chart_files(tmp_path)
+        self.etc, self.ports = files or chart_files(tmp_path)
+        self.hostname = hostname
         self.bootstrap = "127.0.0.1:%d" % self.ports["client"]
         self.log_path = tmp_path / "oxka.log"
         self.logf = open(self.log_path, "wb")
         self.proc = subprocess.Popen(["/bin/sh", str(self.etc / "entrypoint.sh")], stdout=self.logf,
                                      stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, cwd=tmp_path,
-                                     env=pod_env("oxka-0", fake_path(tmp_path, OXKA_BIN)))
+                                     env=pod_env(hostname, fake_path(tmp_path, OXKA_BIN)))
 
     def log(self):
         return self.log_path.read_text(errors="replace")
@@ -593,6 +718,148 @@ def test_probe_endpoints_and_docker_healthcheck(pod_broker):
         pytest.skip("this oxka does not serve /livez and /readyz yet (the ops work adds them)")
     assert livez[0] == 200 and readyz[0] == 200
     assert healthcheck("/readyz").returncode == 0
+
+
+# ------------------------------------------------------------------ the 3-node chart, for real
+
+
+def cluster_files(tmp_path, n=3):
+    """The 3-node chart's entrypoint.sh and server.properties, one copy per pod oxka-<i>, each
+    pod's ports mapped to its own free loopback ports, and the voters' pod DNS names
+    (oxka-<i>.oxka-headless.kafka.svc.cluster.local:9093) to 127.0.0.1 and those ports."""
+    data = one(rendered("3node"), "ConfigMap", "oxka-config")["data"]
+    free = cluster_free_ports(3 * n)
+    ports = [{"client": free[3 * i], "controller": free[3 * i + 1], "metrics": free[3 * i + 2]} for i in range(n)]
+    voters = data["server.properties"]
+    for i in range(n):
+        voters = voters.replace("oxka-%d.oxka-headless.kafka.svc.cluster.local:9093" % i,
+                                "127.0.0.1:%d" % ports[i]["controller"])
+    assert "svc.cluster.local" not in voters
+    out = []
+    for i in range(n):
+        etc = tmp_path / ("etc-oxka-%d" % i)
+        etc.mkdir()
+        props = (voters
+                 .replace("0.0.0.0:9092", "127.0.0.1:%d" % ports[i]["client"])
+                 .replace("0.0.0.0:9093", "127.0.0.1:%d" % ports[i]["controller"])
+                 .replace("0.0.0.0:9404", "127.0.0.1:%d" % ports[i]["metrics"])
+                 .replace("log.dirs=/var/lib/oxka/data", "log.dirs=%s" % (tmp_path / ("data-%d" % i))))
+        (etc / "server.properties").write_text(props)
+        (etc / "entrypoint.sh").write_text(
+            data["entrypoint.sh"]
+            .replace("/etc/oxka/server.properties", str(etc / "server.properties"))
+            .replace("}:9092\"", "}:%d\"" % ports[i]["client"]))
+        out.append((etc, ports[i]))
+    return out
+
+
+class ChartCluster:
+    """The 3-node values' server.properties and entrypoint.sh, run as pods oxka-0..2."""
+
+    def __init__(self, tmp_path):
+        self.files = cluster_files(tmp_path)
+        self.nodes = []
+        for i, f in enumerate(self.files):
+            pod_dir = tmp_path / ("oxka-%d" % i)
+            pod_dir.mkdir()
+            self.nodes.append(PodBroker(pod_dir, f, "oxka-%d" % i))
+
+    def logs(self):
+        return "\n".join("--- %s\n%s" % (b.hostname, b.log()[-4000:]) for b in self.nodes)
+
+    def wait_until(self, fn, timeout, msg):
+        try:
+            return kutil.wait_until(fn, timeout, interval=0.25, msg=msg)
+        except AssertionError as e:
+            raise AssertionError("%s\n%s" % (e, self.logs())) from None
+
+    def stop(self):
+        for b in self.nodes:
+            b.stop()
+
+
+@pytest.fixture(scope="module")
+def chart_cluster(tmp_path_factory):
+    if _tools_missing() is not None:
+        pytest.skip(_tools_missing())
+    c = ChartCluster(tmp_path_factory.mktemp("chart-3node"))
+    try:
+        for b in c.nodes:
+            b.wait_ready(60)
+        a = kutil.admin(c.nodes[0])
+        c.wait_until(lambda: len(a.list_topics(timeout=5).brokers) == 3, 60, "3 brokers registered")
+        yield c
+    finally:
+        c.stop()
+
+
+@needs_tools
+def test_three_node_chart_configuration_forms_a_replicated_cluster(chart_cluster):
+    """The three voters form a quorum and register with the pods' advertised listeners; a topic
+    created without a replication factor gets the chart's default.replication.factor=3 with all
+    three replicas in sync and min.insync.replicas=2; acks=all produce works and another pod
+    serves the records back."""
+    from confluent_kafka.admin import ConfigResource
+
+    c = chart_cluster
+    a = kutil.admin(c.nodes[0])
+    md = a.list_topics(timeout=10)
+    assert sorted((x.id, x.host, x.port) for x in md.brokers.values()) == [
+        (i, "127.0.0.1", f[1]["client"]) for i, f in enumerate(c.files)]
+    assert md.controller_id in (0, 1, 2)
+
+    topic = kutil.create_topic(c.nodes[0], kutil.unique("chart3"), partitions=3, rf=-1)
+
+    def all_in_sync():
+        t = a.list_topics(topic, timeout=5).topics[topic]
+        return all(sorted(p.replicas) == [0, 1, 2] and sorted(p.isrs) == [0, 1, 2] for p in t.partitions.values())
+    c.wait_until(all_in_sync, 30, "3 replicas in sync")
+    (fut,) = a.describe_configs([ConfigResource(ConfigResource.Type.TOPIC, topic)]).values()
+    assert fut.result(10)["min.insync.replicas"].value == "2"
+
+    sent = kutil.produce(c.nodes[0], topic, [{"key": b"k%d" % i, "value": b"v%d" % i} for i in range(20)],
+                         partition=1, acks="all")
+    assert [m.offset() for m in sent] == list(range(20))
+    got = kutil.consume(c.nodes[2], topic, 20, partition=1)
+    assert [m.value() for m in got] == [b"v%d" % i for i in range(20)]
+
+
+@needs_tools
+def test_three_node_chart_configuration_serves_consumer_groups(chart_cluster):
+    """A group commit needs __consumer_offsets, which the first FindCoordinator creates with
+    offsets.topic.replication.factor=3 once the three brokers are registered. (Fails against
+    93c93a7, whose Broker::create_coordinator_topic counted one live broker: the topic was never
+    created and FindCoordinator answered COORDINATOR_NOT_AVAILABLE for ever.)"""
+    from confluent_kafka import TopicPartition
+
+    c = chart_cluster
+    topic = kutil.create_topic(c.nodes[0], kutil.unique("chart3g"), partitions=1, rf=-1)
+    kutil.produce(c.nodes[0], topic, [b"v%d" % i for i in range(5)], acks="all")
+    consumer = kutil.consumer(c.nodes[1], **{"group.id": kutil.unique("chart3g")})
+    try:
+        # librdkafka fails a commit made before it knows the coordinator (_WAIT_COORD): retry.
+        def commit():
+            consumer.commit(offsets=[TopicPartition(topic, 0, 5)], asynchronous=False)
+            return True
+        c.wait_until(commit, 20, "a group commit")
+        (tp,) = consumer.committed([TopicPartition(topic, 0)], timeout=20)
+        assert tp.offset == 5
+    finally:
+        consumer.close()
+    a = kutil.admin(c.nodes[0])
+    offsets = a.list_topics("__consumer_offsets", timeout=10).topics["__consumer_offsets"]
+    assert offsets.error is None and {len(p.replicas) for p in offsets.partitions.values()} == {3}
+
+
+@needs_tools
+def test_a_pod_beyond_the_voters_is_refused(tmp_path):
+    """`kubectl scale` past replicaCount gives a pod oxka-3 whose node.id is no voter: Oxka
+    refuses to start it rather than run it outside the quorum."""
+    etc, _ = cluster_files(tmp_path)[0]
+    r = subprocess.run(["/bin/sh", str(etc / "entrypoint.sh")], capture_output=True, text=True, timeout=30,
+                       env=pod_env("oxka-3", fake_path(tmp_path, OXKA_BIN)), stdin=subprocess.DEVNULL)
+    assert r.returncode != 0, r.stdout + r.stderr
+    assert "does not name this node (node.id=3)" in r.stderr + r.stdout, r.stdout + r.stderr
 
 
 # ------------------------------------------------------------------ docker/

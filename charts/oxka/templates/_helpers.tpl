@@ -80,12 +80,30 @@ controller.quorum.voters: one voter per pod, node id = ordinal:
 {{- join "," $voters }}
 {{- end }}
 
+{{/*
+The replication settings the chart derives from replicaCount, as YAML; a key set in
+.Values.config wins. replicaCount 1 / 2 / 3 and more:
+  default.replication.factor, offsets.topic.replication.factor,
+  transaction.state.log.replication.factor: 1 / 2 / 3 (min(3, replicaCount))
+  min.insync.replicas, transaction.state.log.min.isr: 1 / 1 / 2
+*/}}
+{{- define "oxka.derivedConfig" -}}
+{{- $n := int .Values.replicaCount }}
+{{- $rf := min 3 $n }}
+{{- $isr := ternary 2 1 (ge $n 3) }}
+default.replication.factor: {{ $rf }}
+min.insync.replicas: {{ $isr }}
+offsets.topic.replication.factor: {{ $rf }}
+transaction.state.log.min.isr: {{ $isr }}
+transaction.state.log.replication.factor: {{ $rf }}
+{{- end }}
+
 {{/* Checks the values; fails the render with a clear message instead of a broken cluster. */}}
 {{- define "oxka.validate" -}}
 {{- if lt (int .Values.replicaCount) 1 }}
 {{- fail "replicaCount must be at least 1" }}
 {{- end }}
-{{- $owned := list "node.id" "broker.id" "listeners" "advertised.listeners" "listener.security.protocol.map" "controller.listener.names" "controller.quorum.voters" "controller.quorum.bootstrap.servers" "process.roles" "log.dirs" "log.dir" "oxka.metrics.listen" }}
+{{- $owned := list "node.id" "broker.id" "listeners" "advertised.listeners" "listener.security.protocol.map" "controller.listener.names" "controller.quorum.voters" "controller.quorum.bootstrap.servers" "inter.broker.listener.name" "process.roles" "log.dirs" "log.dir" "oxka.metrics.listen" }}
 {{- range $key, $_ := .Values.config }}
 {{- if has $key $owned }}
 {{- fail (printf "config.%s is set by the chart (see values.yaml: listeners, persistence, metrics.port); remove it from config" $key) }}
@@ -113,6 +131,14 @@ controller.quorum.voters: one voter per pod, node id = ordinal:
 {{- end }}
 {{- if eq (int .Values.listeners.client.port) (int .Values.listeners.controller.port) }}
 {{- fail "listeners.client.port and listeners.controller.port must differ" }}
+{{- end }}
+{{- if gt (int .Values.replicaCount) 1 }}
+{{- if ne .Values.listeners.client.protocol "PLAINTEXT" }}
+{{- fail (printf "replicaCount=%d needs listeners.client.protocol=PLAINTEXT: the client listener is the inter-broker listener (inter.broker.listener.name) and Oxka's replica fetchers speak PLAINTEXT only (no TLS or SASL between brokers yet), got %q" (int .Values.replicaCount) .Values.listeners.client.protocol) }}
+{{- end }}
+{{- if ne .Values.listeners.controller.protocol "PLAINTEXT" }}
+{{- fail (printf "replicaCount=%d needs listeners.controller.protocol=PLAINTEXT: in a cluster the controller listener carries the Raft metadata quorum, which has no TLS or authentication yet, got %q" (int .Values.replicaCount) .Values.listeners.controller.protocol) }}
+{{- end }}
 {{- end }}
 {{- if and .Values.topics (ne .Values.listeners.client.protocol "PLAINTEXT") }}
 {{- fail "the topics Job speaks PLAINTEXT only: with listeners.client.protocol other than PLAINTEXT, leave topics empty" }}
