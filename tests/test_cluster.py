@@ -781,3 +781,66 @@ def test_sigterm_moves_leaderships_away_and_preferred_election_gives_them_back(f
     assert sorted(seen) == list(range(400)), (len(seen), sorted(set(range(400)) - set(seen))[:10])
     print("%s: leaderships off node %d %.1fs after SIGTERM; back after preferred election: %r"
           % (c.impl, victim, took, back))
+
+
+# ------------------------------------------------------------------ 10. partition reassignment
+def test_reassignment_adds_a_replica_that_catches_up_then_removes_one(fresh):
+    """kafka-python's AdminClient: AlterPartitionReassignments from [1, 2] to [1, 2, 3] (the new
+    replica copies the log and joins the ISR, the reassignment completes: nothing left in
+    ListPartitionReassignments), then to [2, 3] (node 1's replica goes, its log directory too,
+    and the leadership moves if node 1 led); cancelling when nothing is in progress is
+    NO_REASSIGNMENT_IN_PROGRESS; every acknowledged record is still read."""
+    from kafka import TopicPartition as KTP
+    from kafka.errors import NoReassignmentInProgressError
+    c = fresh
+    t = unique("move")
+    ka = kp_admin(c, 1)
+    try:
+        ka.create_topics({t: {"assignments": {0: [1, 2]}}})
+
+        def state():
+            from kafka.protocol.metadata import MetadataRequest
+            r = c.node(2).probe.call(MetadataRequest, 9,
+                                     topics=[MetadataRequest.MetadataRequestTopic(name=t)],
+                                     allow_auto_topic_creation=False,
+                                     include_cluster_authorized_operations=False,
+                                     include_topic_authorized_operations=False)
+            p = r.topics[0].partitions[0]
+            return p.leader_id, list(p.replica_nodes), sorted(p.isr_nodes)
+
+        c.wait_until(lambda: state()[2] == [1, 2], 20, "ISR [1, 2]")
+        p_ = Producer({"bootstrap.servers": c.bootstrap(), "acks": "all"})
+        acked = []
+        for i in range(200):
+            p_.produce(t, str(i).encode(), on_delivery=lambda e, m: acked.append(e is None))
+        p_.flush(30)
+        assert acked == [True] * 200
+        assert ka.alter_partition_reassignments({KTP(t, 0): [1, 2, 3]}) == {KTP(t, 0): None}
+        c.wait_until(lambda: (lambda s: s[1] == [1, 2, 3] and s[2] == [1, 2, 3])(state()), 30,
+                     "replica 3 to catch up and join the ISR")
+        c.wait_until(lambda: ka.list_partition_reassignments() == {}, 20, "the reassignment to end")
+        errors = ka.alter_partition_reassignments({KTP(t, 0): None})
+        assert errors[KTP(t, 0)] is NoReassignmentInProgressError, errors
+        assert ka.alter_partition_reassignments({KTP(t, 0): [2, 3]}) == {KTP(t, 0): None}
+        moved = c.wait_until(lambda: (lambda s: s if s[1] == [2, 3] and s[2] == [2, 3] else None)(
+            state()), 30, "replica 1 to leave")
+        assert moved[0] in (2, 3), moved
+        gone = os.path.join(c.node(1).data_dir, "%s-0" % t)
+        c.wait_until(lambda: not os.path.exists(gone), 60, "node 1 to delete its replica's log")
+    finally:
+        ka.close()
+    cons = Consumer({"bootstrap.servers": c.bootstrap(2, 3), "group.id": unique("g"),
+                     "auto.offset.reset": "earliest", "enable.auto.commit": False})
+    try:
+        cons.assign([TopicPartition(t, 0)])
+        seen = []
+        deadline = time.monotonic() + 30
+        for _ in range(2000):
+            if len(seen) >= 200 or time.monotonic() > deadline:
+                break
+            m = cons.poll(0.5)
+            if m is not None and m.error() is None:
+                seen.append((m.offset(), int(m.value())))
+    finally:
+        cons.close()
+    assert seen == [(i, i) for i in range(200)], seen[:5]
