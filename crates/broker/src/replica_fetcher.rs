@@ -457,7 +457,7 @@ fn log_truncation_failure(partition: &Partition, e: &PartitionError) {
 
 /// `host:port` of `leader`'s endpoint on the inter-broker listener (its first endpoint when it
 /// registered none of that name).
-fn leader_address(broker: &Broker, leader: i32) -> Option<String> {
+pub(crate) fn leader_address(broker: &Broker, leader: i32) -> Option<String> {
     let image = broker.image();
     let listener = broker
         .config

@@ -12,6 +12,7 @@ pub const CLIENT_MAX_VERSIONS: &[(ApiKey, i16)] = &[
     (ApiKey::Produce, 11),
     (ApiKey::Fetch, 12),
     (ApiKey::OffsetForLeaderEpoch, 4),
+    (ApiKey::WriteTxnMarkers, 1),
     (ApiKey::ListOffsets, 9),
     (ApiKey::Metadata, 12),
     (ApiKey::OffsetCommit, 9),

@@ -1073,6 +1073,31 @@ const END_TXN_REQUEST: &[Field] = &[
     f("committed", 0, N, BOOL),
 ];
 
+const WRITE_TXN_MARKERS_TOPIC: &[Field] = &[
+    f("name", 0, N, STR),
+    f("partition_indexes", 0, N, Ty::Array(&I32)),
+];
+
+const WRITE_TXN_MARKERS_MARKER: &[Field] = &[
+    f("producer_id", 0, N, I64),
+    f("producer_epoch", 0, N, I16),
+    f("transaction_result", 0, N, BOOL),
+    f(
+        "topics",
+        0,
+        N,
+        Ty::Array(&Ty::Struct(WRITE_TXN_MARKERS_TOPIC)),
+    ),
+    f("coordinator_epoch", 0, N, I32),
+];
+
+const WRITE_TXN_MARKERS_REQUEST: &[Field] = &[f(
+    "markers",
+    0,
+    N,
+    Ty::Array(&Ty::Struct(WRITE_TXN_MARKERS_MARKER)),
+)];
+
 const TXN_OFFSET_COMMIT_REQUEST_PARTITION: &[Field] = &[
     f("partition_index", 0, N, I32),
     f("committed_offset", 0, N, I64),
@@ -1647,6 +1672,14 @@ static APIS: &[Api] = &[
         max: 3,
         flex: 3,
         body: END_TXN_REQUEST,
+    },
+    Api {
+        key: 27,
+        name: "WriteTxnMarkers",
+        min: 1,
+        max: 1,
+        flex: 1,
+        body: WRITE_TXN_MARKERS_REQUEST,
     },
     Api {
         key: 28,

@@ -31,6 +31,7 @@ pub const SUPPORTED_APIS: &[(i16, i16, i16)] = &[
     (24, 0, 3), // AddPartitionsToTxn: v4+ (batched, broker-to-broker verification) not served
     (25, 0, 3), // AddOffsetsToTxn
     (26, 0, 3), // EndTxn
+    (27, 1, 1), // WriteTxnMarkers: from transaction coordinators (CLUSTER_ACTION), v1 as Kafka 4
     (28, 0, 3), // TxnOffsetCommit: member and generation checked from v3
     (29, 1, 3), // DescribeAcls: SECURITY_DISABLED without an authorizer
     (30, 1, 3), // CreateAcls

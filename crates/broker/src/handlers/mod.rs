@@ -17,6 +17,7 @@ mod producer_id;
 mod reassignments;
 mod scram;
 mod txn;
+mod write_txn_markers;
 
 use std::sync::Arc;
 
@@ -131,6 +132,9 @@ impl Broker {
                 ResponseKind::AddOffsetsToTxn(txn::add_offsets_to_txn(self, ctx, r).await)
             }
             RequestKind::EndTxn(r) => ResponseKind::EndTxn(txn::end_txn(self, ctx, r).await),
+            RequestKind::WriteTxnMarkers(r) => {
+                ResponseKind::WriteTxnMarkers(write_txn_markers::handle(self, ctx, r))
+            }
             RequestKind::TxnOffsetCommit(r) => {
                 ResponseKind::TxnOffsetCommit(txn::txn_offset_commit(self, ctx, r).await)
             }

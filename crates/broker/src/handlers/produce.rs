@@ -107,6 +107,7 @@ pub(super) async fn handle(
                         }
                         // KIP-890 part 1: only into a partition of the open transaction.
                         (Some(h), Some(id)) => broker.txns.with_verified_partition(
+                            broker,
                             id,
                             h.producer_id,
                             h.producer_epoch,

@@ -176,6 +176,18 @@ pub struct TxnCoordinator {
     loaded_partitions: RwLock<BTreeSet<i32>>,
     /// Serialises loads and unloads, so a partition is never read twice into memory.
     load_lock: Mutex<()>,
+    /// Per transactional id, the partitions whose markers for its current prepare state are
+    /// written (locally or by their leader through WriteTxnMarkers), and whether a send to
+    /// other brokers is in flight: a prepare state completes once every partition is written.
+    markers: Mutex<HashMap<String, MarkerProgress>>,
+    /// The broker, for sending markers to other brokers from a background task.
+    broker: std::sync::OnceLock<Weak<Broker>>,
+}
+
+#[derive(Debug, Default)]
+struct MarkerProgress {
+    written: BTreeSet<TopicPartition>,
+    sending: bool,
 }
 
 impl TxnCoordinator {
@@ -186,6 +198,8 @@ impl TxnCoordinator {
             loaded: AtomicBool::new(false),
             loaded_partitions: RwLock::new(BTreeSet::new()),
             load_lock: Mutex::new(()),
+            markers: Mutex::new(HashMap::new()),
+            broker: std::sync::OnceLock::new(),
         }
     }
 
@@ -202,6 +216,7 @@ impl TxnCoordinator {
             return;
         };
         let weak: Weak<Broker> = Arc::downgrade(broker);
+        let _ = broker.txns.broker.set(weak.clone());
         let interval_ms = broker.txns.config.abort_check_interval_ms as u64;
         runtime.spawn(async move {
             let loader = weak.clone();
@@ -498,12 +513,19 @@ impl TxnCoordinator {
     /// a transaction nobody ends). Blocking only as long as the append.
     pub fn with_verified_partition<T>(
         &self,
+        broker: &Broker,
         transactional_id: &str,
         producer_id: i64,
         producer_epoch: i16,
         tp: &TopicPartition,
         append: impl FnOnce() -> T,
     ) -> Result<T, i16> {
+        if !self.coordinates_here(broker, transactional_id) {
+            // Another broker coordinates it: KIP-890's verification would ask it
+            // (AddPartitionsToTxn v4, not built); the write is accepted as before KIP-890,
+            // and its marker comes through WriteTxnMarkers.
+            return Ok(append());
+        }
         let entry = self
             .entry(transactional_id)
             .ok_or(code::INVALID_PRODUCER_ID_MAPPING)?;
@@ -534,6 +556,19 @@ impl TxnCoordinator {
         who: &crate::group::coordinator::Committer,
         commits: &[crate::group::coordinator::OffsetCommit],
     ) -> Result<Vec<i16>, i16> {
+        if !self.coordinates_here(broker, transactional_id) {
+            // The group coordinator is here, the transaction's elsewhere (which checked the
+            // group's partition into the transaction, AddOffsetsToTxn): the offsets wait for
+            // the marker its leader writes here.
+            return broker.groups.txn_commit_offsets(
+                broker,
+                group_id,
+                producer_id,
+                producer_epoch,
+                who,
+                commits,
+            );
+        }
         self.partition_of(broker, transactional_id)?;
         let entry = self
             .entry(transactional_id)
@@ -664,35 +699,66 @@ impl TxnCoordinator {
             return Ok(());
         };
         let log = self.partition_of_unchecked(broker, &txn.transactional_id)?;
-        for (topic, index) in &partitions {
+        let coordinator_epoch = log.leader_epoch();
+        let tid = txn.transactional_id.clone();
+        let mut progress = self.markers.lock();
+        let done = progress.entry(tid.clone()).or_default();
+        let mut remote = Vec::new();
+        let mut local_offsets_marker = false;
+        for tp in &partitions {
+            if done.written.contains(tp) {
+                continue;
+            }
+            let (topic, index) = tp;
             // A partition deleted since it joined the transaction needs no marker.
             let p = match broker.led_partition(topic, *index) {
                 Ok(p) => p,
                 Err(crate::leadership::NOT_LEADER_OR_FOLLOWER) => {
-                    // Transactions across brokers are not supported yet: the marker would go
-                    // to the leader through WriteTxnMarkers, which this broker does not send.
-                    // The partition's transaction stays open there until it times out.
-                    tracing::warn!(%topic, partition = index, "transaction marker for a partition led by another broker not written (transactions across brokers are unsupported)");
+                    // Its leader writes it (WriteTxnMarkers, sent below).
+                    remote.push(tp.clone());
                     continue;
                 }
-                Err(_) => continue,
+                Err(_) => {
+                    done.written.insert(tp.clone());
+                    continue;
+                }
             };
-            match p.write_txn_marker(producer_id, producer_epoch, commit, log.leader_epoch()) {
-                Ok(_) | Err(PartitionError::Deleted) => {}
+            match p.write_txn_marker(producer_id, producer_epoch, commit, coordinator_epoch) {
+                Ok(_) | Err(PartitionError::Deleted) => {
+                    done.written.insert(tp.clone());
+                    local_offsets_marker |= topic == crate::group::OFFSETS_TOPIC;
+                }
                 Err(e) => {
                     tracing::error!(%topic, partition = index, error = %e, "writing a transaction marker failed");
                     return Err(err::UNKNOWN_SERVER_ERROR);
                 }
             }
         }
-        if partitions
-            .iter()
-            .any(|(t, _)| t == crate::group::OFFSETS_TOPIC)
-        {
-            // The marker is in __consumer_offsets: the group coordinator applies or drops the
-            // transaction's offset commits.
+        if local_offsets_marker {
+            // The marker is in __consumer_offsets here: the group coordinator applies or drops
+            // the transaction's offset commits.
             broker.groups.complete_txn_offsets(producer_id, commit);
         }
+        if !remote.is_empty() {
+            // Kafka's transaction marker channel: the transaction stays in its prepare state
+            // (the producer's next transaction waits with CONCURRENT_TRANSACTIONS) until the
+            // leaders have written theirs; `tick` retries what a failed send left.
+            if !done.sending {
+                done.sending = true;
+                let marker = RemoteMarkers {
+                    transactional_id: tid,
+                    producer_id,
+                    producer_epoch,
+                    commit,
+                    coordinator_epoch,
+                    partitions: remote,
+                };
+                self.send_remote_markers(marker);
+            }
+            return Ok(());
+        }
+        progress.remove(&tid);
+        drop(progress);
         if let Some(step) = txn.markers_written(now_ms()) {
             persist(&log, &step.txn)?;
             *txn = step.txn;
@@ -700,8 +766,69 @@ impl TxnCoordinator {
         Ok(())
     }
 
+    /// Sends WriteTxnMarkers for `m` to each partition's leader, in the background; once all
+    /// are written the transaction's prepare state completes (on a blocking thread).
+    fn send_remote_markers(&self, m: RemoteMarkers) {
+        let (Ok(runtime), Some(broker)) = (
+            tokio::runtime::Handle::try_current(),
+            self.broker.get().and_then(Weak::upgrade),
+        ) else {
+            if let Some(p) = self.markers.lock().get_mut(&m.transactional_id) {
+                p.sending = false;
+            }
+            return;
+        };
+        runtime.spawn(async move {
+            let written = super::marker_channel::write(&broker, &m).await;
+            let b = broker.clone();
+            let _ = tokio::task::spawn_blocking(move || {
+                b.txns.remote_markers_written(&b, &m, &written);
+            })
+            .await;
+        });
+    }
+
+    /// The leaders wrote `written` of `m`'s markers: records them, and completes the prepare
+    /// state when nothing is left. Blocking.
+    fn remote_markers_written(
+        &self,
+        broker: &Broker,
+        m: &RemoteMarkers,
+        written: &[TopicPartition],
+    ) {
+        {
+            let mut progress = self.markers.lock();
+            let p = progress.entry(m.transactional_id.clone()).or_default();
+            p.sending = false;
+            p.written.extend(written.iter().cloned());
+        }
+        let Some(entry) = self.entry(&m.transactional_id) else {
+            return;
+        };
+        let mut txn = entry.lock();
+        if txn.producer_id != m.producer_id || txn.producer_epoch != m.producer_epoch {
+            return;
+        }
+        if let Some(markers) = txn.pending_markers() {
+            let _ = self.finish(broker, &mut txn, markers);
+        }
+    }
+
     /// The `__transaction_state` partition of `transactional_id` if this broker coordinates it
     /// and has loaded it; else the error every transactional request answers with.
+    /// Whether this broker is `transactional_id`'s coordinator (leads its `__transaction_state`
+    /// partition).
+    fn coordinates_here(&self, broker: &Broker, transactional_id: &str) -> bool {
+        let count = partition_count(broker, TXN_TOPIC);
+        count > 0
+            && crate::leadership::leads(
+                &broker.image(),
+                broker.config.node_id,
+                TXN_TOPIC,
+                partition_for(transactional_id, count),
+            )
+    }
+
     fn partition_of(&self, broker: &Broker, transactional_id: &str) -> Result<Arc<Partition>, i16> {
         let partition = self.partition_of_unchecked(broker, transactional_id)?;
         let count = partition_count(broker, TXN_TOPIC);
@@ -797,6 +924,17 @@ fn write_record(
             err::NOT_COORDINATOR
         })?;
     Ok(())
+}
+
+/// Markers of one transaction for partitions led by other brokers.
+#[derive(Debug, Clone)]
+pub(crate) struct RemoteMarkers {
+    pub transactional_id: String,
+    pub producer_id: i64,
+    pub producer_epoch: i16,
+    pub commit: bool,
+    pub coordinator_epoch: i32,
+    pub partitions: Vec<TopicPartition>,
 }
 
 /// Calls `f(key, value)` for every record of the partition, from its log start to its log end

@@ -3,6 +3,7 @@
 
 pub mod coordinator;
 pub mod marker;
+mod marker_channel;
 pub mod records;
 pub mod state;
 
