@@ -87,7 +87,14 @@ fn main() -> anyhow::Result<()> {
                 .enable_all()
                 .thread_name("oxka")
                 .build()?;
-            runtime.block_on(serve::serve(properties, overrides))
+            let served = runtime.block_on(serve::serve(properties, overrides));
+            if served.is_ok() {
+                // The logs are flushed and closed. Background work that may still be waiting
+                // (a metadata proposal to a quorum that is gone) must not run on into a
+                // runtime being torn down: exit now, as a stopped JVM broker does.
+                std::process::exit(0);
+            }
+            served
         }
         Command::Topic(args) => std::process::exit(cli::run(cli::topic::run(args))),
         Command::Produce(args) => std::process::exit(cli::run(cli::produce::run(args))),
