@@ -467,7 +467,7 @@ def test_notes_warn_about_two_nodes_and_the_cluster_limits(tmp_path):
     assert "WARNING" not in three
     assert "default.replication.factor=3" in three and "min.insync.replicas=2" in three
     for limit in ("auto.leader.rebalance.enable", "ElectLeaders", "transactional producers",
-                  "single node", "TLS/SASL", "process.roles=broker"):
+                  "KIP-890", "TLS/SASL", "process.roles=broker"):
         assert limit in three, limit
     two = render_notes(tmp_path / "2", "replicaCount=2")
     assert "WARNING: replicaCount=2" in two and "Use 3 pods" in two
