@@ -468,19 +468,26 @@ async fn moving_an_offsets_partition_unloads_and_reloads_its_groups() {
         v
     });
 
-    // Node 2 takes over partition 2: its groups leave memory; the others stay.
+    // Node 2 takes over partition 2 (node 1 stays a replica, so it keeps the log): its
+    // groups leave memory; the others stay.
     let offsets = broker.image().topic("__consumer_offsets").unwrap().topic_id;
-    broker
-        .propose_for_test(vec![partition_record(offsets, 2, 2, 1)])
-        .unwrap();
+    let mut moved_record = partition_record(offsets, 2, 2, 1);
+    if let MetadataRecord::Partition { replicas, isr, .. } = &mut moved_record {
+        *replicas = vec![2, 1];
+        *isr = vec![2, 1];
+    }
+    broker.propose_for_test(vec![moved_record]).unwrap();
     assert_eq!(list_groups(broker).await, vec![kept.clone()]);
     assert_eq!(fetch_offset(broker, &moved).await.0, NOT_COORDINATOR);
     assert_eq!(fetch_offset(broker, &kept).await, (0, 8));
 
     // Leadership comes back: the group is read again from the partition's log.
-    broker
-        .propose_for_test(vec![partition_record(offsets, 2, 1, 2)])
-        .unwrap();
+    let mut back = partition_record(offsets, 2, 1, 2);
+    if let MetadataRecord::Partition { replicas, isr, .. } = &mut back {
+        *replicas = vec![1, 2];
+        *isr = vec![1, 2];
+    }
+    broker.propose_for_test(vec![back]).unwrap();
     assert_eq!(fetch_offset(broker, &moved).await, (0, 7));
     assert!(list_groups(broker).await.contains(&moved));
 }
