@@ -26,6 +26,7 @@ import signal
 import socket
 import subprocess
 import time
+import uuid
 
 import kwire
 
@@ -49,6 +50,25 @@ def selected_impls():
     if bad or not impls:
         raise RuntimeError("OXKA_CLUSTER_IMPL must list oxka and/or kafka, not %r" % raw)
     return impls
+
+
+def unique(prefix):
+    """A topic or group name no other test uses."""
+    return "%s-%s" % (prefix, uuid.uuid4().hex[:8])
+
+
+def skip_unsupported(impl):
+    """Skips a Kafka run when Java or the jars are missing; fails an oxka run without a binary."""
+    import pytest
+    if impl == "kafka":
+        import kafkaref
+        reason = kafkaref.java_skip_reason()
+        if reason:
+            pytest.skip(reason)
+    else:
+        from conftest import OXKA_BIN
+        if not os.path.exists(OXKA_BIN):
+            pytest.fail("oxka binary not found at %s (build it or set OXKA_BIN)" % OXKA_BIN)
 
 
 def free_ports(n):

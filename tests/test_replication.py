@@ -34,7 +34,6 @@ What Kafka does, as recorded by these tests: see "Replication" in FINDINGS.md.
 import gc
 import os
 import time
-import uuid
 
 import pytest
 from confluent_kafka import (Consumer, KafkaError, KafkaException, Producer, TopicCollection,
@@ -76,25 +75,12 @@ OVERRIDES = {
 FAILOVER_BOUND = 45
 ISR_BOUND = 60
 
-def unique(prefix):
-    return "%s-%s" % (prefix, uuid.uuid4().hex[:8])
-
-
-def _skip_unsupported(impl):
-    if impl == "kafka":
-        import kafkaref
-        reason = kafkaref.java_skip_reason()
-        if reason:
-            pytest.skip(reason)
-    else:
-        from conftest import OXKA_BIN
-        if not os.path.exists(OXKA_BIN):
-            pytest.fail("oxka binary not found at %s (build it or set OXKA_BIN)" % OXKA_BIN)
+unique = clu.unique
 
 
 @pytest.fixture(scope="module", params=IMPLS)
 def impl(request):
-    _skip_unsupported(request.param)
+    clu.skip_unsupported(request.param)
     return request.param
 
 

@@ -1042,6 +1042,17 @@ fn complete_txn(
     Ok(())
 }
 
+/// What producer state keeps of a batch already in the log (replay, follower appends).
+fn batch_meta(h: &BatchHeader) -> BatchMeta {
+    BatchMeta {
+        first_seq: h.base_sequence,
+        last_seq: producer_state::last_seq(h.base_sequence, h.last_offset_delta),
+        first_offset: h.base_offset,
+        last_offset: h.last_offset(),
+        timestamp: h.max_timestamp,
+    }
+}
+
 /// A follower's producer state learns the batches it appended, as the leader's did.
 fn track_batches(inner: &mut Inner, mut records: &[u8]) -> Result<(), LogError> {
     while let Some(h) = BatchHeader::parse(records) {
@@ -1063,13 +1074,7 @@ fn track_batches(inner: &mut Inner, mut records: &[u8]) -> Result<(), LogError> 
             inner.producers.record(
                 h.producer_id,
                 h.producer_epoch,
-                BatchMeta {
-                    first_seq: h.base_sequence,
-                    last_seq: producer_state::last_seq(h.base_sequence, h.last_offset_delta),
-                    first_offset: h.base_offset,
-                    last_offset: h.last_offset(),
-                    timestamp: h.max_timestamp,
-                },
+                batch_meta(&h),
                 h.attributes & TRANSACTIONAL_BIT != 0,
             );
         }
@@ -1517,13 +1522,7 @@ fn replay(
                 producers.record(
                     h.producer_id,
                     h.producer_epoch,
-                    BatchMeta {
-                        first_seq: h.base_sequence,
-                        last_seq: producer_state::last_seq(h.base_sequence, h.last_offset_delta),
-                        first_offset: h.base_offset,
-                        last_offset: h.last_offset(),
-                        timestamp: h.max_timestamp,
-                    },
+                    batch_meta(&h),
                     transactional,
                 );
             }

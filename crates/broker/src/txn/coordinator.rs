@@ -556,38 +556,39 @@ impl TxnCoordinator {
         who: &crate::group::coordinator::Committer,
         commits: &[crate::group::coordinator::OffsetCommit],
     ) -> Result<Vec<i16>, i16> {
-        if !self.coordinates_here(broker, transactional_id) {
-            // The group coordinator is here, the transaction's elsewhere (which checked the
-            // group's partition into the transaction, AddOffsetsToTxn): the offsets wait for
-            // the marker its leader writes here.
-            return broker.groups.txn_commit_offsets(
-                broker,
-                group_id,
-                producer_id,
-                producer_epoch,
-                who,
-                commits,
-            );
-        }
-        self.partition_of(broker, transactional_id)?;
-        let entry = self
-            .entry(transactional_id)
-            .ok_or(code::INVALID_PRODUCER_ID_MAPPING)?;
-        let txn = entry.lock();
-        if txn.producer_id != producer_id {
-            return Err(code::INVALID_PRODUCER_ID_MAPPING);
-        }
-        if txn.producer_epoch != producer_epoch {
-            return Err(code::PRODUCER_FENCED);
-        }
-        let count = partition_count(broker, crate::group::OFFSETS_TOPIC);
-        let tp = (
-            crate::group::OFFSETS_TOPIC.to_owned(),
-            partition_for(group_id, count.max(1)),
-        );
-        if txn.state != TxnState::Ongoing || !txn.partitions.contains(&tp) {
-            return Err(err::INVALID_TXN_STATE);
-        }
+        // When the transaction's coordinator is another broker (it checked the group's
+        // partition into the transaction, AddOffsetsToTxn), the offsets are written unchecked
+        // here and wait for the marker its leader writes.
+        let entry = if self.coordinates_here(broker, transactional_id) {
+            self.partition_of(broker, transactional_id)?;
+            Some(
+                self.entry(transactional_id)
+                    .ok_or(code::INVALID_PRODUCER_ID_MAPPING)?,
+            )
+        } else {
+            None
+        };
+        let _txn = match &entry {
+            Some(entry) => {
+                let txn = entry.lock();
+                if txn.producer_id != producer_id {
+                    return Err(code::INVALID_PRODUCER_ID_MAPPING);
+                }
+                if txn.producer_epoch != producer_epoch {
+                    return Err(code::PRODUCER_FENCED);
+                }
+                let count = partition_count(broker, crate::group::OFFSETS_TOPIC);
+                let tp = (
+                    crate::group::OFFSETS_TOPIC.to_owned(),
+                    partition_for(group_id, count.max(1)),
+                );
+                if txn.state != TxnState::Ongoing || !txn.partitions.contains(&tp) {
+                    return Err(err::INVALID_TXN_STATE);
+                }
+                Some(txn)
+            }
+            None => None,
+        };
         broker.groups.txn_commit_offsets(
             broker,
             group_id,
