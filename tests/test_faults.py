@@ -42,7 +42,6 @@ import os
 import random
 import threading
 import time
-import uuid
 
 import pytest
 from confluent_kafka import Consumer, KafkaError, KafkaException, Producer, TopicCollection, TopicPartition
@@ -79,21 +78,12 @@ READ_BOUND = 120
 pytestmark = pytest.mark.timeout(240 + N_FAULTS * (ISR_BOUND + 200))
 
 
-def unique(prefix):
-    return "%s-%s" % (prefix, uuid.uuid4().hex[:8])
+unique = clu.unique
 
 
 @pytest.fixture(scope="module", params=IMPLS)
 def impl(request):
-    if request.param == "kafka":
-        import kafkaref
-        reason = kafkaref.java_skip_reason()
-        if reason:
-            pytest.skip(reason)
-    else:
-        from conftest import OXKA_BIN
-        if not os.path.exists(OXKA_BIN):
-            pytest.fail("oxka binary not found at %s (build it or set OXKA_BIN)" % OXKA_BIN)
+    clu.skip_unsupported(request.param)
     return request.param
 
 
