@@ -12,7 +12,7 @@
 //! The set of followed partitions comes from the metadata image ([`ReplicaFetchers::update`]),
 //! so leader changes reach the fetchers without any other signal: a partition whose leader
 //! epoch changed is truncated again, one no longer followed is dropped, a leader no longer
-//! followed for anything has its task end.
+//! followed for anything has its task ended by the supervisor.
 
 use std::collections::{BTreeMap, HashMap};
 use std::sync::{Arc, Weak};
@@ -86,7 +86,16 @@ impl ReplicaFetchers {
             let mut running: HashMap<i32, tokio::task::JoinHandle<()>> = HashMap::new();
             loop {
                 let leaders: Vec<i32> = followed.borrow_and_update().keys().copied().collect();
-                running.retain(|_, task| !task.is_finished());
+                // The supervisor alone ends fetchers (at an await point, never inside an
+                // append), so a leader that goes and comes back always has one.
+                running.retain(|leader, task| {
+                    if leaders.contains(leader) {
+                        !task.is_finished()
+                    } else {
+                        task.abort();
+                        false
+                    }
+                });
                 for leader in leaders {
                     running.entry(leader).or_insert_with(|| {
                         let fetcher = Fetcher::new(weak.clone(), leader, followed.clone());
@@ -166,11 +175,13 @@ impl Fetcher {
         loop {
             self.sync_partitions();
             if self.partitions.is_empty() {
-                tracing::info!(
-                    leader = self.leader,
-                    "replica fetcher stopped: nothing to follow"
-                );
-                return;
+                // Nothing to follow from this leader until a newer image; the supervisor ends
+                // this task if the leader is gone from the followed set.
+                self.conn = None;
+                if self.followed_rx.changed().await.is_err() {
+                    return;
+                }
+                continue;
             }
             let Some(broker) = self.broker.upgrade() else {
                 return;
