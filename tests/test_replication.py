@@ -9,7 +9,7 @@ The brokers default to replication factor 3 and `min.insync.replicas=2`, and the
     bash tests/setup.d/20-java.sh                                        # once: the Kafka jars
     OXKA_CLUSTER_IMPL=kafka python -m pytest -q tests/test_replication.py
 
-and, once Oxka replicates, against Oxka with the same client code:
+and against Oxka (the default, and CI) with the same client code:
 
     OXKA_BIN=$PWD/target/release/oxka python -m pytest -q tests/test_replication.py
 
@@ -22,7 +22,7 @@ there is no controller, so no leader election and no ISR change (AlterPartition 
 controller).  Tests that need "fewer in-sync replicas than min.insync.replicas" therefore kill
 one follower of a topic whose min.insync.replicas is 3, instead of two of a topic at 2.
 
-Two assertions are Kafka 4.1 specifics an implementation has to choose to match:
+Two assertions are Kafka 4.1 specifics Oxka matches:
 - KIP-966 (eligible leader replicas, on in a new 4.1 cluster): while the ISR is below
   min.insync.replicas the high watermark does not advance, so acks=1 records are appended but
   not readable until the ISR is back (test_acks_all_below_min_insync...).
