@@ -457,7 +457,7 @@ def test_isolated_leader_loses_no_acknowledged_record(impl, tmp_path):
     for n in c.nodes:
         routes.append((n.port, n.node_id, "client", n.lport))
         routes.append((n.cport, n.node_id, "controller", n.lcport))
-    producer = None
+    producer = majority = None
     stop = threading.Event()
     try:
         sp.start(routes)
@@ -503,34 +503,41 @@ def test_isolated_leader_loses_no_acknowledged_record(impl, tmp_path):
         def cb(err, m):
             with lock:
                 if err is None:
-                    acked.append((int(m.value()), m.offset(), time.monotonic() - t0))
+                    acked.append((m.value(), m.offset(), time.monotonic() - t0))
                 else:
-                    failed.append((int(m.value()), err.name(), time.monotonic() - t0))
-        producer = Producer({
-            "bootstrap.servers": c.bootstrap(), "enable.idempotence": True, "acks": "all",
-            "linger.ms": 5, "message.timeout.ms": 150000, "request.timeout.ms": 5000,
-            "retry.backoff.ms": 100, "retry.backoff.max.ms": 1000,
-            "topic.metadata.refresh.interval.ms": 2000, "log.connection.close": False})
+                    failed.append((m.value(), err.name(), time.monotonic() - t0))
 
-        def produce_loop():
+        def new_producer(*node_ids):
+            return Producer({
+                "bootstrap.servers": c.bootstrap(*node_ids), "enable.idempotence": True,
+                "acks": "all", "linger.ms": 5, "message.timeout.ms": 150000,
+                "request.timeout.ms": 5000, "retry.backoff.ms": 100, "retry.backoff.max.ms": 1000,
+                "topic.metadata.refresh.interval.ms": 2000, "log.connection.close": False})
+
+        def produce_loop(prod, prefix, slot):
             i = 0
             for _ in range(1000000):
                 if stop.is_set():
                     break
                 for _ in range(50):
                     try:
-                        producer.produce(topic, value=b"%07d" % i, partition=0, on_delivery=cb)
+                        prod.produce(topic, value=prefix + b"%07d" % i, partition=0, on_delivery=cb)
                         break
                     except BufferError:
-                        producer.poll(0.1)
+                        prod.poll(0.1)
                 else:
                     break
                 i += 1
-                sent[0] = i
-                producer.poll(0)
+                sent[slot] = i
+                prod.poll(0)
                 time.sleep(0.004)
-        th = threading.Thread(target=produce_loop, daemon=True)
+        # the main producer, bootstrapped at every node; values 0000000, 0000001, ...
+        producer = new_producer()
+        majority = None  # a second one, started mid-cut at the majority only: M0000000, ...
+        sent.append(0)
+        th = threading.Thread(target=produce_loop, args=(producer, b"", 0), daemon=True)
         th.start()
+        th2 = None
 
         def acks():
             with lock:
@@ -562,6 +569,11 @@ def test_isolated_leader_loses_no_acknowledged_record(impl, tmp_path):
                         and view[1] > epoch0 and new_leader is None):
                     new_leader, new_epoch = view[0], view[1]
                     ev("  new leader %d (epoch %d) named %.1fs into the cut", view[0], view[1], el)
+                    # a producer that only knows the majority, so the new leader gets acks=all
+                    # writes during the cut (the main one may stay stuck on the isolated node)
+                    majority = new_producer(*others)
+                    th2 = threading.Thread(target=produce_loop, args=(majority, b"M", 1), daemon=True)
+                    th2.start()
             if k % 4 == 1:  # records only L gets: acks=1 straight to the isolated leader
                 vals = [b"L-only-%d-%d" % (k, j) for j in range(3)]
                 try:
@@ -627,10 +639,13 @@ def test_isolated_leader_loses_no_acknowledged_record(impl, tmp_path):
         time.sleep(2)
         stop.set()
         th.join(30)
-        left = producer.flush(170)
-        ev("producer flushed: sent %d, acked %d, failed %d, left %d", sent[0], *acks(), left)
-        del producer
-        producer = None
+        if th2 is not None:
+            th2.join(30)
+        left = producer.flush(170) + (majority.flush(170) if majority is not None else 0)
+        ev("producers flushed: sent %d + %d (majority), acked %d, failed %d, left %d",
+           sent[0], sent[1], *acks(), left)
+        del producer, majority
+        producer = majority = None
         gc.collect()
 
         def full_isr():
@@ -680,18 +695,19 @@ def test_isolated_leader_loses_no_acknowledged_record(impl, tmp_path):
         ev("consumed %d records (watermarks %d..%d)", len(got), lo, hi)
 
         log = dict(got)
-        values = [int(v) for _, v in got if not v.startswith(b"L-only")]
         offs = [o for o, _ in got]
         problems = []
         if offs != sorted(set(offs)):
             problems.append("offsets out of order or repeated")
-        if len(values) != len(set(values)):
-            dup = sorted({v for v in values if values.count(v) > 1})[:10]
-            problems.append("duplicate values %r" % dup)
-        if values != sorted(values):
-            problems.append("values out of order: first inversion at %r" % next(
-                (values[i], values[i + 1]) for i in range(len(values) - 1) if values[i] > values[i + 1]))
-        lost = [(v, o) for v, o, _ in ok if log.get(o) != b"%07d" % v]
+        for name, pick in (("main", lambda v: v[:1].isdigit()), ("majority", lambda v: v[:1] == b"M")):
+            values = [v for _, v in got if pick(v)]
+            if len(values) != len(set(values)):
+                dup = sorted({v for v in values if values.count(v) > 1})[:10]
+                problems.append("%s producer: duplicate values %r" % (name, dup))
+            if values != sorted(values):
+                problems.append("%s producer: values out of order: first inversion at %r" % (name, next(
+                    (values[i], values[i + 1]) for i in range(len(values) - 1) if values[i] > values[i + 1])))
+        lost = [(v, o) for v, o, _ in ok if log.get(o) != v]
         if lost:
             problems.append("%d acknowledged records not at their offsets, first %r (log has %r)"
                             % (len(lost), lost[:5], [log.get(o) for _, o in lost[:5]]))
@@ -745,9 +761,10 @@ def test_isolated_leader_loses_no_acknowledged_record(impl, tmp_path):
             timeline_fail("the proxy never saw node-to-node connections of %d" % L)
     finally:
         stop.set()
-        if producer is not None:
-            producer.flush(5)
-        producer = None
+        for prod in (producer, majority):
+            if prod is not None:
+                prod.flush(5)
+        producer = majority = None
         gc.collect()
         c.close()
         sp.stop()
