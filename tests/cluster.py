@@ -19,6 +19,12 @@ The probes here speak the wire directly (kafka-python's protocol classes via tes
 `Cluster.fail(msg)` raises an AssertionError carrying every node's log tail; `wait_until` is
 bounded in count and time and fails that way too.
 
+With `Cluster(..., proxied=True)` every node also gets a second pair of free ports
+(`node.lport`, `node.lcport`) that its listeners bind, while `node.port`/`node.cport` (its
+advertised listener, its `controller.quorum.voters` entry, the probes and the bootstraps) are
+left for the caller to serve, e.g. with a fault-injecting proxy forwarding to the real ports
+(tests/test_netsplit.py).  Without it (the default) both pairs are the same ports.
+
 Not thread-safe: one test drives one cluster.
 """
 import os
@@ -204,6 +210,9 @@ class Node:
         self.proc = None
         self.paused = False
         self.starts = 0
+        # the ports the listeners bind: port/cport unless the cluster is proxied
+        self.lport = port
+        self.lcport = cport
 
     host = "127.0.0.1"
 
@@ -266,7 +275,7 @@ class Node:
         else:
             self.term()
         for _ in range(100):  # the listener may linger a moment in the kernel
-            if not port_open(self.port, 0.05):
+            if not port_open(self.lport, 0.05):
                 break
             time.sleep(0.05)
         self.start()
@@ -283,7 +292,7 @@ class Node:
     def started(self):
         """The process has finished its start-up (its own signal; Cluster.wait_ready adds the
         Metadata check)."""
-        return port_open(self.port)
+        return port_open(self.lport)
 
 
 class OxkaNode(Node):
@@ -301,7 +310,7 @@ class OxkaNode(Node):
             "process.roles": "broker,controller",
             "node.id": str(self.node_id),
             "controller.quorum.voters": c.voters,
-            "listeners": "PLAINTEXT://127.0.0.1:%d,CONTROLLER://127.0.0.1:%d" % (self.port, self.cport),
+            "listeners": "PLAINTEXT://127.0.0.1:%d,CONTROLLER://127.0.0.1:%d" % (self.lport, self.lcport),
             "advertised.listeners": "PLAINTEXT://127.0.0.1:%d" % self.port,
             "controller.listener.names": "CONTROLLER",
             "listener.security.protocol.map": "PLAINTEXT:PLAINTEXT,CONTROLLER:PLAINTEXT",
@@ -361,14 +370,14 @@ class KafkaNode(Node):
                 fresh = f.read()
         except OSError:
             return False
-        return b"Kafka Server started" in fresh and port_open(self.port)
+        return b"Kafka Server started" in fresh and port_open(self.lport)
 
 
 # ------------------------------------------------------------------ the cluster
 class Cluster:
     """N nodes of one implementation.  nodes[i].node_id == i + 1."""
 
-    def __init__(self, impl, workdir, n=3, overrides=None, oxka_bin=None):
+    def __init__(self, impl, workdir, n=3, overrides=None, oxka_bin=None, proxied=False):
         self.impl = impl
         self.workdir = workdir
         os.makedirs(workdir, exist_ok=True)
@@ -390,6 +399,29 @@ class Cluster:
         else:
             ports = free_ports(2 * n)
             self.nodes = [OxkaNode(self, i + 1, ports[2 * i], ports[2 * i + 1]) for i in range(n)]
+        self.proxied = proxied
+        if proxied:
+            taken = {x for node in self.nodes for x in (node.port, node.cport)}
+            for _ in range(20):  # bounded: free ports that are none of the advertised ones
+                ports = free_ports(2 * n)
+                if not taken & set(ports):
+                    break
+            for i, node in enumerate(self.nodes):
+                node.lport, node.lcport = ports[2 * i], ports[2 * i + 1]
+            if impl == "kafka":
+                props = self.ref.properties
+
+                def proxied_properties(rn, _props=props):
+                    p = _props(rn)
+                    node = self.node(rn.node_id)
+                    p["listeners"] = "PLAINTEXT://127.0.0.1:%d,CONTROLLER://127.0.0.1:%d" % (
+                        node.lport, node.lcport)
+                    # Kafka's quorum RPCs carry each voter's controller endpoint (KIP-853), which
+                    # the others then dial instead of the voters string: advertise cport too
+                    p["advertised.listeners"] = "PLAINTEXT://127.0.0.1:%d,CONTROLLER://127.0.0.1:%d" % (
+                        node.port, node.cport)
+                    return p
+                self.ref.properties = proxied_properties
         self.voters = ",".join("%d@127.0.0.1:%d" % (x.node_id, x.cport) for x in self.nodes)
 
     # ---- addresses
