@@ -226,11 +226,24 @@ impl Broker {
     /// those back, and move leaderships off fenced brokers. A no-op on other nodes and when
     /// nothing changed. Blocking.
     pub fn controller_tick(&self) {
-        let Some(live) = self.quorum.live_nodes() else {
+        if self.quorum.live_nodes().is_none() {
             return;
-        };
-        if let Err(e) = self.change_metadata(|c| c.fence_and_elect(&live)) {
-            tracing::warn!(error = %e, "fencing and leader election failed");
+        }
+        // The liveness view is read again for every attempt (a retry after Stale must not
+        // reuse an older one), and only while this node is the active controller.
+        let quorum = &self.quorum;
+        let result = self.change_metadata(|c| {
+            let live = quorum.live_nodes().ok_or(ControllerError::NotController {
+                leader: quorum.leader(),
+            })?;
+            c.fence_and_elect(&live)
+        });
+        match result {
+            Ok(_) => {}
+            Err(ControllerError::NotController { .. }) => {
+                tracing::debug!("no longer the active controller: fencing left to the new one");
+            }
+            Err(e) => tracing::warn!(error = %e, "fencing and leader election failed"),
         }
     }
 

@@ -514,7 +514,9 @@ impl Controller {
         if records.is_empty() {
             return Ok(image);
         }
-        self.commit(&image, records)
+        // Only the active controller's own liveness view justifies these records: never
+        // forwarded (a cut-off ex-controller's view must not be committed by the new one).
+        Ok(self.quorum.propose_as_leader(image.next_offset, records)?)
     }
 
     /// Broker `broker_id` is stopping (Kafka's controlled shutdown): it leaves every ISR it is

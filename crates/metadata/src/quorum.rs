@@ -66,6 +66,18 @@ pub trait MetadataQuorum: Send + Sync + fmt::Debug {
         records: Vec<MetadataRecord>,
     ) -> Result<Arc<MetadataImage>, QuorumError>;
 
+    /// As [`MetadataQuorum::propose`], but only while this node is the active controller:
+    /// never forwarded, [`QuorumError::NotController`] once it is not. For decisions that only
+    /// the active controller's own view justifies (fencing by its liveness): a deposed
+    /// controller that was cut off must not have its view committed by the new one.
+    fn propose_as_leader(
+        &self,
+        based_on: u64,
+        records: Vec<MetadataRecord>,
+    ) -> Result<Arc<MetadataImage>, QuorumError> {
+        self.propose(based_on, records)
+    }
+
     /// The newest image applied on this node.
     fn image(&self) -> Arc<MetadataImage>;
 

@@ -274,6 +274,17 @@ impl RaftQuorum {
         based_on: u64,
         records: Vec<MetadataRecord>,
     ) -> Result<Arc<MetadataImage>, QuorumError> {
+        self.propose_inner(based_on, records, false).await
+    }
+
+    /// `propose_async`; with `leader_only` never forwarded (NotController once another node
+    /// leads, or no leader is known).
+    async fn propose_inner(
+        &self,
+        based_on: u64,
+        records: Vec<MetadataRecord>,
+        leader_only: bool,
+    ) -> Result<Arc<MetadataImage>, QuorumError> {
         let deadline = tokio::time::Instant::now() + self.propose_timeout;
         let unavailable = |why: &str| {
             QuorumError::Unavailable(format!("{why}; gave up after {:?}", self.propose_timeout))
@@ -286,6 +297,11 @@ impl RaftQuorum {
                 return Err(unavailable(&last_failure));
             }
             let leader = self.raft.metrics().borrow().current_leader;
+            if leader_only && leader != Some(self.node_id) {
+                return Err(QuorumError::NotController {
+                    leader: leader.and_then(kafka_id),
+                });
+            }
             let outcome = match leader {
                 None => {
                     let elected = self
@@ -427,6 +443,15 @@ impl MetadataQuorum for RaftQuorum {
         records: Vec<MetadataRecord>,
     ) -> Result<Arc<MetadataImage>, QuorumError> {
         self.runtime.block_on(self.propose_async(based_on, records))
+    }
+
+    fn propose_as_leader(
+        &self,
+        based_on: u64,
+        records: Vec<MetadataRecord>,
+    ) -> Result<Arc<MetadataImage>, QuorumError> {
+        self.runtime
+            .block_on(self.propose_inner(based_on, records, true))
     }
 
     fn image(&self) -> Arc<MetadataImage> {
