@@ -58,6 +58,24 @@ def selected_impls():
     return impls
 
 
+# The replicated cluster the replication, fault and partition tests share: replication factor 3
+# and min.insync.replicas 2 everywhere (internal topics too, 6 partitions each), followers out
+# of the ISR after 4 s, and leadership moving only when a test makes it move.
+REPLICA_LAG_MS = 4000
+REPLICATED_OVERRIDES = {
+    "default.replication.factor": "3",
+    "min.insync.replicas": "2",
+    "offsets.topic.replication.factor": "3",
+    "offsets.topic.num.partitions": "6",
+    "transaction.state.log.replication.factor": "3",
+    "transaction.state.log.min.isr": "2",
+    "transaction.state.log.num.partitions": "6",
+    "replica.lag.time.max.ms": str(REPLICA_LAG_MS),
+    "auto.leader.rebalance.enable": "false",
+    "unclean.leader.election.enable": "false",
+}
+
+
 def unique(prefix):
     """A topic or group name no other test uses."""
     return "%s-%s" % (prefix, uuid.uuid4().hex[:8])

@@ -54,19 +54,8 @@ IMPLS = clu.selected_impls()
 N_FAULTS = int(os.environ.get("OXKA_FAULTS", "8"))
 SEED_ENV = os.environ.get("OXKA_FAULT_SEED")
 
-LAG_MS = 4000  # replica.lag.time.max.ms
-OVERRIDES = {
-    "default.replication.factor": "3",
-    "min.insync.replicas": "2",
-    "offsets.topic.replication.factor": "3",
-    "offsets.topic.num.partitions": "6",
-    "transaction.state.log.replication.factor": "3",
-    "transaction.state.log.min.isr": "2",
-    "transaction.state.log.num.partitions": "6",
-    "replica.lag.time.max.ms": str(LAG_MS),
-    "auto.leader.rebalance.enable": "false",
-    "unclean.leader.election.enable": "false",
-}
+LAG_MS = clu.REPLICA_LAG_MS  # replica.lag.time.max.ms
+OVERRIDES = clu.REPLICATED_OVERRIDES
 PARTITIONS = 3
 RATE = 150            # records per second, at most
 MAX_RECORDS = 200000  # the producer's hard bound

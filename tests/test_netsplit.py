@@ -76,19 +76,11 @@ IMPLS = clu.selected_impls()
 
 CUT_S = 15.0  # > broker.session.timeout.ms
 SESSION_MS = 9000
-OVERRIDES = {
-    "default.replication.factor": "3",
-    "min.insync.replicas": "2",
-    "offsets.topic.replication.factor": "3",
+OVERRIDES = dict(clu.REPLICATED_OVERRIDES, **{
     "offsets.topic.num.partitions": "3",
-    "transaction.state.log.replication.factor": "3",
-    "transaction.state.log.min.isr": "2",
     "transaction.state.log.num.partitions": "3",
-    "replica.lag.time.max.ms": "4000",
     "broker.session.timeout.ms": str(SESSION_MS),
-    "auto.leader.rebalance.enable": "false",
-    "unclean.leader.election.enable": "false",
-}
+})
 FAILOVER_BOUND = 45  # from the cut to a new leader named by the majority
 ISR_BOUND = 90       # from the heal to the full ISR
 
@@ -334,15 +326,7 @@ def _skip_unsupported(impl):
     reason = _skip_reason()
     if reason:
         pytest.skip(reason)
-    if impl == "kafka":
-        import kafkaref
-        reason = kafkaref.java_skip_reason()
-        if reason:
-            pytest.skip(reason)
-    else:
-        from conftest import OXKA_BIN
-        if not os.path.exists(OXKA_BIN):
-            pytest.fail("oxka binary not found at %s (build it or set OXKA_BIN)" % OXKA_BIN)
+    clu.skip_unsupported(impl)
 
 
 def metadata(node, topics, timeout=5):

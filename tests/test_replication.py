@@ -55,20 +55,8 @@ NOT_ENOUGH_REPLICAS = 19
 NOT_ENOUGH_REPLICAS_AFTER_APPEND = 20
 UNKNOWN_LEADER_EPOCH = 75
 
-LAG_MS = 4000  # replica.lag.time.max.ms
-OVERRIDES = {
-    "default.replication.factor": "3",
-    "min.insync.replicas": "2",
-    "offsets.topic.replication.factor": "3",
-    "offsets.topic.num.partitions": "6",
-    "transaction.state.log.replication.factor": "3",
-    "transaction.state.log.min.isr": "2",
-    "transaction.state.log.num.partitions": "6",
-    "replica.lag.time.max.ms": str(LAG_MS),
-    # leadership moves only when a test makes it move
-    "auto.leader.rebalance.enable": "false",
-    "unclean.leader.election.enable": "false",
-}
+LAG_MS = clu.REPLICA_LAG_MS  # replica.lag.time.max.ms
+OVERRIDES = clu.REPLICATED_OVERRIDES
 # Kafka fences a SIGKILLed broker after broker.session.timeout.ms (9 s) and only then elects a
 # new leader for its partitions; a bound for "a new leader / coordinator" with room for a
 # loaded 2-core machine.
