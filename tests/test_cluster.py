@@ -811,6 +811,16 @@ def test_reassignment_adds_a_replica_that_catches_up_then_removes_one(fresh):
         moved = c.wait_until(lambda: (lambda s: s if s[1] == [2, 3] and s[2] == [2, 3] else None)(
             state()), 30, "replica 1 to leave")
         assert moved[0] in (2, 3), moved
+        # v1 (KIP-860): allow_replication_factor_change=false refuses another size, changes nothing.
+        from kafka.protocol.admin import AlterPartitionReassignmentsRequest as APR
+        r = c.node(2).probe.call(
+            APR, 1, timeout_ms=10000, allow_replication_factor_change=False,
+            topics=[APR.ReassignableTopic(name=t, partitions=[
+                APR.ReassignableTopic.ReassignablePartition(partition_index=0,
+                                                            replicas=[1, 2, 3])])])
+        assert r.error_code == 0, r
+        assert [p.error_code for p in r.responses[0].partitions] == [INVALID_REPLICATION_FACTOR], r
+        assert state()[1] == [2, 3]
         gone = os.path.join(c.node(1).data_dir, "%s-0" % t)
         c.wait_until(lambda: not os.path.exists(gone), 60, "node 1 to delete its replica's log")
     finally:

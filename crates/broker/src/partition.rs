@@ -395,6 +395,28 @@ impl Partition {
         self.appended.notify_waiters();
     }
 
+    /// Kafka's delayed operations on this partition: `check` again after every append, high
+    /// watermark move and role change until it gives an answer, at most until `deadline`
+    /// (then `None`). Registers for the wake-up before each check, so none is missed.
+    pub async fn wait_until<T>(
+        &self,
+        deadline: std::time::Instant,
+        mut check: impl FnMut(&Partition) -> Option<T>,
+    ) -> Option<T> {
+        loop {
+            let woken = self.appended();
+            tokio::pin!(woken);
+            woken.as_mut().enable();
+            if let Some(answer) = check(self) {
+                return Some(answer);
+            }
+            let now = std::time::Instant::now();
+            if now >= deadline || tokio::time::timeout(deadline - now, woken).await.is_err() {
+                return check(self);
+            }
+        }
+    }
+
     /// Where an acks=all produce of a batch ending at `last_offset`, appended in
     /// `leader_epoch`, stands.
     pub fn ack_status(&self, leader_epoch: i32, last_offset: i64) -> AckWait {

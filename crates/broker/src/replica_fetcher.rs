@@ -31,7 +31,7 @@ use oxka_replication::follower::{self, EpochEndOffset, TruncationStart, Truncati
 use oxka_replication::{LeaderEpoch, Offset};
 use tokio::sync::watch;
 
-use crate::partition::{FollowerSet, Partition, PartitionError};
+use crate::partition::{FollowerSet, Partition};
 use crate::Broker;
 
 const NONE: i16 = 0;
@@ -458,12 +458,8 @@ fn apply_step(partition: &Partition, step: TruncationStep) {
         | TruncationStep::TruncateAndAskAgain { truncate_to, .. } => truncate_to.0,
     };
     if let Err(e) = partition.truncate_to(offset) {
-        log_truncation_failure(partition, &e);
+        tracing::error!(topic = %partition.topic, partition = partition.index, error = %e, "truncation failed");
     }
-}
-
-fn log_truncation_failure(partition: &Partition, e: &PartitionError) {
-    tracing::error!(topic = %partition.topic, partition = partition.index, error = %e, "truncation failed");
 }
 
 /// `host:port` of `leader`'s endpoint on the inter-broker listener (its first endpoint when it

@@ -117,31 +117,24 @@ impl Broker {
             .and_then(|v| v.trim().parse().ok())
             .unwrap_or(5000);
         let deadline = Instant::now() + Duration::from_millis(timeout_ms);
-        loop {
-            let woken = partition.appended();
-            tokio::pin!(woken);
-            woken.as_mut().enable();
-            match partition.offsets() {
-                Ok(o) if o.high_watermark >= target => return true,
-                Ok(_) if partition.following().is_none() => {}
-                _ => return false,
-            }
-            let now = Instant::now();
-            if now >= deadline || tokio::time::timeout(deadline - now, woken).await.is_err() {
-                let replicated = partition
-                    .offsets()
-                    .is_ok_and(|o| o.high_watermark >= target);
-                if !replicated {
-                    tracing::warn!(
-                        topic,
-                        partition = index,
-                        target,
-                        "coordinator write not replicated in time"
-                    );
-                }
-                return replicated;
-            }
+        let replicated = partition
+            .wait_until(deadline, |p| match p.offsets() {
+                Ok(o) if o.high_watermark >= target => Some(true),
+                // Still leading: wait for the followers.
+                Ok(_) if p.following().is_none() => None,
+                _ => Some(false),
+            })
+            .await
+            .unwrap_or(false);
+        if !replicated {
+            tracing::warn!(
+                topic,
+                partition = index,
+                target,
+                "coordinator write not replicated in time"
+            );
         }
+        replicated
     }
 
     /// Kafka's controlled shutdown, before a cluster node stops: its leaderships move to other
@@ -173,16 +166,5 @@ impl Broker {
         if let Err(e) = self.partitions().checkpoint_high_watermarks() {
             tracing::warn!(error = %e, "writing the high watermark checkpoint failed");
         }
-    }
-
-    /// How many led partitions have fewer in-sync replicas than replicas (Kafka's
-    /// UnderReplicatedPartitions).
-    pub fn under_replicated_partitions(&self) -> usize {
-        self.partitions()
-            .all()
-            .iter()
-            .filter_map(|p| p.isr_len())
-            .filter(|(isr, replicas)| isr < replicas)
-            .count()
     }
 }

@@ -240,25 +240,19 @@ fn reply(response: ProduceResponse, acks: i16) -> Reply {
 /// Waits until every ISR member has the batch `info` describes (the high watermark passed
 /// it), at most until `deadline`; the error code to answer (0 when replicated).
 async fn await_replication(partition: &Partition, info: &Appended, deadline: Instant) -> i16 {
-    loop {
-        let woken = partition.appended();
-        tokio::pin!(woken);
-        woken.as_mut().enable();
-        match partition.ack_status(info.leader_epoch, info.last_offset) {
-            AckWait::Done => return 0,
-            AckWait::NotEnoughReplicasAfterAppend => {
-                return ResponseError::NotEnoughReplicasAfterAppend.code()
-            }
-            AckWait::NotLeader => return NOT_LEADER_OR_FOLLOWER,
-            AckWait::Pending => {}
+    let status = partition
+        .wait_until(deadline, |p| {
+            Some(p.ack_status(info.leader_epoch, info.last_offset))
+                .filter(|s| *s != AckWait::Pending)
+        })
+        .await;
+    match status {
+        Some(AckWait::Done) => 0,
+        Some(AckWait::NotEnoughReplicasAfterAppend) => {
+            ResponseError::NotEnoughReplicasAfterAppend.code()
         }
-        let now = Instant::now();
-        if now >= deadline
-            || tokio::time::timeout(deadline - now, woken).await.is_err()
-                && partition.ack_status(info.leader_epoch, info.last_offset) == AckWait::Pending
-        {
-            return ResponseError::RequestTimedOut.code();
-        }
+        Some(AckWait::NotLeader) => NOT_LEADER_OR_FOLLOWER,
+        Some(AckWait::Pending) | None => ResponseError::RequestTimedOut.code(),
     }
 }
 
